@@ -1,0 +1,250 @@
+"""Agent = card + typed skills + a brain. Skills are async functions, pydantic in and pydantic out."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, get_type_hints
+
+import anyio
+from pydantic import BaseModel, ValidationError
+
+from agents.errors import DeadlineExceeded, InvalidModelOutput, SkillInputError, SkillNotFound
+from agents.llm.base import Brain, GenerationRequest
+from agents.usage import Usage
+from protocol.a2a import AgentCapabilities, AgentCard, AgentInterface, AgentProvider, AgentSkill
+
+__all__ = ["Agent", "Skill", "SkillContext"]
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
+SkillFn = Callable[["SkillContext", Any], Awaitable[BaseModel]]
+_SKILL_ID = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
+
+
+class SkillContext:
+    """What a running skill may use: the brain, the usage so far, cancellation and the deadline."""
+
+    def __init__(
+        self, brain: Brain | None, *, task_id: str = "", context_id: str = "", deadline: float | None = None
+    ) -> None:
+        self.brain = brain
+        self.task_id = task_id
+        self.context_id = context_id
+        self.deadline = deadline  # anyio.current_time() value, or None
+        self.usage = Usage()
+
+    def remaining(self) -> float | None:
+        """Seconds until the deadline (None when there is none)."""
+        return None if self.deadline is None else self.deadline - anyio.current_time()
+
+    async def generate(
+        self,
+        prompt: str,
+        output_type: type[Out],
+        *,
+        system: str | None = None,
+        max_tokens: int = 256,
+        retries: int = 2,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> Out:
+        """Ask the brain for an ``output_type`` inside its JSON schema; retry invalid output, then fail.
+
+        Raises ``InvalidModelOutput`` after ``retries + 1`` failed attempts: invalid data is never returned.
+        """
+        if self.brain is None:
+            raise InvalidModelOutput("this agent has no brain; give Agent(brain=LlamaCpp()) or Scripted([...])")
+        schema = output_type.model_json_schema()
+        errors: list[str] = []
+        for attempt in range(retries + 1):
+            remaining = self.remaining()
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceeded(f"deadline passed before model attempt {attempt + 1}")
+            request = GenerationRequest(
+                prompt=prompt, system=system, json_schema=schema, max_tokens=max_tokens,
+                temperature=temperature, seed=seed + attempt, timeout_s=remaining,
+            )
+            completion = await self.brain.generate(request)
+            self.usage = self.usage + completion.usage
+            try:
+                return output_type.model_validate_json(completion.text)
+            except ValidationError as exc:
+                errors.append(_short(exc, completion.text))
+        raise InvalidModelOutput(
+            f"model output failed {output_type.__name__} validation {len(errors)} times: " + " | ".join(errors)
+        )
+
+
+def _short(exc: ValidationError, text: str) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "<root>"
+    return f"{where}: {first.get('msg')} (output {text[:80]!r})"
+
+
+@dataclass
+class Skill:
+    """A typed capability: validated input model in, output model out."""
+
+    id: str
+    name: str
+    description: str
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    fn: SkillFn
+    tags: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+
+    def card(self) -> AgentSkill:
+        return AgentSkill(
+            id=self.id, name=self.name, description=self.description, tags=self.tags, examples=self.examples,
+            input_modes=["application/json", "text/plain"], output_modes=["application/json"],
+        )
+
+    def parse_input(self, arguments: Any) -> BaseModel:
+        """Validate raw arguments (a dict, a JSON string, or plain text for one-string-field models)."""
+        if isinstance(arguments, str):
+            text_fields = [n for n, f in self.input_model.model_fields.items() if f.annotation is str]
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError:
+                if len(self.input_model.model_fields) == 1 and text_fields:
+                    arguments = {text_fields[0]: arguments}
+                else:
+                    raise SkillInputError(
+                        f"skill {self.id!r} takes a JSON object matching {self.input_model.__name__}; "
+                        "send it as a data part"
+                    ) from None
+        try:
+            return self.input_model.model_validate(arguments)
+        except ValidationError as exc:
+            details = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
+            )
+            raise SkillInputError(f"invalid input for skill {self.id!r}: {details}") from None
+
+
+class Agent:
+    """A named agent with typed skills and a brain.
+
+    >>> agent = Agent("echo", "Repeats what it is told")
+    >>> @agent.skill()
+    ... async def echo(ctx: SkillContext, req: EchoIn) -> EchoOut: ...
+    """
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        *,
+        brain: Brain | None = None,
+        version: str = "1.0.0",
+        provider: AgentProvider | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}", name):
+            raise ValueError(f"agent name {name!r} must be 1-64 letters, digits, '_', '-', '.'")
+        self.name = name
+        self.description = description
+        self.brain = brain
+        self.version = version
+        self.provider = provider
+        self.tags = tags or []
+        self.metadata = metadata or {}
+        self.skills: dict[str, Skill] = {}
+
+    def skill(
+        self,
+        id: str | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        examples: list[str] | None = None,
+    ) -> Callable[[Callable[[SkillContext, In], Awaitable[Out]]], Callable[[SkillContext, In], Awaitable[Out]]]:
+        """Register an async ``fn(ctx, input_model) -> output_model`` as a skill; types come from hints."""
+
+        def register(fn: Callable[[SkillContext, In], Awaitable[Out]]) -> Callable[[SkillContext, In], Awaitable[Out]]:
+            if not inspect.iscoroutinefunction(fn):
+                raise TypeError(f"skill {fn.__name__} must be an async function")
+            hints = get_type_hints(fn)
+            params = [p for p in inspect.signature(fn).parameters if p != "return"]
+            if len(params) != 2:
+                raise TypeError(f"skill {fn.__name__} must take (ctx: SkillContext, request: <pydantic model>)")
+            input_model, output_model = hints.get(params[1]), hints.get("return")
+            for what, model in (("input", input_model), ("return", output_model)):
+                if not (inspect.isclass(model) and issubclass(model, BaseModel)):
+                    raise TypeError(f"skill {fn.__name__}: the {what} type must be a pydantic model")
+            skill_id = id or fn.__name__
+            if not _SKILL_ID.match(skill_id):
+                raise ValueError(f"skill id {skill_id!r} must match {_SKILL_ID.pattern}")
+            if skill_id in self.skills:
+                raise ValueError(f"agent {self.name!r} already has a skill {skill_id!r}")
+            doc = inspect.getdoc(fn) or ""
+            self.skills[skill_id] = Skill(
+                id=skill_id,
+                name=name or skill_id.replace("_", " ").capitalize(),
+                description=description or doc.split("\n\n")[0] or skill_id,
+                input_model=input_model,  # type: ignore[arg-type]
+                output_model=output_model,  # type: ignore[arg-type]
+                fn=fn,  # type: ignore[arg-type]
+                tags=tags or [],
+                examples=examples or [],
+            )
+            return fn
+
+        return register
+
+    @property
+    def default_skill(self) -> Skill:
+        """The skill used when a message names none: the first one declared."""
+        if not self.skills:
+            raise SkillNotFound(f"agent {self.name!r} has no skills")
+        return next(iter(self.skills.values()))
+
+    def get_skill(self, skill_id: str | None) -> Skill:
+        if skill_id is None:
+            return self.default_skill
+        try:
+            return self.skills[skill_id]
+        except KeyError:
+            known = ", ".join(self.skills) or "none"
+            raise SkillNotFound(f"agent {self.name!r} has no skill {skill_id!r} (it has: {known})") from None
+
+    async def call(
+        self, skill_id: str | None, arguments: Any, *, ctx: SkillContext | None = None
+    ) -> tuple[BaseModel, Usage]:
+        """Validate arguments, run the skill, validate its result. Returns the result and what it cost."""
+        skill = self.get_skill(skill_id)
+        request = skill.parse_input(arguments)
+        ctx = ctx or SkillContext(self.brain)
+        if ctx.deadline is not None:
+            with anyio.move_on_after(max(0.0, ctx.deadline - anyio.current_time())) as scope:
+                result = await skill.fn(ctx, request)
+            if scope.cancelled_caught:
+                raise DeadlineExceeded(f"skill {skill.id!r} ran past its deadline")
+        else:
+            result = await skill.fn(ctx, request)
+        if not isinstance(result, skill.output_model):
+            try:
+                result = skill.output_model.model_validate(result)
+            except ValidationError as exc:
+                raise InvalidModelOutput(f"skill {skill.id!r} returned invalid {skill.output_model.__name__}: "
+                                         f"{exc.errors()[0]['msg']}") from None
+        return result, ctx.usage
+
+    def card(self, url: str, *, streaming: bool = True) -> AgentCard:
+        """The A2A Agent Card for this agent served at ``url``."""
+        return AgentCard(
+            name=self.name,
+            description=self.description,
+            version=self.version,
+            supported_interfaces=[AgentInterface(url=url)],
+            provider=self.provider,
+            capabilities=AgentCapabilities(streaming=streaming),
+            skills=[s.card() for s in self.skills.values()],
+        )

@@ -1,0 +1,200 @@
+"""Clients for A2A agents with one interface: over HTTP (httpx) or in-process (same semantics, no network)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any, Protocol, Self
+
+import httpx
+from pydantic import BaseModel
+
+from agents.agent import Agent
+from agents.tasks import SKILL_METADATA_KEY, TaskRuntime
+from protocol.a2a import (
+    AGENT_CARD_PATH,
+    PROTOCOL_VERSION,
+    VERSION_HEADER,
+    AgentCard,
+    CancelTaskRequest,
+    GetTaskRequest,
+    ListTasksRequest,
+    ListTasksResponse,
+    Message,
+    Part,
+    SendMessageConfiguration,
+    SendMessageRequest,
+    SendMessageResponse,
+    StreamResponse,
+    SubscribeToTaskRequest,
+    Task,
+    new_id,
+)
+from protocol.jsonrpc import A2AError, InvalidAgentResponseError, JSONRPCError, error_from_wire
+
+__all__ = ["AgentClient", "HttpAgentClient", "LocalAgentClient", "skill_message"]
+
+
+def skill_message(skill: str | None, arguments: Any, *, context_id: str | None = None) -> Message:
+    """A user message that asks for ``skill`` with ``arguments`` (a dict/model as a data part, or text)."""
+    if isinstance(arguments, BaseModel):
+        arguments = arguments.model_dump(mode="json")
+    part = Part.from_text(arguments) if isinstance(arguments, str) else Part.from_data(arguments)
+    metadata = {SKILL_METADATA_KEY: skill} if skill else None
+    return Message.user(part, metadata=metadata, context_id=context_id)
+
+
+class AgentClient(Protocol):
+    """What the orchestrator needs from an agent, whatever the transport."""
+
+    async def get_card(self) -> AgentCard: ...
+
+    async def send_message(self, message: Message, *, return_immediately: bool = False) -> Task: ...
+
+    def stream_message(self, message: Message) -> AsyncIterator[StreamResponse]: ...
+
+    async def get_task(self, task_id: str, history_length: int | None = None) -> Task: ...
+
+    async def list_tasks(self, request: ListTasksRequest | None = None) -> ListTasksResponse: ...
+
+    async def cancel_task(self, task_id: str) -> Task: ...
+
+    def subscribe(self, task_id: str) -> AsyncIterator[StreamResponse]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _task_of(response: SendMessageResponse) -> Task:
+    if response.task is None:
+        raise InvalidAgentResponseError("the agent answered SendMessage with a message, not a task")
+    return response.task
+
+
+class HttpAgentClient:
+    """A2A JSON-RPC client over httpx. ``url`` is the agent's endpoint (its card's interface URL)."""
+
+    def __init__(self, url: str, *, timeout: float = 60.0, http: httpx.AsyncClient | None = None) -> None:
+        self.url = url if url.endswith("/") else url + "/"
+        self._own = http is None
+        self._http = http or httpx.AsyncClient(timeout=timeout, headers={VERSION_HEADER: PROTOCOL_VERSION})
+        self._ids = 0
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own:
+            await self._http.aclose()
+
+    @classmethod
+    async def from_card_url(cls, card_url: str, **kwargs: Any) -> HttpAgentClient:
+        """Fetch the card at ``card_url`` and connect to its first JSON-RPC interface."""
+        async with httpx.AsyncClient(timeout=kwargs.get("timeout", 60.0)) as http:
+            response = await http.get(card_url)
+            response.raise_for_status()
+        card = AgentCard.model_validate(response.json())
+        return cls(card.url, **kwargs)
+
+    def _envelope(self, method: str, params: BaseModel) -> dict[str, Any]:
+        self._ids += 1
+        return {"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params.model_dump(
+            mode="json", by_alias=True, exclude_none=True)}
+
+    async def _call(self, method: str, params: BaseModel) -> Any:
+        response = await self._http.post(self.url, json=self._envelope(method, params))
+        return _result(response.json())
+
+    async def _stream(self, method: str, params: BaseModel) -> AsyncIterator[StreamResponse]:
+        headers = {"Accept": "text/event-stream"}
+        async with self._http.stream("POST", self.url, json=self._envelope(method, params), headers=headers) as r:
+            if not r.headers.get("content-type", "").startswith("text/event-stream"):
+                _result(json.loads(await r.aread()))
+                raise InvalidAgentResponseError(f"{method} answered without an event stream")
+            async for line in r.aiter_lines():
+                if line.startswith("data:"):
+                    yield StreamResponse.model_validate(_result(json.loads(line[5:])))
+
+    async def get_card(self) -> AgentCard:
+        base = self.url.rstrip("/")
+        response = await self._http.get(base + AGENT_CARD_PATH)
+        response.raise_for_status()
+        return AgentCard.model_validate(response.json())
+
+    async def send_message(self, message: Message, *, return_immediately: bool = False) -> Task:
+        config = SendMessageConfiguration(return_immediately=return_immediately)
+        result = await self._call("SendMessage", SendMessageRequest(message=message, configuration=config))
+        return _task_of(SendMessageResponse.model_validate(result))
+
+    def stream_message(self, message: Message) -> AsyncIterator[StreamResponse]:
+        return self._stream("SendStreamingMessage", SendMessageRequest(message=message))
+
+    async def get_task(self, task_id: str, history_length: int | None = None) -> Task:
+        return Task.model_validate(await self._call("GetTask", GetTaskRequest(id=task_id, history_length=history_length)))
+
+    async def list_tasks(self, request: ListTasksRequest | None = None) -> ListTasksResponse:
+        return ListTasksResponse.model_validate(await self._call("ListTasks", request or ListTasksRequest()))
+
+    async def cancel_task(self, task_id: str) -> Task:
+        return Task.model_validate(await self._call("CancelTask", CancelTaskRequest(id=task_id)))
+
+    def subscribe(self, task_id: str) -> AsyncIterator[StreamResponse]:
+        return self._stream("SubscribeToTask", SubscribeToTaskRequest(id=task_id))
+
+
+def _result(body: Any) -> Any:
+    if not isinstance(body, dict):
+        raise InvalidAgentResponseError("the agent's reply is not a JSON-RPC object")
+    if "error" in body:
+        raise error_from_wire(JSONRPCError.model_validate(body["error"]))
+    if "result" not in body:
+        raise InvalidAgentResponseError("the agent's JSON-RPC reply has neither result nor error")
+    return body["result"]
+
+
+class LocalAgentClient:
+    """The same interface as ``HttpAgentClient``, calling an in-process agent directly (no network)."""
+
+    def __init__(self, agent: Agent, *, url: str = "local://") -> None:
+        self.agent = agent
+        self.url = url + agent.name
+        self.runtime = TaskRuntime(agent)
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        await self._stack.enter_async_context(self.runtime.running())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
+
+    async def get_card(self) -> AgentCard:
+        return self.agent.card(self.url)
+
+    async def send_message(self, message: Message, *, return_immediately: bool = False) -> Task:
+        config = SendMessageConfiguration(return_immediately=return_immediately)
+        return await self.runtime.send(SendMessageRequest(message=message, configuration=config))
+
+    def stream_message(self, message: Message) -> AsyncIterator[StreamResponse]:
+        return self.runtime.stream(SendMessageRequest(message=message))
+
+    async def get_task(self, task_id: str, history_length: int | None = None) -> Task:
+        return self.runtime.get(task_id, history_length)
+
+    async def list_tasks(self, request: ListTasksRequest | None = None) -> ListTasksResponse:
+        return self.runtime.list(request or ListTasksRequest())
+
+    async def cancel_task(self, task_id: str) -> Task:
+        return await self.runtime.cancel(task_id)
+
+    def subscribe(self, task_id: str) -> AsyncIterator[StreamResponse]:
+        return self.runtime.subscribe(task_id)
+
+
+_ = A2AError  # re-exported error base for client users: ``from agents.client import A2AError``

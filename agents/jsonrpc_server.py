@@ -1,0 +1,185 @@
+"""The A2A JSON-RPC binding over HTTP for one agent: parse, validate, dispatch, encode (JSON or SSE)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from agents.tasks import TaskRuntime
+from protocol.a2a import (
+    PROTOCOL_VERSION,
+    VERSION_HEADER,
+    CancelTaskRequest,
+    GetTaskRequest,
+    ListTasksRequest,
+    SendMessageRequest,
+    SendMessageResponse,
+    StreamResponse,
+    SubscribeToTaskRequest,
+)
+from protocol.jsonrpc import (
+    A2AError,
+    ExtendedAgentCardNotConfiguredError,
+    InternalError,
+    InvalidParamsError,
+    InvalidRequestError,
+    JSONRPCErrorResponse,
+    JSONRPCRequest,
+    MethodNotFoundError,
+    ParseError,
+    PushNotificationNotSupportedError,
+    VersionNotSupportedError,
+)
+
+__all__ = ["JsonRpcEndpoint", "MAX_BODY_BYTES", "SUPPORTED_VERSIONS"]
+
+MAX_BODY_BYTES = 1_000_000
+SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
+_PUSH_METHODS = {
+    "CreateTaskPushNotificationConfig",
+    "GetTaskPushNotificationConfig",
+    "ListTaskPushNotificationConfigs",
+    "DeleteTaskPushNotificationConfig",
+}
+
+
+def _error_response(error: A2AError, request_id: Any = None, status: int = 200) -> JSONResponse:
+    body = JSONRPCErrorResponse(id=request_id, error=error.to_jsonrpc())
+    return JSONResponse(body.model_dump(mode="json"), status_code=status)
+
+
+def _params(model: type[BaseModel], params: dict[str, Any] | None) -> Any:
+    try:
+        return model.model_validate(params or {})
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise InvalidParamsError(f"invalid params for {model.__name__.removesuffix('Request')}: {details}") from None
+
+
+class JsonRpcEndpoint:
+    """Starlette endpoint serving one agent's TaskRuntime over A2A JSON-RPC 2.0."""
+
+    def __init__(self, runtime: TaskRuntime, *, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.runtime = runtime
+        self.max_body_bytes = max_body_bytes
+        self._unary: dict[str, Callable[[dict[str, Any] | None], Awaitable[Any]]] = {
+            "SendMessage": self._send_message,
+            "GetTask": self._get_task,
+            "ListTasks": self._list_tasks,
+            "CancelTask": self._cancel_task,
+            "GetExtendedAgentCard": self._extended_card,
+        }
+        self._streaming: dict[str, Callable[[dict[str, Any] | None], AsyncIterator[StreamResponse]]] = {
+            "SendStreamingMessage": self._send_streaming,
+            "SubscribeToTask": self._subscribe,
+        }
+
+    async def handle(self, request: Request) -> Response:
+        request_id: Any = None
+        try:
+            payload = await self._read(request)
+            if isinstance(payload, dict):
+                raw_id = payload.get("id")
+                request_id = raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
+            try:
+                rpc = JSONRPCRequest.model_validate(payload)
+            except ValidationError:
+                raise InvalidRequestError(
+                    'not a JSON-RPC 2.0 request: send {"jsonrpc": "2.0", "method": ..., "params": {...}, "id": ...}'
+                ) from None
+            self._check_version(request)
+            if rpc.method in self._streaming:
+                stream = self._streaming[rpc.method](rpc.params)
+                first = await anext(stream)  # errors before the first event come back as plain JSON-RPC
+                return StreamingResponse(
+                    self._sse(rpc.id, first, stream), media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache", VERSION_HEADER: PROTOCOL_VERSION},
+                )
+            if rpc.method in _PUSH_METHODS:
+                raise PushNotificationNotSupportedError("this agent does not support push notifications")
+            handler = self._unary.get(rpc.method)
+            if handler is None:
+                raise MethodNotFoundError(f"method {rpc.method!r} not found")
+            result = await handler(rpc.params)
+            return JSONResponse({"jsonrpc": "2.0", "id": rpc.id, "result": result},
+                                headers={VERSION_HEADER: PROTOCOL_VERSION})
+        except A2AError as exc:
+            return _error_response(exc, request_id)
+        except Exception as exc:  # never let one bad request take the server down
+            return _error_response(InternalError(f"internal error: {type(exc).__name__}"), request_id)
+
+    async def _read(self, request: Request) -> Any:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in ("application/json", "application/a2a+json", ""):
+            raise InvalidRequestError(f"Content-Type must be application/json, not {content_type!r}")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise InvalidRequestError(f"request body over the {self.max_body_bytes}-byte limit")
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > self.max_body_bytes:
+                raise InvalidRequestError(f"request body over the {self.max_body_bytes}-byte limit")
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ParseError(f"body is not valid JSON: {exc}") from None
+
+    def _check_version(self, request: Request) -> None:
+        version = request.headers.get(VERSION_HEADER, "").strip()
+        if not version:
+            return  # clients that omit the header get the current version
+        if version not in SUPPORTED_VERSIONS:
+            raise VersionNotSupportedError(
+                f"A2A-Version {version!r} is not supported; this agent speaks {sorted(SUPPORTED_VERSIONS)}",
+                {"supportedVersions": ",".join(sorted(SUPPORTED_VERSIONS))},
+            )
+
+    async def _sse(self, rpc_id: Any, first: StreamResponse, rest: AsyncIterator[StreamResponse]) -> AsyncIterator[bytes]:
+        def frame(result: Any) -> bytes:
+            return f"data: {json.dumps({'jsonrpc': '2.0', 'id': rpc_id, 'result': result})}\n\n".encode()
+
+        yield frame(first.wire())
+        try:
+            async for event in rest:
+                yield frame(event.wire())
+        except A2AError as exc:
+            error = JSONRPCErrorResponse(id=rpc_id, error=exc.to_jsonrpc()).model_dump(mode="json")
+            yield f"data: {json.dumps(error)}\n\n".encode()
+
+    async def _send_message(self, params: dict[str, Any] | None) -> Any:
+        request = _params(SendMessageRequest, params)
+        task = await self.runtime.send(request)
+        return SendMessageResponse(task=task).wire()
+
+    async def _send_streaming(self, params: dict[str, Any] | None) -> AsyncIterator[StreamResponse]:
+        request = _params(SendMessageRequest, params)
+        async for event in self.runtime.stream(request):
+            yield event
+
+    async def _subscribe(self, params: dict[str, Any] | None) -> AsyncIterator[StreamResponse]:
+        request = _params(SubscribeToTaskRequest, params)
+        async for event in self.runtime.subscribe(request.id):
+            yield event
+
+    async def _get_task(self, params: dict[str, Any] | None) -> Any:
+        request = _params(GetTaskRequest, params)
+        return self.runtime.get(request.id, request.history_length).wire()
+
+    async def _list_tasks(self, params: dict[str, Any] | None) -> Any:
+        request = _params(ListTasksRequest, params)
+        return self.runtime.list(request).wire()
+
+    async def _cancel_task(self, params: dict[str, Any] | None) -> Any:
+        request = _params(CancelTaskRequest, params)
+        return (await self.runtime.cancel(request.id)).wire()
+
+    async def _extended_card(self, params: dict[str, Any] | None) -> Any:
+        raise ExtendedAgentCardNotConfiguredError("this agent has no extended agent card")

@@ -1,0 +1,98 @@
+"""ASGI app serving one or many agents: Agent Card, A2A JSON-RPC (+SSE) and an MCP endpoint per agent.
+
+One agent is served at the root (``/.well-known/agent-card.json``, ``POST /``, ``/mcp``); several agents
+each get a prefix ``/agents/{name}`` with the same three routes under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from agents.agent import Agent
+from agents.jsonrpc_server import JsonRpcEndpoint
+from agents.tasks import TaskRuntime
+from protocol.a2a import AGENT_CARD_PATH
+
+__all__ = ["AgentServer", "create_app"]
+
+
+class AgentServer:
+    """The agents of one process, their runtimes and their public URLs."""
+
+    def __init__(self, agents: Agent | Sequence[Agent], base_url: str = "http://127.0.0.1:8000") -> None:
+        self.agents = [agents] if isinstance(agents, Agent) else list(agents)
+        if not self.agents:
+            raise ValueError("serve at least one agent")
+        names = [a.name for a in self.agents]
+        if len(set(names)) != len(names):
+            raise ValueError(f"agent names must be unique in one server: {names}")
+        self.base_url = base_url.rstrip("/")
+        self.runtimes = {a.name: TaskRuntime(a) for a in self.agents}
+
+    def prefix(self, agent: Agent) -> str:
+        return "" if len(self.agents) == 1 else f"/agents/{agent.name}"
+
+    def url(self, agent: Agent) -> str:
+        """The A2A endpoint URL of ``agent`` (also where its card's interface points)."""
+        return f"{self.base_url}{self.prefix(agent)}/"
+
+    def card_url(self, agent: Agent) -> str:
+        return f"{self.base_url}{self.prefix(agent)}{AGENT_CARD_PATH}"
+
+    def routes(self) -> list[BaseRoute]:
+        routes: list[BaseRoute] = []
+        for agent in self.agents:
+            endpoint = JsonRpcEndpoint(self.runtimes[agent.name])
+            card = agent.card(self.url(agent)).wire()
+
+            async def card_endpoint(_: Request, card: dict[str, Any] = card) -> Response:
+                return JSONResponse(card)
+
+            agent_routes: list[BaseRoute] = [
+                Route(AGENT_CARD_PATH, card_endpoint, methods=["GET"]),
+                Route("/", endpoint.handle, methods=["POST"]),
+            ]
+            mcp = _mcp_app(agent)
+            if mcp is not None:
+                agent_routes.append(Mount("/mcp", app=mcp))
+            prefix = self.prefix(agent)
+            routes.extend(agent_routes if not prefix else [Mount(prefix, routes=agent_routes)])
+        if len(self.agents) > 1:
+            index = [{"name": a.name, "url": self.url(a), "card": self.card_url(a)} for a in self.agents]
+
+            async def list_agents(_: Request) -> Response:
+                return JSONResponse({"agents": index})
+
+            routes.append(Route("/agents", list_agents, methods=["GET"]))
+        return routes
+
+    @asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for runtime in self.runtimes.values():
+                await stack.enter_async_context(runtime.running())
+            yield
+
+
+def _mcp_app(agent: Agent) -> Any:
+    """The agent's MCP streamable-HTTP app, or None where the MCP binding is not available."""
+    try:
+        from agents.mcp import mcp_http_app
+    except ImportError:
+        return None
+    return mcp_http_app(agent)
+
+
+def create_app(agents: Agent | Sequence[Agent], base_url: str = "http://127.0.0.1:8000") -> Starlette:
+    """A Starlette app serving ``agents``; run it with uvicorn or ``scaleout agent serve``."""
+    server = AgentServer(agents, base_url)
+    app = Starlette(routes=server.routes(), lifespan=server.lifespan)
+    app.state.agent_server = server
+    return app
