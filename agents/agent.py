@@ -57,7 +57,9 @@ class SkillContext:
         Raises ``InvalidModelOutput`` after ``retries + 1`` failed attempts: invalid data is never returned.
         """
         if self.brain is None:
-            raise InvalidModelOutput("this agent has no brain; give Agent(brain=LlamaCpp()) or Scripted([...])")
+            raise InvalidModelOutput(
+                "this agent has no brain; give Agent(brain=LlamaCpp()) or Scripted([...])"
+            )
         schema = output_type.model_json_schema()
         errors: list[str] = []
         for attempt in range(retries + 1):
@@ -65,8 +67,13 @@ class SkillContext:
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded(f"deadline passed before model attempt {attempt + 1}")
             request = GenerationRequest(
-                prompt=prompt, system=system, json_schema=schema, max_tokens=max_tokens,
-                temperature=temperature, seed=seed + attempt, timeout_s=remaining,
+                prompt=prompt,
+                system=system,
+                json_schema=schema,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=seed + attempt,
+                timeout_s=remaining,
             )
             completion = await self.brain.generate(request)
             self.usage = self.usage + completion.usage
@@ -75,7 +82,8 @@ class SkillContext:
             except ValidationError as exc:
                 errors.append(_short(exc, completion.text))
         raise InvalidModelOutput(
-            f"model output failed {output_type.__name__} validation {len(errors)} times: " + " | ".join(errors)
+            f"model output failed {output_type.__name__} validation {len(errors)} times: "
+            + " | ".join(errors)
         )
 
 
@@ -100,8 +108,13 @@ class Skill:
 
     def card(self) -> AgentSkill:
         return AgentSkill(
-            id=self.id, name=self.name, description=self.description, tags=self.tags, examples=self.examples,
-            input_modes=["application/json", "text/plain"], output_modes=["application/json"],
+            id=self.id,
+            name=self.name,
+            description=self.description,
+            tags=self.tags,
+            examples=self.examples,
+            input_modes=["application/json", "text/plain"],
+            output_modes=["application/json"],
         )
 
     def parse_input(self, arguments: Any) -> BaseModel:
@@ -165,16 +178,22 @@ class Agent:
         description: str | None = None,
         tags: list[str] | None = None,
         examples: list[str] | None = None,
-    ) -> Callable[[Callable[[SkillContext, In], Awaitable[Out]]], Callable[[SkillContext, In], Awaitable[Out]]]:
+    ) -> Callable[
+        [Callable[[SkillContext, In], Awaitable[Out]]], Callable[[SkillContext, In], Awaitable[Out]]
+    ]:
         """Register an async ``fn(ctx, input_model) -> output_model`` as a skill; types come from hints."""
 
-        def register(fn: Callable[[SkillContext, In], Awaitable[Out]]) -> Callable[[SkillContext, In], Awaitable[Out]]:
+        def register(
+            fn: Callable[[SkillContext, In], Awaitable[Out]],
+        ) -> Callable[[SkillContext, In], Awaitable[Out]]:
             if not inspect.iscoroutinefunction(fn):
                 raise TypeError(f"skill {fn.__name__} must be an async function")
             hints = get_type_hints(fn)
             params = [p for p in inspect.signature(fn).parameters if p != "return"]
             if len(params) != 2:
-                raise TypeError(f"skill {fn.__name__} must take (ctx: SkillContext, request: <pydantic model>)")
+                raise TypeError(
+                    f"skill {fn.__name__} must take (ctx: SkillContext, request: <pydantic model>)"
+                )
             input_model, output_model = hints.get(params[1]), hints.get("return")
             for what, model in (("input", input_model), ("return", output_model)):
                 if not (inspect.isclass(model) and issubclass(model, BaseModel)):
@@ -233,8 +252,10 @@ class Agent:
             try:
                 result = skill.output_model.model_validate(result)
             except ValidationError as exc:
-                raise InvalidModelOutput(f"skill {skill.id!r} returned invalid {skill.output_model.__name__}: "
-                                         f"{exc.errors()[0]['msg']}") from None
+                raise InvalidModelOutput(
+                    f"skill {skill.id!r} returned invalid {skill.output_model.__name__}: "
+                    f"{exc.errors()[0]['msg']}"
+                ) from None
         return result, ctx.usage
 
     def card(self, url: str, *, streaming: bool = True) -> AgentCard:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["AgentError", "SkillNotFound", "SkillInputError", "InvalidModelOutput", "ModelBusy", "DeadlineExceeded"]
+__all__ = [
+    "AgentError",
+    "SkillNotFound",
+    "SkillInputError",
+    "InvalidModelOutput",
+    "ModelBusy",
+    "DeadlineExceeded",
+]
 
 
 class AgentError(Exception):

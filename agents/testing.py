@@ -59,8 +59,8 @@ def no_network() -> Iterator[None]:
             raise NetworkBlocked(f"network access to {address!r} is blocked in this test")
         return original(self, address)
 
-    socket.socket.connect = guarded  # type: ignore[method-assign]
+    socket.socket.connect = guarded  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
-        socket.socket.connect = original  # type: ignore[method-assign]
+        socket.socket.connect = original  # type: ignore[method-assign,assignment]

@@ -1,0 +1,1 @@
+"""Runnable scenario scripts built on the platform; each is importable and tested."""
