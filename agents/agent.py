@@ -41,6 +41,19 @@ class SkillContext:
         """Seconds until the deadline (None when there is none)."""
         return None if self.deadline is None else self.deadline - anyio.current_time()
 
+    async def complete(self, prompt: str, *, system: str | None = None, max_tokens: int = 256, seed: int = 0) -> str:
+        """Free text from the brain (no schema); usage is recorded. Prefer ``generate`` for structured output."""
+        if self.brain is None:
+            raise InvalidModelOutput("this agent has no brain; give Agent(brain=LlamaCpp()) or Scripted([...])")
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceeded("deadline passed before the model call")
+        completion = await self.brain.generate(
+            GenerationRequest(prompt=prompt, system=system, max_tokens=max_tokens, seed=seed, timeout_s=remaining)
+        )
+        self.usage = self.usage + completion.usage
+        return completion.text
+
     async def generate(
         self,
         prompt: str,
@@ -57,9 +70,7 @@ class SkillContext:
         Raises ``InvalidModelOutput`` after ``retries + 1`` failed attempts: invalid data is never returned.
         """
         if self.brain is None:
-            raise InvalidModelOutput(
-                "this agent has no brain; give Agent(brain=LlamaCpp()) or Scripted([...])"
-            )
+            raise InvalidModelOutput("this agent has no brain; give Agent(brain=LlamaCpp()) or Scripted([...])")
         schema = output_type.model_json_schema()
         errors: list[str] = []
         for attempt in range(retries + 1):
@@ -82,8 +93,7 @@ class SkillContext:
             except ValidationError as exc:
                 errors.append(_short(exc, completion.text))
         raise InvalidModelOutput(
-            f"model output failed {output_type.__name__} validation {len(errors)} times: "
-            + " | ".join(errors)
+            f"model output failed {output_type.__name__} validation {len(errors)} times: " + " | ".join(errors)
         )
 
 
@@ -178,9 +188,7 @@ class Agent:
         description: str | None = None,
         tags: list[str] | None = None,
         examples: list[str] | None = None,
-    ) -> Callable[
-        [Callable[[SkillContext, In], Awaitable[Out]]], Callable[[SkillContext, In], Awaitable[Out]]
-    ]:
+    ) -> Callable[[Callable[[SkillContext, In], Awaitable[Out]]], Callable[[SkillContext, In], Awaitable[Out]]]:
         """Register an async ``fn(ctx, input_model) -> output_model`` as a skill; types come from hints."""
 
         def register(
@@ -191,9 +199,7 @@ class Agent:
             hints = get_type_hints(fn)
             params = [p for p in inspect.signature(fn).parameters if p != "return"]
             if len(params) != 2:
-                raise TypeError(
-                    f"skill {fn.__name__} must take (ctx: SkillContext, request: <pydantic model>)"
-                )
+                raise TypeError(f"skill {fn.__name__} must take (ctx: SkillContext, request: <pydantic model>)")
             input_model, output_model = hints.get(params[1]), hints.get("return")
             for what, model in (("input", input_model), ("return", output_model)):
                 if not (inspect.isclass(model) and issubclass(model, BaseModel)):
@@ -253,8 +259,7 @@ class Agent:
                 result = skill.output_model.model_validate(result)
             except ValidationError as exc:
                 raise InvalidModelOutput(
-                    f"skill {skill.id!r} returned invalid {skill.output_model.__name__}: "
-                    f"{exc.errors()[0]['msg']}"
+                    f"skill {skill.id!r} returned invalid {skill.output_model.__name__}: {exc.errors()[0]['msg']}"
                 ) from None
         return result, ctx.usage
 
