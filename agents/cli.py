@@ -22,8 +22,10 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument("--public-url", help="base URL advertised in agent cards (default http://HOST:PORT)")
     serve.set_defaults(func=_serve)
 
-    mcp = sub.add_parser("mcp", help="serve one agent's skills as MCP tools over stdio")
-    mcp.add_argument("target", help="module:attr naming an Agent (or a factory returning one)")
+    mcp = sub.add_parser(
+        "mcp", help="serve agent skills as MCP tools over stdio (several agents: tools named agent.skill)"
+    )
+    mcp.add_argument("target", help="module:attr naming an Agent, a list of Agents, or a factory")
     mcp.set_defaults(func=_mcp)
 
     call = sub.add_parser("call", help="call a skill of a served agent: scaleout agent call URL SKILL JSON")
@@ -53,10 +55,7 @@ def _mcp(args: argparse.Namespace) -> int:
     from agents.mcp import run_stdio
 
     agents = load_agents(args.target)
-    if len(agents) != 1:
-        print(f"'agent mcp' serves one agent over stdio; {args.target} has {len(agents)}", file=sys.stderr)
-        return 2
-    run_stdio(agents[0])
+    run_stdio(agents[0] if len(agents) == 1 else agents)
     return 0
 
 
@@ -72,9 +71,7 @@ def _call(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with HttpAgentClient(args.url) as client:
-            task = await client.send_message(
-                skill_message(None if args.skill == "-" else args.skill, arguments)
-            )
+            task = await client.send_message(skill_message(None if args.skill == "-" else args.skill, arguments))
         print(json.dumps(task.wire(), indent=2))
         return 0 if task.status.state.value == "TASK_STATE_COMPLETED" else 1
 

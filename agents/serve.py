@@ -35,6 +35,7 @@ class AgentServer:
             raise ValueError(f"agent names must be unique in one server: {names}")
         self.base_url = base_url.rstrip("/")
         self.runtimes = {a.name: TaskRuntime(a) for a in self.agents}
+        self.mcp_apps = {a.name: _mcp_app(a) for a in self.agents}
 
     def prefix(self, agent: Agent) -> str:
         return "" if len(self.agents) == 1 else f"/agents/{agent.name}"
@@ -59,9 +60,9 @@ class AgentServer:
                 Route(AGENT_CARD_PATH, card_endpoint, methods=["GET"]),
                 Route("/", endpoint.handle, methods=["POST"]),
             ]
-            mcp = _mcp_app(agent)
-            if mcp is not None:
-                agent_routes.append(Mount("/mcp", app=mcp))
+            mcp = self.mcp_apps[agent.name]
+            if mcp is not None:  # "/mcp" and "/mcp/" both answer directly: MCP clients do not follow redirects
+                agent_routes += [Route("/mcp", mcp), Mount("/mcp", app=mcp)]
             prefix = self.prefix(agent)
             routes.extend(agent_routes if not prefix else [Mount(prefix, routes=agent_routes)])
         if len(self.agents) > 1:
@@ -78,6 +79,9 @@ class AgentServer:
         async with AsyncExitStack() as stack:
             for runtime in self.runtimes.values():
                 await stack.enter_async_context(runtime.running())
+            for mcp in self.mcp_apps.values():
+                if mcp is not None:  # the streamable-HTTP session manager needs its task group running
+                    await stack.enter_async_context(mcp.running())
             yield
 
 

@@ -1,0 +1,243 @@
+"""Every skill of an agent as an MCP tool: one low-level MCP server, served in memory, over HTTP or stdio.
+
+Tool name = skill id (``agent.skill`` when one server carries several agents), description = skill
+description, input/output schema = the skill's pydantic models. Usage travels in ``_meta["scaleout/usage"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server import Server, ServerRequestContext
+from mcp.server.stdio import stdio_server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel, ValidationError
+from starlette.types import Receive, Scope, Send
+
+from agents.agent import Agent, Skill, SkillContext
+from agents.errors import AgentError, SkillInputError
+from agents.usage import Usage
+
+__all__ = ["USAGE_META_KEY", "McpHttpApp", "mcp_server", "mcp_http_app", "run_stdio"]
+
+USAGE_META_KEY = "scaleout/usage"
+DEFAULT_CALL_TIMEOUT_S = 300.0
+_MAX_FIELD_ERRORS = 10
+_NOT_RUNNING = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {
+            "code": types.INTERNAL_ERROR,
+            "message": "MCP endpoint is not running: serve it with lifespan on, or inside McpHttpApp.running()",
+        },
+    }
+).encode()
+
+
+@dataclass(frozen=True)
+class _Tool:
+    agent: Agent
+    skill: Skill
+
+    def describe(self, name: str) -> types.Tool:
+        return types.Tool(
+            name=name,
+            title=self.skill.name,
+            description=self.skill.description,
+            input_schema=self.skill.input_model.model_json_schema(),
+            output_schema=self.skill.output_model.model_json_schema(mode="serialization"),
+        )
+
+
+def _tool_table(agents: Sequence[Agent]) -> dict[str, _Tool]:
+    if len(agents) == 1:
+        return {skill_id: _Tool(agents[0], skill) for skill_id, skill in agents[0].skills.items()}
+    return {f"{a.name}.{skill_id}": _Tool(a, skill) for a in agents for skill_id, skill in a.skills.items()}
+
+
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "<root>", "message": e["msg"]}
+        for e in exc.errors()[:_MAX_FIELD_ERRORS]
+    ]
+
+
+def _usage_meta(usage: Usage, elapsed_s: float) -> dict[str, Any]:
+    dump = usage.model_dump(mode="json")
+    dump["total_tokens"] = usage.total_tokens
+    dump["elapsed_seconds"] = round(elapsed_s, 6)
+    return {USAGE_META_KEY: dump}
+
+
+def _error_result(reason: str, meta: dict[str, Any]) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=reason)], is_error=True, _meta=meta)
+
+
+def mcp_server(
+    agents: Agent | Sequence[Agent], *, call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S, name: str | None = None
+) -> Server[Any]:
+    """An MCP server whose tools are the skills of ``agents`` (tool name = skill id for a single agent).
+
+    Invalid arguments answer an MCP ``INVALID_PARAMS`` error naming the fields; a skill that fails (invalid
+    model output, deadline, bug) answers a tool result with ``isError`` and the reason. Each call is bounded
+    by ``call_timeout_s``.
+    """
+    agent_list = [agents] if isinstance(agents, Agent) else list(agents)
+    if not agent_list:
+        raise ValueError("mcp_server needs at least one agent")
+    if call_timeout_s <= 0:
+        raise ValueError(f"call_timeout_s must be positive, got {call_timeout_s}")
+    tools = _tool_table(agent_list)
+    listing = [tool.describe(tool_name) for tool_name, tool in tools.items()]
+    first = agent_list[0]
+
+    async def list_tools(
+        _ctx: ServerRequestContext[Any], _params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=listing)
+
+    async def call_tool(_ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        tool = tools.get(params.name)
+        if tool is None:
+            known = ", ".join(tools) or "none"
+            raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}; this server has: {known}")
+        arguments = params.arguments or {}
+        try:
+            tool.skill.input_model.model_validate(arguments)
+        except ValidationError as exc:
+            fields = _field_errors(exc)
+            detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+            raise MCPError(
+                types.INVALID_PARAMS,
+                f"invalid arguments for tool {params.name!r}: {detail}",
+                {"tool": params.name, "errors": fields},
+            ) from None
+        ctx = SkillContext(tool.agent.brain, deadline=anyio.current_time() + call_timeout_s)
+        started = time.perf_counter()
+        try:
+            result, usage = await tool.agent.call(tool.skill.id, arguments, ctx=ctx)
+        except SkillInputError as exc:
+            raise MCPError(types.INVALID_PARAMS, str(exc), {"tool": params.name}) from None
+        except AgentError as exc:
+            return _error_result(f"{type(exc).__name__}: {exc}", _usage_meta(ctx.usage, time.perf_counter() - started))
+        except Exception as exc:  # a bug in a skill must answer this call, not take the server down
+            return _error_result(
+                f"skill {tool.skill.id!r} raised {type(exc).__name__}: {exc}",
+                _usage_meta(ctx.usage, time.perf_counter() - started),
+            )
+        return _success(result, _usage_meta(usage, time.perf_counter() - started))
+
+    def input_schema(tool_name: str) -> dict[str, Any] | None:
+        tool = tools.get(tool_name)
+        return None if tool is None else tool.skill.input_model.model_json_schema()
+
+    return Server(
+        name or (first.name if len(agent_list) == 1 else "scaleout-agents"),
+        version=first.version,
+        description=first.description if len(agent_list) == 1 else ", ".join(a.name for a in agent_list),
+        get_tool_input_schema=input_schema,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+def _success(result: BaseModel, meta: dict[str, Any]) -> types.CallToolResult:
+    data = result.model_dump(mode="json")
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=json.dumps(data, ensure_ascii=False))],
+        structured_content=data,
+        _meta=meta,
+    )
+
+
+class McpHttpApp:
+    """ASGI app answering MCP streamable HTTP on whatever path it is mounted at.
+
+    Its session manager runs inside ``running()`` (``AgentServer.lifespan`` enters it) or, when the app is
+    served on its own, inside the ASGI lifespan. Each ``running()`` builds a fresh manager, so it restarts.
+    """
+
+    def __init__(
+        self,
+        server: Server[Any],
+        *,
+        json_response: bool = False,
+        stateless: bool = False,
+        security: TransportSecuritySettings | None = None,
+        session_idle_timeout_s: float | None = 30 * 60,
+        max_sessions: int | None = 1_000,
+    ) -> None:
+        self.server = server
+        self._options: dict[str, Any] = {
+            "json_response": json_response,
+            "stateless": stateless,
+            "security_settings": security,
+            "session_idle_timeout": session_idle_timeout_s,
+            "max_sessions": max_sessions,
+        }
+        self._manager: StreamableHTTPSessionManager | None = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the streamable-HTTP session manager (its task group holds the sessions) while the block runs."""
+        if self._manager is not None:
+            raise RuntimeError("this MCP app is already running; enter running() once at a time")
+        manager = StreamableHTTPSessionManager(app=self.server, **self._options)
+        async with manager.run():
+            self._manager = manager
+            try:
+                yield
+            finally:
+                self._manager = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise RuntimeError(f"the MCP endpoint speaks HTTP only, not {scope['type']}")
+        manager = self._manager
+        if manager is None:
+            await send(
+                {"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": _NOT_RUNNING})
+            return
+        await manager.handle_request(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        started = False
+        try:
+            async with self.running():
+                started = True
+                await send({"type": "lifespan.startup.complete"})
+                await receive()  # lifespan.shutdown
+        except Exception as exc:
+            phase = "shutdown" if started else "startup"
+            await send({"type": f"lifespan.{phase}.failed", "message": f"{type(exc).__name__}: {exc}"})
+            return
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def mcp_http_app(agents: Agent | Sequence[Agent], **options: Any) -> McpHttpApp:
+    """The streamable-HTTP ASGI app for ``agents``; options go to ``McpHttpApp``."""
+    call_timeout_s = options.pop("call_timeout_s", DEFAULT_CALL_TIMEOUT_S)
+    return McpHttpApp(mcp_server(agents, call_timeout_s=call_timeout_s), **options)
+
+
+async def run_stdio(agents: Agent | Sequence[Agent], *, call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S) -> None:
+    """Serve the skills of ``agents`` as MCP tools over this process's stdin/stdout until stdin closes."""
+    server = mcp_server(agents, call_timeout_s=call_timeout_s)
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
