@@ -22,9 +22,7 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument("--public-url", help="base URL advertised in agent cards (default http://HOST:PORT)")
     serve.set_defaults(func=_serve)
 
-    mcp = sub.add_parser(
-        "mcp", help="serve agent skills as MCP tools over stdio (several agents: tools named agent.skill)"
-    )
+    mcp = sub.add_parser("mcp", help="serve skills as MCP tools over stdio (tools of several agents: agent.skill)")
     mcp.add_argument("target", help="module:attr naming an Agent, a list of Agents, or a factory")
     mcp.set_defaults(func=_mcp)
 
@@ -51,11 +49,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _mcp(args: argparse.Namespace) -> int:
+    import anyio
+
     from agents.loading import load_agents
     from agents.mcp import run_stdio
 
     agents = load_agents(args.target)
-    run_stdio(agents[0] if len(agents) == 1 else agents)
+    anyio.run(run_stdio, agents[0] if len(agents) == 1 else agents)
     return 0
 
 
