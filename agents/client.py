@@ -29,7 +29,6 @@ from protocol.a2a import (
     StreamResponse,
     SubscribeToTaskRequest,
     Task,
-    new_id,
 )
 from protocol.jsonrpc import A2AError, InvalidAgentResponseError, JSONRPCError, error_from_wire
 
@@ -65,6 +64,9 @@ class AgentClient(Protocol):
     async def aclose(self) -> None: ...
 
 
+_HEADERS = {VERSION_HEADER: PROTOCOL_VERSION}  # sent on every call, also through a shared httpx client
+
+
 def _task_of(response: SendMessageResponse) -> Task:
     if response.task is None:
         raise InvalidAgentResponseError("the agent answered SendMessage with a message, not a task")
@@ -77,7 +79,7 @@ class HttpAgentClient:
     def __init__(self, url: str, *, timeout: float = 60.0, http: httpx.AsyncClient | None = None) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self._own = http is None
-        self._http = http or httpx.AsyncClient(timeout=timeout, headers={VERSION_HEADER: PROTOCOL_VERSION})
+        self._http = http or httpx.AsyncClient(timeout=timeout)
         self._ids = 0
 
     async def __aenter__(self) -> Self:
@@ -101,15 +103,19 @@ class HttpAgentClient:
 
     def _envelope(self, method: str, params: BaseModel) -> dict[str, Any]:
         self._ids += 1
-        return {"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params.model_dump(
-            mode="json", by_alias=True, exclude_none=True)}
+        return {
+            "jsonrpc": "2.0",
+            "id": self._ids,
+            "method": method,
+            "params": params.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
 
     async def _call(self, method: str, params: BaseModel) -> Any:
-        response = await self._http.post(self.url, json=self._envelope(method, params))
+        response = await self._http.post(self.url, json=self._envelope(method, params), headers=_HEADERS)
         return _result(response.json())
 
     async def _stream(self, method: str, params: BaseModel) -> AsyncIterator[StreamResponse]:
-        headers = {"Accept": "text/event-stream"}
+        headers = {**_HEADERS, "Accept": "text/event-stream"}
         async with self._http.stream("POST", self.url, json=self._envelope(method, params), headers=headers) as r:
             if not r.headers.get("content-type", "").startswith("text/event-stream"):
                 _result(json.loads(await r.aread()))
@@ -133,7 +139,9 @@ class HttpAgentClient:
         return self._stream("SendStreamingMessage", SendMessageRequest(message=message))
 
     async def get_task(self, task_id: str, history_length: int | None = None) -> Task:
-        return Task.model_validate(await self._call("GetTask", GetTaskRequest(id=task_id, history_length=history_length)))
+        return Task.model_validate(
+            await self._call("GetTask", GetTaskRequest(id=task_id, history_length=history_length))
+        )
 
     async def list_tasks(self, request: ListTasksRequest | None = None) -> ListTasksResponse:
         return ListTasksResponse.model_validate(await self._call("ListTasks", request or ListTasksRequest()))
@@ -179,7 +187,10 @@ class LocalAgentClient:
 
     async def send_message(self, message: Message, *, return_immediately: bool = False) -> Task:
         config = SendMessageConfiguration(return_immediately=return_immediately)
-        return await self.runtime.send(SendMessageRequest(message=message, configuration=config))
+        reply = await self.runtime.send(SendMessageRequest(message=message, configuration=config))
+        if isinstance(reply, Message):
+            raise InvalidAgentResponseError("the agent answered SendMessage with a message, not a task")
+        return reply
 
     def stream_message(self, message: Message) -> AsyncIterator[StreamResponse]:
         return self.runtime.stream(SendMessageRequest(message=message))

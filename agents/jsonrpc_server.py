@@ -17,6 +17,7 @@ from protocol.a2a import (
     CancelTaskRequest,
     GetTaskRequest,
     ListTasksRequest,
+    Message,
     SendMessageRequest,
     SendMessageResponse,
     StreamResponse,
@@ -24,6 +25,7 @@ from protocol.a2a import (
 )
 from protocol.jsonrpc import (
     A2AError,
+    ContentTypeNotSupportedError,
     ExtendedAgentCardNotConfiguredError,
     InternalError,
     InvalidParamsError,
@@ -36,10 +38,19 @@ from protocol.jsonrpc import (
     VersionNotSupportedError,
 )
 
-__all__ = ["JsonRpcEndpoint", "MAX_BODY_BYTES", "SUPPORTED_VERSIONS"]
+__all__ = ["JsonRpcEndpoint", "MAX_BODY_BYTES", "SUPPORTED_VERSIONS", "LEGACY_VERSION", "major_minor"]
 
 MAX_BODY_BYTES = 1_000_000
 SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
+LEGACY_VERSION = "0.3"
+_JSON_CONTENT_TYPES = ("application/json", "application/a2a+json", "")
+
+
+def major_minor(version: str) -> str:
+    """``Major.Minor`` of a version string (patch numbers never count in negotiation): '1.0.2' -> '1.0'."""
+    return ".".join(version.split(".")[:2])
+
+
 _PUSH_METHODS = {
     "CreateTaskPushNotificationConfig",
     "GetTaskPushNotificationConfig",
@@ -57,9 +68,7 @@ def _params(model: type[BaseModel], params: dict[str, Any] | None) -> Any:
     try:
         return model.model_validate(params or {})
     except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
-        )
+        details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
         raise InvalidParamsError(f"invalid params for {model.__name__.removesuffix('Request')}: {details}") from None
 
 
@@ -99,7 +108,8 @@ class JsonRpcEndpoint:
                 stream = self._streaming[rpc.method](rpc.params)
                 first = await anext(stream)  # errors before the first event come back as plain JSON-RPC
                 return StreamingResponse(
-                    self._sse(rpc.id, first, stream), media_type="text/event-stream",
+                    self._sse(rpc.id, first, stream),
+                    media_type="text/event-stream",
                     headers={"Cache-Control": "no-cache", VERSION_HEADER: PROTOCOL_VERSION},
                 )
             if rpc.method in _PUSH_METHODS:
@@ -108,8 +118,9 @@ class JsonRpcEndpoint:
             if handler is None:
                 raise MethodNotFoundError(f"method {rpc.method!r} not found")
             result = await handler(rpc.params)
-            return JSONResponse({"jsonrpc": "2.0", "id": rpc.id, "result": result},
-                                headers={VERSION_HEADER: PROTOCOL_VERSION})
+            return JSONResponse(
+                {"jsonrpc": "2.0", "id": rpc.id, "result": result}, headers={VERSION_HEADER: PROTOCOL_VERSION}
+            )
         except A2AError as exc:
             return _error_response(exc, request_id)
         except Exception as exc:  # never let one bad request take the server down
@@ -117,8 +128,10 @@ class JsonRpcEndpoint:
 
     async def _read(self, request: Request) -> Any:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in ("application/json", "application/a2a+json", ""):
-            raise InvalidRequestError(f"Content-Type must be application/json, not {content_type!r}")
+        if content_type not in _JSON_CONTENT_TYPES:
+            raise ContentTypeNotSupportedError(
+                f"Content-Type {content_type!r} is not supported; send the JSON-RPC request as application/json"
+            )
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise InvalidRequestError(f"request body over the {self.max_body_bytes}-byte limit")
@@ -133,16 +146,19 @@ class JsonRpcEndpoint:
             raise ParseError(f"body is not valid JSON: {exc}") from None
 
     def _check_version(self, request: Request) -> None:
-        version = request.headers.get(VERSION_HEADER, "").strip()
-        if not version:
-            return  # clients that omit the header get the current version
-        if version not in SUPPORTED_VERSIONS:
+        raw = request.headers.get(VERSION_HEADER) or request.query_params.get(VERSION_HEADER) or ""
+        version = raw.strip() or LEGACY_VERSION  # the spec: an empty or missing A2A-Version means 0.3
+        if major_minor(version) not in SUPPORTED_VERSIONS:
+            hint = f"send the header '{VERSION_HEADER}: {PROTOCOL_VERSION}'"
+            what = "no A2A-Version (read as 0.3)" if not raw.strip() else f"A2A-Version {version[:20]!r}"
             raise VersionNotSupportedError(
-                f"A2A-Version {version!r} is not supported; this agent speaks {sorted(SUPPORTED_VERSIONS)}",
+                f"{what} is not supported; this agent speaks {sorted(SUPPORTED_VERSIONS)}: {hint}",
                 {"supportedVersions": ",".join(sorted(SUPPORTED_VERSIONS))},
             )
 
-    async def _sse(self, rpc_id: Any, first: StreamResponse, rest: AsyncIterator[StreamResponse]) -> AsyncIterator[bytes]:
+    async def _sse(
+        self, rpc_id: Any, first: StreamResponse, rest: AsyncIterator[StreamResponse]
+    ) -> AsyncIterator[bytes]:
         def frame(result: Any) -> bytes:
             return f"data: {json.dumps({'jsonrpc': '2.0', 'id': rpc_id, 'result': result})}\n\n".encode()
 
@@ -156,8 +172,10 @@ class JsonRpcEndpoint:
 
     async def _send_message(self, params: dict[str, Any] | None) -> Any:
         request = _params(SendMessageRequest, params)
-        task = await self.runtime.send(request)
-        return SendMessageResponse(task=task).wire()
+        reply = await self.runtime.send(request)
+        if isinstance(reply, Message):
+            return SendMessageResponse(message=reply).wire()
+        return SendMessageResponse(task=reply).wire()
 
     async def _send_streaming(self, params: dict[str, Any] | None) -> AsyncIterator[StreamResponse]:
         request = _params(SendMessageRequest, params)

@@ -6,8 +6,12 @@ each get a prefix ``/agents/{name}`` with the same three routes under it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from email.utils import formatdate
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,7 +24,9 @@ from agents.jsonrpc_server import JsonRpcEndpoint
 from agents.tasks import TaskRuntime
 from protocol.a2a import AGENT_CARD_PATH
 
-__all__ = ["AgentServer", "create_app"]
+__all__ = ["AgentServer", "create_app", "CARD_MAX_AGE_S"]
+
+CARD_MAX_AGE_S = 300
 
 
 class AgentServer:
@@ -51,13 +57,8 @@ class AgentServer:
         routes: list[BaseRoute] = []
         for agent in self.agents:
             endpoint = JsonRpcEndpoint(self.runtimes[agent.name])
-            card = agent.card(self.url(agent)).wire()
-
-            async def card_endpoint(_: Request, card: dict[str, Any] = card) -> Response:
-                return JSONResponse(card)
-
             agent_routes: list[BaseRoute] = [
-                Route(AGENT_CARD_PATH, card_endpoint, methods=["GET"]),
+                Route(AGENT_CARD_PATH, _card_endpoint(agent.card(self.url(agent)).wire()), methods=["GET"]),
                 Route("/", endpoint.handle, methods=["POST"]),
             ]
             mcp = self.mcp_apps[agent.name]
@@ -83,6 +84,23 @@ class AgentServer:
                 if mcp is not None:  # the streamable-HTTP session manager needs its task group running
                     await stack.enter_async_context(mcp.running())
             yield
+
+
+def _card_endpoint(card: dict[str, Any]) -> Callable[[Request], Awaitable[Response]]:
+    """Serve a fixed card with caching headers (ETag, Last-Modified, max-age) and 304 on a matching ETag."""
+    body = json.dumps(card, separators=(",", ":")).encode()
+    headers = {
+        "ETag": '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+        "Last-Modified": formatdate(time.time(), usegmt=True),
+        "Cache-Control": f"public, max-age={CARD_MAX_AGE_S}",
+    }
+
+    async def endpoint(request: Request) -> Response:
+        if request.headers.get("if-none-match") == headers["ETag"]:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    return endpoint
 
 
 def _mcp_app(agent: Agent) -> Any:

@@ -1,24 +1,25 @@
-"""A2A task lifecycle for one agent: create, run, stream, list, cancel and subscribe, in memory.
+"""A2A task lifecycle for one agent: create, run, stream, list, cancel, subscribe and continue, in memory.
 
 Which skill a message is for: ``message.metadata["skill"]`` names it; without it the agent's default
 (first declared) skill runs. The skill input is the first data part (a JSON object), else the text parts.
+Every finished skill run carries its usage in ``Task.metadata["usage"]`` and in the artifact's metadata.
 """
 
 from __future__ import annotations
 
 import base64
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectSendStream
 
-from agents.agent import Agent, SkillContext
+from agents.agent import Agent, Skill, SkillContext
 from agents.errors import AgentError, SkillInputError, SkillNotFound
+from agents.task_handle import INTERRUPTED_STATES, Executor, TaskHandle
+from agents.usage import Usage
 from protocol.a2a import (
     TERMINAL_STATES,
     Artifact,
@@ -29,50 +30,59 @@ from protocol.a2a import (
     SendMessageRequest,
     StreamResponse,
     Task,
-    TaskArtifactUpdateEvent,
     TaskState,
     TaskStatus,
-    TaskStatusUpdateEvent,
     new_id,
 )
 from protocol.jsonrpc import (
     ContentTypeNotSupportedError,
     InvalidParamsError,
+    PushNotificationNotSupportedError,
     TaskNotCancelableError,
     TaskNotFoundError,
     UnsupportedOperationError,
 )
 
-__all__ = ["TaskRuntime", "SKILL_METADATA_KEY", "USAGE_METADATA_KEY"]
+__all__ = ["TaskRuntime", "TaskHandle", "Executor", "SKILL_METADATA_KEY", "USAGE_METADATA_KEY", "usage_wire"]
 
 SKILL_METADATA_KEY = "skill"
 USAGE_METADATA_KEY = "usage"
 _SUPPORTED_OUTPUT = {"application/json", "text/plain", "*/*"}
 
 
-@dataclass
-class _Running:
-    task: Task
-    skill_id: str
-    arguments: Any
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    done: anyio.Event = field(default_factory=anyio.Event)
-    subscribers: list[MemoryObjectSendStream[StreamResponse]] = field(default_factory=list)
+def usage_wire(usage: Usage) -> dict[str, Any]:
+    """``Usage`` as carried in task and artifact metadata (camelCase, like every A2A field)."""
+    return usage.model_dump(mode="json", by_alias=True)
 
 
 class TaskRuntime:
-    """Runs an agent's tasks. Use inside ``async with runtime.running():`` (the server's lifespan does)."""
+    """Runs an agent's tasks. Use inside ``async with runtime.running():`` (the server's lifespan does).
 
-    def __init__(self, agent: Agent, *, max_tasks: int = 10_000, task_timeout_s: float | None = 600.0) -> None:
+    ``executor`` replaces the default (run the message's skill) for agents that drive tasks themselves;
+    ``input_modes`` then says which part media types such an agent accepts (default: its skills' modes).
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        executor: Executor | None = None,
+        input_modes: Sequence[str] | None = None,
+        max_tasks: int = 10_000,
+        task_timeout_s: float | None = 600.0,
+    ) -> None:
         self.agent = agent
+        self.executor: Executor = executor or self.run_skill
+        self._validates_arguments = executor is None
+        self.input_modes = list(input_modes) if input_modes is not None else None
         self.max_tasks = max_tasks
         self.task_timeout_s = task_timeout_s
-        self._tasks: OrderedDict[str, _Running] = OrderedDict()
+        self._tasks: OrderedDict[str, TaskHandle] = OrderedDict()
         self._tg: TaskGroup | None = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[TaskRuntime]:
-        """Open the task group that background and streamed tasks run in; cancel them all on exit."""
+        """Open the task group that tasks run in; cancel them all on exit."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
             try:
@@ -83,106 +93,113 @@ class TaskRuntime:
 
     # -- the A2A methods -------------------------------------------------------------------------------
 
-    async def send(self, request: SendMessageRequest) -> Task:
-        """SendMessage: run the task to a terminal state (or return at once with ``returnImmediately``)."""
-        run = self._start(request)
+    async def send(self, request: SendMessageRequest) -> Task | Message:
+        """SendMessage: wait for a terminal or interrupted state (or return at once with ``returnImmediately``)."""
+        handle = self._prepare(request)
+        settled = handle.settled
+        self._launch(handle)
+        history_length = request.configuration.history_length if request.configuration else None
         if request.configuration and request.configuration.return_immediately:
-            return self._view(run.task, self._history_length(request))
-        await run.done.wait()
-        return self._view(run.task, self._history_length(request))
+            return handle.view(history_length)
+        await settled.wait()
+        return handle.reply if handle.reply is not None else handle.view(history_length)
 
     async def stream(self, request: SendMessageRequest) -> AsyncIterator[StreamResponse]:
-        """SendStreamingMessage: the task, then status and artifact updates until a terminal state."""
-        run = self._prepare(request)
-        receive = self._subscribe(run)
-        yield StreamResponse(task=self._view(run.task, None))
-        self._launch(run)
+        """SendStreamingMessage: the task (or a message), then its updates until terminal or interrupted."""
+        handle = self._prepare(request)
+        receive = handle.subscribe(first=True)
+        self._launch(handle)
         async with receive:
             async for event in receive:
                 yield event
 
     def get(self, task_id: str, history_length: int | None = None) -> Task:
-        return self._view(self._find(task_id).task, history_length)
+        """GetTask: the task with its last ``history_length`` messages (all when None)."""
+        return self._find(task_id).view(history_length)
 
     def list(self, request: ListTasksRequest) -> ListTasksResponse:
-        tasks = [r.task for r in reversed(self._tasks.values())]
+        """ListTasks: newest status first, filtered by context, state and status time, paged."""
+        handles = list(self._tasks.values())
         if request.context_id:
-            tasks = [t for t in tasks if t.context_id == request.context_id]
+            handles = [h for h in handles if h.task.context_id == request.context_id]
         if request.status and request.status != TaskState.UNSPECIFIED:
-            tasks = [t for t in tasks if t.status.state == request.status]
+            handles = [h for h in handles if h.state == request.status]
         if request.status_timestamp_after:
-            tasks = [t for t in tasks if t.status.timestamp > request.status_timestamp_after]
-        tasks.sort(key=lambda t: t.status.timestamp, reverse=True)
+            handles = [h for h in handles if h.task.status.timestamp > request.status_timestamp_after]
+        handles.sort(key=lambda h: h.task.status.timestamp, reverse=True)
         size = request.page_size or 50
         offset = _decode_token(request.page_token)
-        page = tasks[offset : offset + size]
-        next_token = _encode_token(offset + size) if offset + size < len(tasks) else ""
-        views = [self._view(t, request.history_length, artifacts=request.include_artifacts) for t in page]
-        return ListTasksResponse(tasks=views, next_page_token=next_token, page_size=size, total_size=len(tasks))
+        page = handles[offset : offset + size]
+        next_token = _encode_token(offset + size) if offset + size < len(handles) else ""
+        views = [h.view(request.history_length, artifacts=request.include_artifacts) for h in page]
+        return ListTasksResponse(tasks=views, next_page_token=next_token, page_size=size, total_size=len(handles))
 
     async def cancel(self, task_id: str) -> Task:
-        run = self._find(task_id)
-        if run.task.status.state in TERMINAL_STATES:
-            raise TaskNotCancelableError(f"task {task_id} is already {run.task.status.state.value}")
-        run.scope.cancel()
-        self._set_state(run, TaskState.CANCELED, "canceled by request")
-        return self._view(run.task, None)
+        """CancelTask: stop a live task; a task already in a terminal state cannot be canceled."""
+        handle = self._find(task_id)
+        if handle.state in TERMINAL_STATES:
+            raise TaskNotCancelableError(f"task {task_id} is already {handle.state.value} and cannot be canceled")
+        handle.cancel()
+        return handle.view()
 
     async def subscribe(self, task_id: str) -> AsyncIterator[StreamResponse]:
         """SubscribeToTask: the current task, then its updates until a terminal state."""
-        run = self._find(task_id)
-        if run.task.status.state in TERMINAL_STATES:
-            raise UnsupportedOperationError(
-                f"task {task_id} is already {run.task.status.state.value}; use GetTask to read it"
-            )
-        receive = self._subscribe(run)
-        yield StreamResponse(task=self._view(run.task, None))
+        handle = self._find(task_id)
+        if handle.state in TERMINAL_STATES:
+            raise UnsupportedOperationError(f"task {task_id} is already {handle.state.value}; use GetTask to read it")
+        receive = handle.subscribe()
+        yield StreamResponse(task=handle.view())
         async with receive:
             async for event in receive:
                 yield event
 
+    # -- the default executor: run the skill -----------------------------------------------------------
+
+    async def run_skill(self, handle: TaskHandle) -> None:
+        """Run the message's skill; the result becomes a data artifact carrying the usage."""
+        deadline = anyio.current_time() + self.task_timeout_s if self.task_timeout_s else None
+        task = handle.task
+        ctx = SkillContext(self.agent.brain, task_id=task.id, context_id=task.context_id, deadline=deadline)
+        handle.working()
+        try:
+            result, usage = await self.agent.call(handle.skill_id, _arguments(handle.message), ctx=ctx)
+        except AgentError as exc:
+            handle.set_usage(usage_wire(ctx.usage))
+            handle.fail(f"{type(exc).__name__}: {exc}")
+            return
+        except Exception as exc:  # a bug in the skill must not take the server down
+            handle.set_usage(usage_wire(ctx.usage))
+            handle.fail(f"skill {handle.skill_id!r} raised {type(exc).__name__}: {exc}")
+            return
+        handle.set_usage(usage_wire(usage))
+        handle.add_artifact(
+            Artifact(
+                name=f"{handle.skill_id}-result",
+                parts=[Part.from_data(result.model_dump(mode="json"))],
+                metadata={USAGE_METADATA_KEY: usage_wire(usage)},
+            )
+        )
+        handle.complete()
+
     # -- internals -------------------------------------------------------------------------------------
 
-    def _find(self, task_id: str) -> _Running:
-        run = self._tasks.get(task_id)
-        if run is None:
+    def _find(self, task_id: str) -> TaskHandle:
+        handle = self._tasks.get(task_id)
+        if handle is None:
             raise TaskNotFoundError(f"no task with id {task_id!r} on agent {self.agent.name!r}")
-        return run
+        return handle
 
-    def _history_length(self, request: SendMessageRequest) -> int | None:
-        return request.configuration.history_length if request.configuration else None
-
-    def _prepare(self, request: SendMessageRequest) -> _Running:
-        message = request.message
-        config = request.configuration
+    def _prepare(self, request: SendMessageRequest) -> TaskHandle:
+        message, config = request.message, request.configuration
         if config and config.accepted_output_modes and not (set(config.accepted_output_modes) & _SUPPORTED_OUTPUT):
             raise ContentTypeNotSupportedError(
                 f"this agent answers in application/json or text/plain, not {config.accepted_output_modes}"
             )
         if config and config.task_push_notification_config:
-            from protocol.jsonrpc import PushNotificationNotSupportedError
-
-            raise PushNotificationNotSupportedError("this agent does not send push notifications")
+            raise PushNotificationNotSupportedError("this agent does not send push notifications; poll or stream")
         if message.task_id:
-            previous = self._find(message.task_id)
-            if previous.task.status.state in TERMINAL_STATES:
-                raise UnsupportedOperationError(
-                    f"task {message.task_id} is {previous.task.status.state.value}; "
-                    "send a new message without taskId to start a new task"
-                )
-            raise UnsupportedOperationError("this agent does not take follow-up messages on a running task")
-        skill_id = (message.metadata or {}).get(SKILL_METADATA_KEY)
-        if skill_id is not None and not isinstance(skill_id, str):
-            raise InvalidParamsError('message.metadata["skill"] must be a string skill id')
-        try:
-            skill = self.agent.get_skill(skill_id)
-        except SkillNotFound as exc:
-            raise InvalidParamsError(str(exc)) from None
-        arguments = _arguments(message)
-        try:
-            skill.parse_input(arguments)
-        except SkillInputError as exc:
-            raise InvalidParamsError(str(exc)) from None
+            return self._continue(message)
+        skill = self._skill(message, None)
         task_id, context_id = new_id(), message.context_id or new_id()
         stored = message.model_copy(update={"task_id": task_id, "context_id": context_id})
         task = Task(
@@ -192,107 +209,105 @@ class TaskRuntime:
             history=[stored],
             metadata={SKILL_METADATA_KEY: skill.id},
         )
-        run = _Running(task=task, skill_id=skill.id, arguments=arguments)
-        self._tasks[task_id] = run
+        handle = TaskHandle(task, stored, skill.id)
+        handle.begin_turn(stored)
+        self._tasks[task_id] = handle
         self._evict()
-        return run
+        return handle
 
-    def _start(self, request: SendMessageRequest) -> _Running:
-        run = self._prepare(request)
-        self._launch(run)
-        return run
+    def _continue(self, message: Message) -> TaskHandle:
+        """A follow-up message on an existing task: allowed only while it waits for input."""
+        handle = self._find(message.task_id or "")
+        task = handle.task
+        if message.context_id and message.context_id != task.context_id:
+            raise InvalidParamsError(
+                f"contextId {message.context_id!r} does not match task {task.id}'s context {task.context_id!r}; "
+                "omit contextId or send the task's own"
+            )
+        if handle.state in TERMINAL_STATES:
+            raise UnsupportedOperationError(
+                f"task {task.id} is {handle.state.value}; send a new message without taskId to start a new task"
+            )
+        if handle.state not in INTERRUPTED_STATES:
+            raise UnsupportedOperationError(
+                f"task {task.id} is {handle.state.value}, not waiting for input; wait for it or SubscribeToTask"
+            )
+        skill = self._skill(message, handle.skill_id)
+        handle.skill_id = skill.id
+        handle.begin_turn(message.model_copy(update={"context_id": task.context_id}))
+        return handle
 
-    def _launch(self, run: _Running) -> None:
+    def _skill(self, message: Message, fallback: str | None) -> Skill:
+        skill_id = (message.metadata or {}).get(SKILL_METADATA_KEY, fallback)
+        if skill_id is not None and not isinstance(skill_id, str):
+            raise InvalidParamsError('message.metadata["skill"] must be a string skill id')
+        try:
+            skill = self.agent.get_skill(skill_id)
+        except SkillNotFound as exc:
+            raise InvalidParamsError(str(exc)) from None
+        _check_media(message, self.input_modes if self.input_modes is not None else skill.card().input_modes)
+        if self._validates_arguments:
+            try:
+                skill.parse_input(_arguments(message))
+            except SkillInputError as exc:
+                raise InvalidParamsError(str(exc)) from None
+        return skill
+
+    def _launch(self, handle: TaskHandle) -> None:
         if self._tg is None:
             raise RuntimeError("TaskRuntime is not running; use 'async with runtime.running():'")
-        self._tg.start_soon(self._execute, run)
+        self._tg.start_soon(self._run_turn, handle)
 
-    async def _execute(self, run: _Running) -> None:
-        task = run.task
-        deadline = anyio.current_time() + self.task_timeout_s if self.task_timeout_s else None
-        ctx = SkillContext(self.agent.brain, task_id=task.id, context_id=task.context_id, deadline=deadline)
+    async def _run_turn(self, handle: TaskHandle) -> None:
         try:
-            with run.scope:
-                self._set_state(run, TaskState.WORKING)
-                try:
-                    result, usage = await self.agent.call(run.skill_id, run.arguments, ctx=ctx)
-                except AgentError as exc:
-                    self._finish_usage(run, ctx)
-                    self._set_state(run, TaskState.FAILED, f"{type(exc).__name__}: {exc}")
-                    return
-                except Exception as exc:  # a bug in the skill must not take the server down
-                    self._finish_usage(run, ctx)
-                    self._set_state(run, TaskState.FAILED, f"skill raised {type(exc).__name__}: {exc}")
-                    return
-                artifact = Artifact(
-                    name=f"{run.skill_id}-result",
-                    parts=[Part.from_data(result.model_dump(mode="json"))],
-                    metadata={USAGE_METADATA_KEY: usage.model_dump(mode="json")},
-                )
-                task.artifacts = [artifact]
-                self._finish_usage(run, ctx)
-                self._publish(run, StreamResponse(artifact_update=TaskArtifactUpdateEvent(
-                    task_id=task.id, context_id=task.context_id, artifact=artifact, last_chunk=True)))
-                self._set_state(run, TaskState.COMPLETED)
+            with handle.scope, anyio.move_on_after(self.task_timeout_s) as timer:
+                await self.executor(handle)
+            if timer.cancelled_caught:
+                handle.fail(f"the task ran past its {self.task_timeout_s} s time limit")
+        except anyio.get_cancelled_exc_class():
+            handle.cancel("the agent shut down")
+            raise
+        except Exception as exc:  # an executor bug fails its task, never the server
+            handle.fail(f"the agent failed: {type(exc).__name__}: {exc}")
         finally:
-            if task.status.state not in TERMINAL_STATES:
-                self._set_state(run, TaskState.CANCELED, "the agent shut down")
-            run.done.set()
-            for stream in run.subscribers:
-                stream.close()
-            run.subscribers.clear()
-
-    def _finish_usage(self, run: _Running, ctx: SkillContext) -> None:
-        meta = dict(run.task.metadata or {})
-        meta[USAGE_METADATA_KEY] = ctx.usage.model_dump(mode="json")
-        run.task.metadata = meta
-
-    def _set_state(self, run: _Running, state: TaskState, reason: str | None = None) -> None:
-        task = run.task
-        if task.status.state in TERMINAL_STATES:
-            return
-        message = None
-        if reason:
-            message = Message.agent(Part.from_text(reason), task_id=task.id, context_id=task.context_id)
-        task.status = TaskStatus(state=state, message=message)
-        self._publish(run, StreamResponse(status_update=TaskStatusUpdateEvent(
-            task_id=task.id, context_id=task.context_id, status=task.status, metadata=task.metadata)))
-        if state in TERMINAL_STATES:
-            run.done.set()
-            for stream in run.subscribers:
-                stream.close()
-            run.subscribers.clear()
-
-    def _subscribe(self, run: _Running) -> Any:
-        send, receive = anyio.create_memory_object_stream[StreamResponse](max_buffer_size=256)
-        run.subscribers.append(send)
-        return receive
-
-    def _publish(self, run: _Running, event: StreamResponse) -> None:
-        for stream in list(run.subscribers):
-            try:
-                stream.send_nowait(event)
-            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                stream.close()  # a subscriber that cannot keep up (or left) is dropped, never waited on
-                run.subscribers.remove(stream)
-
-    def _view(self, task: Task, history_length: int | None, *, artifacts: bool = True) -> Task:
-        history = task.history or []
-        if history_length is not None:
-            history = history[len(history) - history_length :] if history_length else []
-        update: dict[str, Any] = {"history": history or None}
-        if not artifacts:
-            update["artifacts"] = None
-        return task.model_copy(update=update, deep=True)
+            handle.end_turn()
+            if handle.reply is not None:
+                self._tasks.pop(handle.task.id, None)  # a direct message reply leaves no task behind
 
     def _evict(self) -> None:
         while len(self._tasks) > self.max_tasks:
-            for task_id, run in self._tasks.items():
-                if run.task.status.state in TERMINAL_STATES:
+            for task_id, handle in self._tasks.items():
+                if handle.state in TERMINAL_STATES:
                     del self._tasks[task_id]
                     break
             else:
                 return
+
+
+def _media_type(part: Part) -> str:
+    if part.media_type:
+        return part.media_type.split(";")[0].strip().lower()
+    if part.text is not None:
+        return "text/plain"
+    if part.data is not None:
+        return "application/json"
+    return "application/octet-stream"
+
+
+def _check_media(message: Message, modes: Sequence[str]) -> None:
+    """Every part's media type must be one the agent takes (``*/*`` and ``type/*`` wildcards count)."""
+    accepted = {m.lower() for m in modes}
+    for part in message.parts:
+        media = _media_type(part)
+        kind = media.split("/")[0]
+        if part.text is not None and kind == "text":
+            media = "text/plain"  # any text is read as text
+        if media in accepted or "*/*" in accepted or f"{kind}/*" in accepted:
+            continue
+        raise ContentTypeNotSupportedError(
+            f"this agent does not take {media!r} parts; it takes {sorted(accepted)}",
+            {"mediaType": media},
+        )
 
 
 def _arguments(message: Message) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 __all__ = ["Usage"]
 
@@ -10,7 +11,8 @@ __all__ = ["Usage"]
 class Usage(BaseModel):
     """What one or more model calls cost. Adding two usages sums every counter."""
 
-    model_config = ConfigDict(extra="ignore")
+    # camelCase on the wire (A2A metadata), snake_case in Python; both are accepted on input
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
 
     model: str = ""
     calls: int = 0

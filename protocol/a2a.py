@@ -154,9 +154,7 @@ class Part(WireModel):
     def _exactly_one_content(self) -> Self:
         present = [k for k in ("text", "data", "url", "raw") if getattr(self, k) is not None]
         if len(present) != 1:
-            raise ValueError(
-                f"a Part carries exactly one of text, data, url, raw; got {present or 'none'}"
-            )
+            raise ValueError(f"a Part carries exactly one of text, data, url, raw; got {present or 'none'}")
         return self
 
     @classmethod

@@ -80,19 +80,26 @@ class A2AError(Exception):
         self.metadata = metadata or {}
 
     def to_jsonrpc(self) -> JSONRPCError:
-        info = {"@type": ERROR_INFO_TYPE, "reason": self.reason, "domain": ERROR_DOMAIN, "metadata": {
-            k: str(v) for k, v in self.metadata.items()
-        }}
+        info = {
+            "@type": ERROR_INFO_TYPE,
+            "reason": self.reason,
+            "domain": ERROR_DOMAIN,
+            "metadata": {k: str(v) for k, v in self.metadata.items()},
+        }
         return JSONRPCError(code=self.code, message=self.message, data=[info])
 
 
 def _error(name: str, code: int, reason: str, http_status: int, doc: str) -> type[A2AError]:
-    cls = type(name, (A2AError,), {"code": code, "reason": reason, "http_status": http_status, "__doc__": doc})
+    cls = type(
+        name, (A2AError,), {"code": code, "reason": reason, "http_status": http_status, "__doc__": doc}
+    )
     return cls
 
 
 ParseError = _error("ParseError", -32700, "PARSE_ERROR", 400, "The body is not valid JSON.")
-InvalidRequestError = _error("InvalidRequestError", -32600, "INVALID_REQUEST", 400, "Not a JSON-RPC 2.0 request.")
+InvalidRequestError = _error(
+    "InvalidRequestError", -32600, "INVALID_REQUEST", 400, "Not a JSON-RPC 2.0 request."
+)
 MethodNotFoundError = _error("MethodNotFoundError", -32601, "METHOD_NOT_FOUND", 404, "No such method.")
 InvalidParamsError = _error("InvalidParamsError", -32602, "INVALID_PARAMS", 400, "Params fail validation.")
 InternalError = _error("InternalError", -32603, "INTERNAL_ERROR", 500, "The server failed unexpectedly.")
@@ -101,24 +108,38 @@ TaskNotCancelableError = _error(
     "TaskNotCancelableError", -32002, "TASK_NOT_CANCELABLE", 400, "The task is already in a terminal state."
 )
 PushNotificationNotSupportedError = _error(
-    "PushNotificationNotSupportedError", -32003, "PUSH_NOTIFICATION_NOT_SUPPORTED", 400,
+    "PushNotificationNotSupportedError",
+    -32003,
+    "PUSH_NOTIFICATION_NOT_SUPPORTED",
+    400,
     "This agent does not send push notifications.",
 )
 UnsupportedOperationError = _error(
     "UnsupportedOperationError", -32004, "UNSUPPORTED_OPERATION", 400, "The operation is not supported."
 )
 ContentTypeNotSupportedError = _error(
-    "ContentTypeNotSupportedError", -32005, "CONTENT_TYPE_NOT_SUPPORTED", 415, "A media type is not supported."
+    "ContentTypeNotSupportedError",
+    -32005,
+    "CONTENT_TYPE_NOT_SUPPORTED",
+    415,
+    "A media type is not supported.",
 )
 InvalidAgentResponseError = _error(
     "InvalidAgentResponseError", -32006, "INVALID_AGENT_RESPONSE", 500, "The agent produced an invalid reply."
 )
 ExtendedAgentCardNotConfiguredError = _error(
-    "ExtendedAgentCardNotConfiguredError", -32007, "EXTENDED_AGENT_CARD_NOT_CONFIGURED", 400,
+    "ExtendedAgentCardNotConfiguredError",
+    -32007,
+    "EXTENDED_AGENT_CARD_NOT_CONFIGURED",
+    400,
     "No extended agent card is configured.",
 )
 ExtensionSupportRequiredError = _error(
-    "ExtensionSupportRequiredError", -32008, "EXTENSION_SUPPORT_REQUIRED", 400, "A required extension is missing."
+    "ExtensionSupportRequiredError",
+    -32008,
+    "EXTENSION_SUPPORT_REQUIRED",
+    400,
+    "A required extension is missing.",
 )
 VersionNotSupportedError = _error(
     "VersionNotSupportedError", -32009, "VERSION_NOT_SUPPORTED", 400, "The A2A-Version is not supported."
@@ -127,10 +148,20 @@ VersionNotSupportedError = _error(
 _BY_CODE: dict[int, type[A2AError]] = {
     cls.code: cls
     for cls in (
-        ParseError, InvalidRequestError, MethodNotFoundError, InvalidParamsError, InternalError,
-        TaskNotFoundError, TaskNotCancelableError, PushNotificationNotSupportedError,
-        UnsupportedOperationError, ContentTypeNotSupportedError, InvalidAgentResponseError,
-        ExtendedAgentCardNotConfiguredError, ExtensionSupportRequiredError, VersionNotSupportedError,
+        ParseError,
+        InvalidRequestError,
+        MethodNotFoundError,
+        InvalidParamsError,
+        InternalError,
+        TaskNotFoundError,
+        TaskNotCancelableError,
+        PushNotificationNotSupportedError,
+        UnsupportedOperationError,
+        ContentTypeNotSupportedError,
+        InvalidAgentResponseError,
+        ExtendedAgentCardNotConfiguredError,
+        ExtensionSupportRequiredError,
+        VersionNotSupportedError,
     )
 }
 

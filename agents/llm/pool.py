@@ -1,4 +1,4 @@
-"""One loaded copy of each GGUF per process, shared by every agent that uses it."""
+"""One loaded copy of each GGUF per process, shared by every agent that uses it, and its batching engines."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from agents.llm.engine import Engine
+from agents.llm.native import ContextConfig, NativeModel
 
 __all__ = ["default_model_path", "LoadedModel", "ModelPool", "POOL"]
 
@@ -29,7 +32,7 @@ def default_model_path() -> Path:
 
 @dataclass
 class LoadedModel:
-    """A llama.cpp model in memory plus the lock that serialises its use."""
+    """llama-cpp-python's high-level ``Llama`` plus the lock that serialises its use (the unbatched path)."""
 
     path: Path
     llama: Any
@@ -41,13 +44,46 @@ class LoadedModel:
 
 
 class ModelPool:
-    """Loads each (path, n_ctx) once and hands the same instance to every caller."""
+    """Loads each GGUF once per process and hands the same weights and engine to every caller.
+
+    ``engine(path)`` is what agents use: N agents on one model cost one model's weights plus their KV cells.
+    ``get(path)`` returns a plain serialised ``Llama`` (kept for comparisons; it loads its own copy).
+    """
 
     def __init__(self) -> None:
+        self._weights: dict[str, NativeModel] = {}
+        self._engines: dict[tuple[str, ContextConfig], Engine] = {}
         self._models: dict[tuple[str, int], LoadedModel] = {}
         self._lock = threading.Lock()
 
+    def weights(self, path: Path) -> NativeModel:
+        """The process-wide loaded weights and tokenizer of ``path``."""
+        key = str(Path(path).resolve())
+        with self._lock:
+            model = self._weights.get(key)
+            if model is None:
+                model = NativeModel(Path(path))
+                self._weights[key] = model
+            return model
+
+    def engine(self, path: Path, config: ContextConfig | None = None, *, max_queue: int = 64) -> Engine:
+        """The shared batching engine for ``path`` and ``config`` (created on first use)."""
+        config = config or ContextConfig()
+        model = self.weights(path)
+        key = (str(Path(path).resolve()), config)
+        with self._lock:
+            engine = self._engines.get(key)
+            if engine is None:
+                engine = Engine(model, config, max_queue=max_queue)
+                self._engines[key] = engine
+            return engine
+
+    def engines(self) -> list[Engine]:
+        with self._lock:
+            return list(self._engines.values())
+
     def get(self, path: Path, n_ctx: int = 2048, n_threads: int | None = None) -> LoadedModel:
+        """A serialised high-level ``Llama`` for ``path`` (llama-cpp-python's own path, no batching)."""
         key = (str(Path(path).resolve()), n_ctx)
         with self._lock:
             model = self._models.get(key)
@@ -72,8 +108,16 @@ class ModelPool:
             return list(self._models.values())
 
     def clear(self) -> None:
+        """Close every engine (failing its unfinished jobs) and drop every loaded model."""
         with self._lock:
+            engines, weights = list(self._engines.values()), list(self._weights.values())
+            self._engines.clear()
+            self._weights.clear()
             self._models.clear()
+        for engine in engines:
+            engine.close()
+        for model in weights:
+            model.close()
 
 
 POOL = ModelPool()

@@ -1,0 +1,120 @@
+"""Negotiating agents: ordinary ``Agent``s with ``respond``, ``propose`` and ``award`` skills.
+
+A negotiator holds private preferences per item and a strategy; with a brain and ``guided=True`` the small
+model picks among the strategy's valid moves (see ``agents.negotiators.guided``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from agents.agent import Agent, SkillContext
+from agents.llm.base import Brain
+from agents.negotiators.guided import enforce, guided_respond
+from agents.negotiators.strategies import Strategy, get_strategy
+from agents.negotiators.utility import LinearUtility, Preferences, outcome_space
+from protocol.negotiation import Action, Award, AwardReply, CallForProposals, Proposal, RespondRequest, Response
+
+__all__ = ["Negotiator", "negotiator_agent"]
+
+
+class Negotiator:
+    """The private side of a negotiating agent: preferences per item, strategy, remaining capacity."""
+
+    def __init__(
+        self,
+        preferences: Preferences | Mapping[str, Preferences],
+        strategy: str | Strategy = "boulware",
+        *,
+        capacity: int | None = None,
+        opening: float = 0.6,
+    ) -> None:
+        self.preferences = preferences
+        self.strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
+        self.capacity = capacity
+        self.committed = 0
+        self.opening = opening
+
+    def preferences_for(self, item: str) -> Preferences | None:
+        """Preferences for ``item`` with the remaining capacity as a hard quantity limit; None if not traded."""
+        prefs = self.preferences if isinstance(self.preferences, Preferences) else self.preferences.get(item)
+        if prefs is None or self.capacity is None:
+            return prefs
+        lo, hi = prefs.limits.get("quantity", (0.0, float("inf")))
+        limits = {**prefs.limits, "quantity": (lo, min(hi, float(self.capacity - self.committed)))}
+        return prefs.model_copy(update={"limits": limits})
+
+    def utility(self, item: str, issues: list) -> LinearUtility | None:
+        prefs = self.preferences_for(item)
+        return None if prefs is None else LinearUtility(prefs, issues)
+
+    def proposal(self, me: str, cfp: CallForProposals) -> Proposal:
+        """Opening terms for a CFP: the allowed outcome at the ``opening`` quantile of my utility, or a refusal."""
+        utility = self.utility(cfp.item, cfp.issues)
+        if utility is None:
+            return Proposal(cfp_id=cfp.cfp_id, bidder=me, reason=f"{me} does not supply {cfp.item}")
+        space = outcome_space(cfp.issues)
+        scores = utility.scores(space.points)
+        ok = scores >= utility.reservation
+        if not ok.any():
+            return Proposal(cfp_id=cfp.cfp_id, bidder=me, reason="no terms within my limits and reservation value")
+        level = float(np.quantile(scores[ok], self.opening))
+        rows = np.flatnonzero(ok & (scores >= level))
+        row = int(rows[np.argmin(scores[rows])])
+        return Proposal(cfp_id=cfp.cfp_id, bidder=me, offer=space.offer(row), reason=f"opening at {scores[row]:.2f}")
+
+    def award(self, me: str, award: Award) -> AwardReply:
+        """Confirm an award while capacity lasts (and commit it); otherwise withdraw."""
+        if not award.accepted:
+            return AwardReply(cfp_id=award.cfp_id, bidder=me, confirmed=False, reason="rejection noted")
+        quantity = int((award.offer.values if award.offer else {}).get("quantity", 0))
+        if self.capacity is not None and self.committed + quantity > self.capacity:
+            left = self.capacity - self.committed
+            return AwardReply(cfp_id=award.cfp_id, bidder=me, confirmed=False,
+                              reason=f"withdrawn: only {left} units of capacity left, award needs {quantity}")
+        self.committed += quantity
+        return AwardReply(cfp_id=award.cfp_id, bidder=me, confirmed=True, reason="confirmed")
+
+
+def negotiator_agent(
+    name: str,
+    negotiator: Negotiator,
+    *,
+    brain: Brain | None = None,
+    guided: bool = False,
+    description: str = "",
+    tags: list[str] | None = None,
+) -> Agent:
+    """An agent that negotiates: ``respond`` (alternating offers), ``propose`` (answer a CFP), ``award``."""
+    if guided and brain is None:
+        raise ValueError("guided=True needs a brain, e.g. brain=LlamaCpp() or Scripted([...])")
+    kind = "LLM-guided" if guided else negotiator.strategy.name
+    agent = Agent(name, description or f"Negotiator ({kind})", brain=brain, tags=["negotiation", *(tags or [])],
+                  metadata={"strategy": negotiator.strategy.name, "guided": guided})
+
+    @agent.skill(tags=["negotiation", "alternating-offers"])
+    async def respond(ctx: SkillContext, req: RespondRequest) -> Response:
+        """Answer the offer on the table: accept, counter, or walk away."""
+        utility = negotiator.utility(req.item, req.issues)
+        if utility is None:
+            return Response(action=Action.WALK_AWAY, reason=f"{name} does not trade {req.item!r}")
+        space = outcome_space(req.issues)
+        if guided:
+            move = await guided_respond(ctx, req, utility, space, negotiator.strategy)
+        else:
+            move = negotiator.strategy.respond(req, utility, space)
+        return enforce(move, req, utility, space, negotiator.strategy)
+
+    @agent.skill(tags=["negotiation", "contract-net"])
+    async def propose(ctx: SkillContext, cfp: CallForProposals) -> Proposal:
+        """Answer a call for proposals with opening terms, or refuse."""
+        return negotiator.proposal(name, cfp)
+
+    @agent.skill(tags=["negotiation", "contract-net"])
+    async def award(ctx: SkillContext, req: Award) -> AwardReply:
+        """Take an award (confirm or withdraw) or a rejection."""
+        return negotiator.award(name, req)
+
+    return agent

@@ -1,0 +1,122 @@
+"""Linear additive utility over discrete issues, hard limits, and the (enumerated or sampled) outcome space."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from pydantic import BaseModel, Field, model_validator
+
+from protocol.negotiation import Issue, Offer
+
+__all__ = ["Preferences", "LinearUtility", "OutcomeSpace", "outcome_space", "ENUMERATE_LIMIT"]
+
+ENUMERATE_LIMIT = 200_000
+SAMPLE_SIZE = 20_000
+
+
+class Preferences(BaseModel):
+    """A party's private preferences: issue weights, which way each issue is better, a reservation value.
+
+    ``limits`` are hard bounds (capacity, cost floor, latest day): offers outside them are never made or accepted.
+    Issues without a weight count for nothing.
+    """
+
+    weights: dict[str, float] = Field(min_length=1, max_length=32)
+    increasing: dict[str, bool] = Field(default_factory=dict, description="True: higher is better (default)")
+    reservation: float = Field(default=0.0, ge=0.0, lt=1.0, description="utility of no deal, in [0, 1)")
+    limits: dict[str, tuple[float, float]] = Field(default_factory=dict, description="issue -> (min, max)")
+
+    @model_validator(mode="after")
+    def _positive_weights(self) -> Preferences:
+        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+            raise ValueError("weights must be non-negative and sum to more than 0, e.g. {'price': 0.7, 'day': 0.3}")
+        return self
+
+
+class LinearUtility:
+    """u(offer) = sum_i w_i * v_i(offer_i): each v_i maps the issue's range linearly onto [0, 1]."""
+
+    def __init__(self, preferences: Preferences, issues: list[Issue]) -> None:
+        self.preferences = preferences
+        self.issues = issues
+        self.names = [i.name for i in issues]
+        total = sum(preferences.weights.get(n, 0.0) for n in self.names)
+        if total <= 0:
+            raise ValueError(f"preferences weigh none of the issues {self.names}; give a weight to at least one")
+        self.weights = np.array([preferences.weights.get(n, 0.0) / total for n in self.names])
+        self.reservation = preferences.reservation
+
+    def values_of(self, offer: Offer) -> np.ndarray:
+        return np.array([[offer.values[n] for n in self.names]], dtype=float)
+
+    def scores(self, points: np.ndarray) -> np.ndarray:
+        """Utilities of outcome rows (columns in issue order); rows outside the limits score -1."""
+        low = np.array([i.low for i in self.issues])
+        span = np.array([i.high - i.low for i in self.issues])
+        norm = (points - low) / span
+        up = np.array([self.preferences.increasing.get(n, True) for n in self.names])
+        norm = np.where(up, norm, 1.0 - norm)
+        utility = norm @ self.weights
+        return np.where(self.allowed(points), utility, -1.0)
+
+    def allowed(self, points: np.ndarray) -> np.ndarray:
+        """Which rows respect the hard limits."""
+        ok = np.ones(len(points), dtype=bool)
+        for name, (lo, hi) in self.preferences.limits.items():
+            if name in self.names:
+                col = points[:, self.names.index(name)]
+                ok &= (col >= lo) & (col <= hi)
+        return ok
+
+    def __call__(self, offer: Offer) -> float:
+        """Utility of one offer (-1 when it breaks a hard limit)."""
+        return float(self.scores(self.values_of(offer))[0])
+
+    def acceptable(self, offer: Offer) -> bool:
+        """Within the limits and at least the reservation value: the hard guardrail."""
+        return self(offer) >= self.reservation
+
+
+@dataclass(frozen=True)
+class OutcomeSpace:
+    """Outcomes of a discrete issue grid as rows (all of them, or a deterministic sample when too many)."""
+
+    issues: tuple[Issue, ...]
+    points: np.ndarray
+    complete: bool
+
+    def offer(self, row: int) -> Offer:
+        return Offer(values={i.name: float(v) for i, v in zip(self.issues, self.points[row], strict=True)})
+
+    def distance_to(self, offer: Offer) -> np.ndarray:
+        """Normalised L1 distance of every outcome to ``offer`` (0: same, 1 per issue at opposite ends)."""
+        span = np.array([i.high - i.low for i in self.issues])
+        target = np.array([offer.values[i.name] for i in self.issues])
+        return np.asarray(np.abs(self.points - target) / span).sum(axis=1)
+
+
+def outcome_space(issues: list[Issue], *, limit: int = ENUMERATE_LIMIT, samples: int = SAMPLE_SIZE) -> OutcomeSpace:
+    """All outcomes when there are at most ``limit``, else ``samples`` drawn with a seed fixed by the issues."""
+    key = tuple((i.name, tuple(i.values), i.unit) for i in issues)
+    return _space(key, limit, samples)
+
+
+@lru_cache(maxsize=512)
+def _space(key: tuple[tuple[str, tuple[float, ...], str], ...], limit: int, samples: int) -> OutcomeSpace:
+    issues = tuple(Issue(name=n, values=list(v), unit=u) for n, v, u in key)
+    sizes = [len(i.values) for i in issues]
+    total = int(np.prod(sizes, dtype=object))
+    if total <= limit:
+        grids = np.meshgrid(*[np.array(i.values) for i in issues], indexing="ij")
+        points = np.stack([g.ravel() for g in grids], axis=1)
+        return OutcomeSpace(issues, points, complete=True)
+    digest = hashlib.sha256(repr([(i.name, i.values) for i in issues]).encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    columns = [np.array(i.values)[rng.integers(0, len(i.values), samples)] for i in issues]
+    # the extreme corners matter for analytics (best outcome of each side), so they are always included
+    corners = np.array([[i.low for i in issues], [i.high for i in issues]])
+    points = np.unique(np.vstack([np.stack(columns, axis=1), corners]), axis=0)
+    return OutcomeSpace(issues, points, complete=False)
