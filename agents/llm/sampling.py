@@ -14,7 +14,7 @@ from agents.llm.constraints import Constraint
 
 __all__ = ["TokenSampler", "NoAllowedToken"]
 
-_TOP_K = 32
+_TOP_K = (32, 1024)  # candidates checked, best first, before the whole vocabulary is scanned
 _REDRAWS = 16
 
 
@@ -68,11 +68,12 @@ class TokenSampler:
         return self._draw_index(logits)
 
     def _constrained_greedy(self, logits: npt.NDArray[np.float32], constraint: Constraint) -> int:
-        top = np.argpartition(-logits, _TOP_K)[:_TOP_K]
-        top = top[np.argsort(-logits[top], kind="stable")]
-        ok = constraint.check(top)
-        if ok.any():
-            return int(top[int(np.argmax(ok))])
+        for k in (min(k, len(logits) - 1) for k in _TOP_K):
+            top = np.argpartition(-logits, k)[:k]
+            top = top[np.argsort(-logits[top], kind="stable")]
+            ok = constraint.check(top)
+            if ok.any():
+                return int(top[int(np.argmax(ok))])
         self.fallbacks += 1
         mask = constraint.full_mask()
         if not mask.any():

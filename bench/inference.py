@@ -1,0 +1,216 @@
+"""Inference figures: llama-cpp-python's own high-level API (raw) beside scaleout's batching engine.
+
+Run: .venv/bin/python bench/inference.py [--tokens 64]. Prints one table; figures are noisy on shared
+machines, so read the ratios (each row measures raw and platform in the same run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import anyio
+
+from agents.llm import ContextConfig, GenerationRequest, LlamaCpp, default_model_path
+from agents.llm.pool import ModelPool
+
+PROMPTS = [f"Supplier {i} writes to the buyer about an order of {10 + i} steel gears:" for i in range(32)]
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "item": {"type": "string"},
+        "quantity": {"type": "integer"},
+        "price": {"type": "number"},
+        "note": {"type": "string"},
+    },
+    "required": ["item", "quantity", "price", "note"],
+}
+
+
+def _raw_llama(pool: ModelPool) -> Any:
+    return pool.get(default_model_path(), n_ctx=4096).llama
+
+
+def raw_decode(llama: Any, prompt: str, n: int, grammar: Any = None) -> tuple[int, float]:
+    """Tokens and seconds of decode only (prompt evaluated first, then timed generation)."""
+    llama.reset()
+    t0 = time.perf_counter()
+    out = llama.create_completion(prompt, max_tokens=1, temperature=0.0)
+    t_prompt = time.perf_counter() - t0
+    llama.reset()
+    t0 = time.perf_counter()
+    out = llama.create_completion(prompt, max_tokens=n, temperature=0.0, grammar=grammar)
+    dt = time.perf_counter() - t0 - t_prompt
+    return out["usage"]["completion_tokens"], dt
+
+
+def raw_concurrent(llama: Any, k: int, n: int) -> float:
+    """k threads sharing one Llama (it must be serialised): aggregate completion tokens/s."""
+    lock = threading.Lock()
+    total = [0]
+
+    def worker(i: int) -> None:
+        with lock:
+            llama.reset()
+            out = llama.create_completion(PROMPTS[i], max_tokens=n, temperature=0.0)
+            total[0] += out["usage"]["completion_tokens"]
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(k)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return total[0] / (time.perf_counter() - t0)
+
+
+async def platform_concurrent(brain: LlamaCpp, k: int, n: int, schema: dict[str, Any] | None = None) -> float:
+    total = [0]
+
+    async def one(i: int) -> None:
+        out = await brain.generate(GenerationRequest(prompt=PROMPTS[i], max_tokens=n, json_schema=schema))
+        total[0] += out.usage.completion_tokens
+
+    t0 = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for i in range(k):
+            tg.start_soon(one, i)
+    return total[0] / (time.perf_counter() - t0)
+
+
+async def platform_decode(brain: LlamaCpp, prompt: str, n: int, schema: dict[str, Any] | None = None) -> float:
+    """Decode tokens/s of one stream: the prompt is cached by a first call, so the second is all decode."""
+    req = GenerationRequest(prompt=prompt, max_tokens=1)
+    await brain.generate(req)
+    out = await brain.generate(req.model_copy(update={"max_tokens": n, "json_schema": schema}))
+    return out.usage.completion_tokens / out.usage.wall_seconds
+
+
+def negotiation_turns(turns: int) -> list[str]:
+    history = "A buyer and a seller negotiate 100 gears. Each reply is one short sentence.\n"
+    prompts = []
+    for t in range(turns):
+        history += f"Buyer: round {t}, I offer {80 + t} per gear and delivery in {10 - t % 5} days.\nSeller:"
+        prompts.append(history)
+        history += " I can do better on delivery than on price.\n"
+    return prompts
+
+
+def raw_turns(llama: Any, prompts: list[str], n: int) -> list[float]:
+    """Each turn from a cold context, as when several agents take turns on one Llama."""
+    times = []
+    for p in prompts:
+        llama.reset()
+        t0 = time.perf_counter()
+        llama.create_completion(p, max_tokens=n, temperature=0.0)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+async def platform_turns(brain: LlamaCpp, prompts: list[str], n: int) -> list[float]:
+    times = []
+    for p in prompts:
+        t0 = time.perf_counter()
+        await brain.generate(GenerationRequest(prompt=p, max_tokens=n, session_id="bench-negotiation"))
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def rss_child(kind: str, agents: int) -> None:
+    """(subprocess) Peak-ish RSS after ``agents`` agents each made one call."""
+    if kind == "raw":
+        from llama_cpp import Llama
+
+        llamas = [Llama(model_path=str(default_model_path()), n_ctx=1024, verbose=False) for _ in range(agents)]
+        for i, llama in enumerate(llamas):
+            llama.create_completion(PROMPTS[i], max_tokens=8)
+    else:
+        brain = LlamaCpp(context=ContextConfig(n_ctx=8192, n_seq=32))
+
+        async def run() -> None:
+            async with anyio.create_task_group() as tg:
+                for i in range(agents):
+                    req = GenerationRequest(prompt=PROMPTS[i], max_tokens=8, session_id=f"agent-{i}")
+                    tg.start_soon(brain.generate, req)
+
+        anyio.run(run)
+    print(json.dumps({"rss_mb": _rss_mb()}))
+
+
+def rss(kind: str, agents: int) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss", kind, str(agents)], capture_output=True, text=True, timeout=600, check=True
+    )
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["rss_mb"])
+
+
+async def main(n: int) -> None:
+    pool = ModelPool()
+    llama = _raw_llama(pool)
+    brain = LlamaCpp(pool=pool, context=ContextConfig(n_ctx=8192, n_seq=32))
+    await platform_decode(brain, PROMPTS[0], 4)  # load and warm up
+    raw_decode(llama, PROMPTS[0], 4)
+    rows: list[tuple[str, str, str, str]] = []
+
+    def row(name: str, raw: float, ours: float, unit: str) -> None:
+        rows.append((name, f"{raw:8.1f} {unit}", f"{ours:8.1f} {unit}", f"{ours / raw:5.2f}x" if raw else "-"))
+
+    k, dt = raw_decode(llama, PROMPTS[1], n)
+    raw_single = k / dt
+    ours_single = await platform_decode(brain, PROMPTS[1], n)
+    row("single-stream decode", raw_single, ours_single, "tok/s")
+    base = None
+    for agents in (1, 4, 8, 16):
+        r = raw_concurrent(llama, agents, n)
+        o = await platform_concurrent(brain, agents, n)
+        base = base or o
+        row(f"aggregate decode, {agents} agents", r, o, "tok/s")
+    prompts = negotiation_turns(10)
+    rt = raw_turns(llama, prompts, 8)
+    ot = await platform_turns(brain, prompts, 8)
+    row("turn 1 latency", rt[0] * 1000, ot[0] * 1000, "ms")
+    row("turn 10 latency", rt[-1] * 1000, ot[-1] * 1000, "ms")
+    from llama_cpp import LlamaGrammar
+
+    grammar = LlamaGrammar.from_json_schema(json.dumps(SCHEMA), verbose=False)
+    k, dt = raw_decode(llama, PROMPTS[2] + " As JSON:", n, grammar)
+    raw_json = k / dt
+    ours_json = await platform_decode(brain, PROMPTS[2] + " As JSON:", n, SCHEMA)
+    ours_free = await platform_decode(brain, PROMPTS[2] + " As JSON:", n)
+    row("constrained (JSON schema) decode", raw_json, ours_json, "tok/s")
+    row("unconstrained decode, same prompt", raw_single, ours_free, "tok/s")
+    pool.clear()
+    r1, o1, r4, o32 = rss("raw", 1), rss("platform", 1), rss("raw", 4), rss("platform", 32)
+    row("RSS, 1 agent", r1, o1, "MB")
+    row("RSS, raw 4 agents / platform 32", r4, o32, "MB")
+
+    print(f"model {default_model_path().name}, {n} tokens per stream; raw = llama-cpp-python Llama.create_completion")
+    print(f"{'measure':36} {'raw':>14} {'platform':>14} {'platform/raw':>12}")
+    for name, r, o, ratio in rows:
+        print(f"{name:36} {r:>14} {o:>14} {ratio:>12}")
+    print(f"platform 16-agent aggregate / platform single stream: {float(rows[4][2].split()[0]) / ours_single:.2f}x")
+    print(f"platform constrained / unconstrained: {ours_json / ours_free:.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--rss", nargs=2, metavar=("KIND", "AGENTS"))
+    args = parser.parse_args()
+    if args.rss:
+        rss_child(args.rss[0], int(args.rss[1]))
+    else:
+        anyio.run(main, args.tokens)

@@ -1,0 +1,123 @@
+"""Model-free parts of the llama.cpp backend: sampling, constraints' helpers, request validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from pydantic import ValidationError
+
+from agents.llm.base import GenerationRequest
+from agents.llm.constraints import JsonCloser, shortlist_from_schema
+from agents.llm.jobs import common_prefix
+from agents.llm.sampling import NoAllowedToken, TokenSampler
+
+
+class Allowed:
+    """A fake constraint that allows a fixed token set and counts the slow full-vocabulary scans."""
+
+    def __init__(self, allowed: set[int], vocab: int) -> None:
+        self.allowed = allowed
+        self.vocab = vocab
+        self.full_scans = 0
+
+    @property
+    def done(self) -> bool:
+        return False
+
+    def allowed_ids(self) -> None:
+        return None
+
+    def check(self, tokens: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        return np.isin(tokens, list(self.allowed))
+
+    def full_mask(self) -> npt.NDArray[np.bool_]:
+        self.full_scans += 1
+        return np.isin(np.arange(self.vocab), list(self.allowed))
+
+    def accept(self, token: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _logits(seed: int = 1, n: int = 1000) -> npt.NDArray[np.float32]:
+    return np.random.default_rng(seed).normal(size=n).astype(np.float32)
+
+
+def test_greedy_is_argmax() -> None:
+    logits = _logits()
+    assert TokenSampler().pick(logits) == int(np.argmax(logits))
+
+
+def test_seeded_sampling_repeats_and_seeds_differ() -> None:
+    logits = _logits()
+    draws = [[TokenSampler(1.0, seed).pick(logits) for _ in range(1)] for seed in range(20)]
+    again = [[TokenSampler(1.0, seed).pick(logits) for _ in range(1)] for seed in range(20)]
+    assert draws == again
+    assert len({d[0] for d in draws}) > 5
+
+
+def test_constrained_greedy_picks_best_allowed_without_full_scan() -> None:
+    logits = _logits()
+    order = np.argsort(-logits)
+    allowed = {int(order[3]), int(order[500])}
+    c = Allowed(allowed, len(logits))
+    assert TokenSampler().pick(logits, c) == int(order[3])
+    assert c.full_scans == 0
+
+
+def test_constrained_greedy_falls_back_to_full_scan_exactly() -> None:
+    logits = _logits(n=5000)
+    order = np.argsort(-logits)
+    c = Allowed({int(order[3000]), int(order[4000])}, len(logits))
+    assert TokenSampler().pick(logits, c) == int(order[3000])
+    assert c.full_scans == 1
+
+
+def test_constrained_draws_only_allowed_tokens() -> None:
+    logits = _logits()
+    allowed = {5, 17, 400}
+    c = Allowed(allowed, len(logits))
+    picks = {TokenSampler(1.0, seed).pick(logits, c) for seed in range(50)}
+    assert picks <= allowed and len(picks) >= 2
+
+
+def test_constraint_that_allows_nothing_raises() -> None:
+    with pytest.raises(NoAllowedToken):
+        TokenSampler().pick(_logits(), Allowed(set(), 1000))
+
+
+@pytest.mark.parametrize(
+    ("chunks", "closed"),
+    [
+        (['{"a": ', '"}"', "}"], True),
+        (['{"a": [1, {"b": 2}', "]"], False),
+        (['{"a": "x\\"}"', ", "], False),
+        (["[1, 2]"], True),
+    ],
+)
+def test_json_closer(chunks: list[str], closed: bool) -> None:
+    closer = JsonCloser()
+    for chunk in chunks:
+        closer.feed(chunk.encode())
+    assert closer.closed is closed
+
+
+def test_shortlist_from_schema() -> None:
+    assert shortlist_from_schema({"enum": ["accept", "reject"]}) == ['"accept"', '"reject"']
+    assert shortlist_from_schema({"const": 3}) == ["3"]
+    assert shortlist_from_schema({"type": "object", "properties": {}}) is None
+
+
+def test_common_prefix() -> None:
+    assert common_prefix([1, 2, 3], [1, 2, 4]) == 2
+    assert common_prefix([], [1]) == 0
+    assert common_prefix([1, 2], [1, 2, 3]) == 2
+
+
+def test_request_rejects_schema_and_choices_together() -> None:
+    with pytest.raises(ValidationError, match="not both"):
+        GenerationRequest(prompt="x", json_schema={"type": "string"}, choices=["a"])
+    assert GenerationRequest(prompt="x").session_id is None
