@@ -1,0 +1,30 @@
+"""The orchestrator: routes tasks to registered agents, runs task graphs, records every run.
+
+>>> from orchestrator import Orchestrator, TaskSpec, GraphSpec
+"""
+
+from orchestrator.energy import EnergyModel
+from orchestrator.graph import GraphError, TaskGraph
+from orchestrator.router import Candidate, Router, Routing
+from orchestrator.runs import RunStore
+from orchestrator.service import Orchestrator, RunNotFound
+from orchestrator.spec import Constraints, GraphSpec, TaskSpec
+from orchestrator.transports import AgentCallError, AgentUnreachable, Transports
+
+__all__ = [
+    "Orchestrator",
+    "RunNotFound",
+    "RunStore",
+    "Router",
+    "Routing",
+    "Candidate",
+    "TaskGraph",
+    "GraphError",
+    "GraphSpec",
+    "TaskSpec",
+    "Constraints",
+    "EnergyModel",
+    "Transports",
+    "AgentCallError",
+    "AgentUnreachable",
+]

@@ -1,0 +1,194 @@
+"""The ``scaleout`` command line: ``orchestrator serve``, ``run FILE|TASK``, ``runs list|show|watch``, and the
+``agent`` and ``registry`` command groups of those packages (each mounted only when it imports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+__all__ = ["main", "build_parser", "DEFAULT_URL", "DEFAULT_PORT"]
+
+DEFAULT_PORT = 8100
+DEFAULT_URL = os.environ.get("SCALEOUT_ORCHESTRATOR_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every command group that is available."""
+    top = argparse.ArgumentParser(prog="scaleout", description="multi-agent systems of small models")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    orch = sub.add_parser("orchestrator", help="serve the orchestrator (HTTP API, SSE events, MCP at /mcp)")
+    orch_sub = orch.add_subparsers(dest="orchestrator_command", required=True)
+    serve = orch_sub.add_parser("serve", help="serve the orchestrator with uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--db", help="database URL or SQLite path (default $SCALEOUT_DB_URL or ./scaleout.db)")
+    serve.add_argument("--no-resume", action="store_true", help="fail unfinished runs at start instead of resuming")
+    serve.set_defaults(func=_serve)
+
+    run = sub.add_parser("run", help="run a graph from a JSON file, or one task needing SKILL")
+    run.add_argument("target", help="a JSON file (a graph or a task), or a skill id")
+    run.add_argument("--input", default="{}", help="task input as JSON (with a skill id)")
+    run.add_argument("--deadline", type=float, help="per-attempt deadline in seconds (with a skill id)")
+    run.add_argument("--no-wait", action="store_true", help="print the run id and return")
+    run.add_argument("--url", default=DEFAULT_URL, help=f"orchestrator URL (default {DEFAULT_URL})")
+    run.set_defaults(func=_run)
+
+    runs = sub.add_parser("runs", help="list, show or watch runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    lst = runs_sub.add_parser("list", help="recent runs")
+    lst.add_argument("--status", choices=["pending", "running", "succeeded", "failed", "cancelled"])
+    lst.add_argument("--limit", type=int, default=20)
+    show = runs_sub.add_parser("show", help="one run as JSON: tasks, attempts, usage")
+    show.add_argument("run_id")
+    watch = runs_sub.add_parser("watch", help="follow a run's events live until it ends")
+    watch.add_argument("run_id")
+    cancel = runs_sub.add_parser("cancel", help="cancel an active run")
+    cancel.add_argument("run_id")
+    for p in (lst, show, watch, cancel):
+        p.add_argument("--url", default=DEFAULT_URL, help=f"orchestrator URL (default {DEFAULT_URL})")
+        p.set_defaults(func=_runs)
+
+    for module in ("agents.cli", "registry.cli"):
+        try:
+            add = __import__(module, fromlist=["add_parser"]).add_parser
+        except (ImportError, AttributeError) as exc:  # one missing piece must not break the other commands
+            print(f"note: {module} unavailable ({exc}); its commands are not mounted", file=sys.stderr)
+            continue
+        add(sub)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``scaleout`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from orchestrator.api import create_app
+    from orchestrator.service import Orchestrator
+    from registry import Registry
+
+    registry = Registry(args.db)
+    app = create_app(Orchestrator(registry, registry.url, resume=not args.no_resume))
+    print(f"orchestrator on http://{args.host}:{args.port} (MCP at /mcp)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _spec(args: argparse.Namespace) -> dict[str, Any]:
+    path = Path(args.target)
+    if path.suffix == ".json" or path.is_file():
+        try:
+            spec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SystemExit(f"cannot read run file {path}: {exc}") from None
+        if not isinstance(spec, dict):
+            raise SystemExit(f"{path} must hold a JSON object: a task or a graph {{'tasks': [...]}}")
+        return spec
+    try:
+        arguments = json.loads(args.input)
+    except json.JSONDecodeError:
+        arguments = args.input
+    spec = {"skill": args.target, "input": arguments}
+    if args.deadline:
+        spec["constraints"] = {"deadline_s": args.deadline}
+    return spec
+
+
+def _run(args: argparse.Namespace) -> int:
+    from orchestrator.client import OrchestratorClient, OrchestratorError
+
+    spec = _spec(args)
+
+    async def go() -> int:
+        async with OrchestratorClient(args.url) as client:
+            try:
+                run_id = await client.submit(spec)
+            except OrchestratorError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            if args.no_wait:
+                print(run_id)
+                return 0
+            await _watch(client, run_id)
+            record = await client.get_run(run_id)
+            print(json.dumps(_brief(record), indent=2))
+            return 0 if record["status"] == "succeeded" else 1
+
+    return anyio.run(go)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from orchestrator.client import OrchestratorClient, OrchestratorError
+
+    async def go() -> int:
+        async with OrchestratorClient(args.url) as client:
+            try:
+                if args.runs_command == "list":
+                    for run in await client.list_runs(status=args.status, limit=args.limit):
+                        print(
+                            f"{run['id']}  {run['status']:<10} {run['created_at']}  {run['name'] or ''}"
+                            f"{'  ' + run['error'][:80] if run['error'] else ''}"
+                        )
+                elif args.runs_command == "show":
+                    print(json.dumps(await client.get_run(args.run_id), indent=2))
+                elif args.runs_command == "watch":
+                    status = await _watch(client, args.run_id)
+                    return 0 if status == "succeeded" else 1
+                else:
+                    print(json.dumps({"cancelled": await client.cancel(args.run_id)}))
+            except OrchestratorError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            return 0
+
+    return anyio.run(go)
+
+
+async def _watch(client: Any, run_id: str) -> str:
+    """Print one line per event with a done/total counter; returns the run's final status."""
+    total, done, status = 0, 0, "unknown"
+    async for event in client.events(run_id):
+        kind, data = event["kind"], event["data"]
+        if kind in ("run.created", "run.resumed"):
+            total = data.get("tasks", total)
+        if kind in ("task.succeeded", "task.failed", "task.skipped"):
+            done += 1
+        detail = data.get("agent") or data.get("error") or ""
+        progress = f"[{done}/{total}]" if total else f"[{done}]"
+        print(f"{event['seq']:>5} {progress:<11} {kind:<18} {event.get('task_id') or '':<16} {str(detail)[:100]}")
+        if kind.startswith("run.") and kind[4:] in ("succeeded", "failed", "cancelled"):
+            status = kind[4:]
+    return status
+
+
+def _brief(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": record["id"],
+        "status": record["status"],
+        "error": record["error"],
+        "usage": record["usage"],
+        "tasks": {
+            t["task_id"]: t["output"] if t["status"] == "succeeded" else {"status": t["status"], "error": t["error"]}
+            for t in record["tasks"]
+        },
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

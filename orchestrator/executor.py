@@ -1,0 +1,330 @@
+"""Run a task graph: ready tasks concurrently under a limit, routed to agents, with deadlines, bounded retries
+with exponential backoff, fallback to the next candidate, output validation, and full event records.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from contextlib import nullcontext
+from typing import Any
+
+import anyio
+import jsonschema
+
+from agents.usage import Usage
+from orchestrator.energy import EnergyModel
+from orchestrator.graph import GraphError, resolve_input
+from orchestrator.router import Candidate, Router
+from orchestrator.runs import now
+from orchestrator.spec import TaskSpec
+from orchestrator.state import RunState
+from orchestrator.transports import AgentCallError, Transport
+from protocol.a2a import new_id
+
+__all__ = ["Executor", "InvalidOutput", "StatsSink"]
+
+
+class InvalidOutput(AgentCallError):
+    """The agent's output does not meet the task's (or the skill's) output schema."""
+
+
+class StatsSink:
+    """Observed call outcomes, reported to the registry in batches by ``run`` (so calls never wait on it)."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._send, self._receive = anyio.create_memory_object_stream[tuple[str, bool, float, int]](math.inf)
+
+    def put(self, agent_id: str, success: bool, latency_s: float, tokens: int) -> None:
+        self._send.send_nowait((agent_id, success, latency_s, tokens))
+
+    async def run(self) -> None:
+        async with self._receive:
+            async for first in self._receive:
+                batch = [first]
+                while len(batch) < 1_000:
+                    try:
+                        batch.append(self._receive.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                await anyio.to_thread.run_sync(self._report, batch)
+
+    def _report(self, batch: list[tuple[str, bool, float, int]]) -> None:
+        many = getattr(self.router.registry, "record_calls", None)
+        if many is not None:  # one transaction for the batch where the registry offers it
+            many([{"agent_id": a, "success": s, "latency_s": lat, "tokens": tok} for a, s, lat, tok in batch])
+            return
+        for agent_id, success, latency_s, tokens in batch:
+            try:
+                self.router.registry.record_call(agent_id, success=success, latency_s=latency_s, tokens=tokens)
+            except Exception:  # noqa: S112 - an agent deregistered meanwhile; its stats no longer matter
+                continue
+
+
+class Executor:
+    """Executes runs: schedules a run's DAG and each task's attempts; all state changes become events."""
+
+    def __init__(
+        self, router: Router, transport: Transport, *, energy: EnergyModel | None = None, stats: StatsSink | None = None
+    ) -> None:
+        self.router = router
+        self.transport = transport
+        self.energy = energy or EnergyModel.from_env()
+        self.stats = stats
+        self._validators: dict[int, Any] = {}
+
+    async def execute(self, state: RunState) -> None:
+        """Run every unfinished task of ``state``, producers first, until all end or the scope is cancelled."""
+        graph = state.graph
+        waiting = {
+            tid: sum(1 for p in graph.predecessors(tid) if state.finished.get(p) != "succeeded")
+            for tid in graph.tasks
+            if tid not in state.finished
+        }
+        total = len(waiting)
+        if total == 0:
+            return
+        ready: deque[str] = deque(tid for tid, n in waiting.items() if n == 0)
+        for tid, n in list(waiting.items()):  # resumed runs: tasks below a failed task stay skipped
+            if n and any(state.finished.get(p) in ("failed", "skipped") for p in graph.predecessors(tid)):
+                self._skip(state, tid, waiting, ready)
+        send, receive = anyio.create_memory_object_stream[str](math.inf)
+        for tid in ready:
+            send.send_nowait(tid)
+        ready.clear()
+        if len(state.finished) >= len(graph.tasks):
+            send.close()
+
+        async def worker() -> None:
+            async for tid in receive:
+                await self._run_task(state, tid)
+                outcome = state.finished[tid]
+                for succ in graph.successors(tid):
+                    if succ not in waiting:
+                        continue
+                    if outcome == "succeeded":
+                        waiting[succ] -= 1
+                        if waiting[succ] == 0:
+                            send.send_nowait(succ)
+                    else:
+                        self._skip(state, succ, waiting, ready)
+                if len(state.finished) >= len(graph.tasks):
+                    send.close()
+
+        async with send, receive, anyio.create_task_group() as tg:
+            for _ in range(min(graph.spec.concurrency, total)):
+                tg.start_soon(worker)
+
+    def _skip(self, state: RunState, tid: str, waiting: dict[str, int], ready: deque[str]) -> None:
+        if tid in state.finished:
+            return
+        failed = [p for p in state.graph.predecessors(tid) if state.finished.get(p) in ("failed", "skipped")]
+        reason = f"skipped: upstream task {failed[0]!r} did not succeed" if failed else "skipped"
+        state.finished[tid] = "skipped"
+        state.writer.put("update_task", {"status": "skipped", "error": reason, "finished_at": now()}, state.run_id, tid)
+        state.emit("task.skipped", tid, error=reason)
+        self._release_inputs(state, tid)
+        for succ in state.graph.successors(tid):
+            if succ in waiting:
+                self._skip(state, succ, waiting, ready)
+
+    async def _run_task(self, state: RunState, tid: str) -> None:
+        spec = state.graph.tasks[tid]
+        run_id = state.run_id
+        try:
+            arguments = resolve_input(spec.input, state.outputs)
+        except GraphError as exc:
+            return self._finish(state, tid, "failed", error=str(exc))
+        routing = await self.router.route(spec)
+        explained = routing.explain()
+        state.writer.put(
+            "update_task",
+            {"status": "running", "input": arguments, "started_at": now(), "routing": explained},
+            run_id,
+            tid,
+        )
+        # The full explanation (scores, reasons, exclusions) is in the task record; the event names the ranking.
+        state.emit(
+            "task.routed",
+            tid,
+            ranked=[c.agent.name for c in routing.candidates],
+            excluded=[e["name"] for e in routing.excluded],
+        )
+        if not routing.candidates:
+            why = "; ".join(f"{e['name']}: {e['why']}" for e in routing.excluded) or "none registered"
+            return self._finish(state, tid, "failed", error=f"no healthy candidate for {_need(spec)} ({why})")
+        errors: list[str] = []
+        c = spec.constraints
+        for number in range(1, c.max_attempts + 1):
+            candidate = routing.candidates[(number - 1) % len(routing.candidates)]
+            if number > 1 and c.backoff_s:
+                await anyio.sleep(min(c.backoff_s * 2 ** (number - 2), 30.0))
+            ok, value = await self._attempt(state, spec, number, candidate, arguments)
+            if ok:
+                return self._finish(state, tid, "succeeded", output=value, agent_id=candidate.agent.id, attempts=number)
+            errors.append(f"attempt {number} on {candidate.agent.name}: {value}")
+        self._finish(state, tid, "failed", error=" | ".join(errors), attempts=c.max_attempts)
+
+    def _finish(
+        self,
+        state: RunState,
+        tid: str,
+        status: str,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        agent_id: str | None = None,
+        attempts: int = 0,
+    ) -> None:
+        state.finished[tid] = status
+        if status == "succeeded" and state.graph.successors(tid):
+            state.outputs[tid] = output  # kept only while a consumer may still need it
+        values = {"status": status, "output": output, "error": error, "attempts": attempts, "finished_at": now()}
+        if agent_id:
+            values["agent_id"] = agent_id
+        state.writer.put("update_task", values, state.run_id, tid)
+        state.emit(
+            f"task.{status}", tid, agent_id=agent_id, error=error, output=output if status == "succeeded" else None
+        )
+        self._release_inputs(state, tid)
+
+    def _release_inputs(self, state: RunState, tid: str) -> None:
+        """Forget outputs nobody will read again (memory stays flat on large graphs)."""
+        for pred in state.graph.predecessors(tid):
+            left = state.consumers_left.get(pred, len(state.graph.successors(pred))) - 1
+            state.consumers_left[pred] = left
+            if left <= 0:
+                state.outputs.pop(pred, None)
+
+    async def _attempt(
+        self, state: RunState, spec: TaskSpec, number: int, cand: Candidate, arguments: Any
+    ) -> tuple[bool, Any]:
+        agent = cand.agent
+        attempt_id = new_id()
+        state.writer.put(
+            "insert_attempt",
+            {
+                "id": attempt_id,
+                "run_id": state.run_id,
+                "task_id": spec.id,
+                "number": number,
+                "agent_id": agent.id,
+                "agent_url": agent.url,
+                "transport": agent.transport,
+                "skill": cand.skill,
+                "status": "running",
+                "request": {"skill": cand.skill, "input": arguments},
+                "started_at": now(),
+            },
+        )
+        state.emit(
+            "attempt.started",
+            spec.id,
+            attempt_id=attempt_id,
+            number=number,
+            agent_id=agent.id,
+            agent=agent.name,
+            url=agent.url,
+            skill=cand.skill,
+            why=cand.reason,
+        )
+        deadline = spec.constraints.deadline_s
+        self.router.load[agent.id] += 1
+        started = time.perf_counter()
+        usage, output, error, status = Usage(), None, None, "failed"
+        try:
+            with anyio.fail_after(deadline) if deadline else nullcontext():
+                result = await self.transport.call(agent, cand.skill, arguments, attempt_id=attempt_id)
+            usage, output = result.usage, result.output
+            self._validate(spec, cand, output)
+            status = "succeeded"
+        except TimeoutError:
+            error = f"missed its deadline of {deadline} s; the agent's task was cancelled"
+            with anyio.CancelScope(shield=True):
+                await self.transport.cancel(agent, attempt_id)
+        except AgentCallError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a transport bug fails the attempt (and is recorded), not the whole run
+            error = f"unexpected {type(exc).__name__} calling {agent.url}: {exc}"
+        except anyio.get_cancelled_exc_class():
+            status, error = "cancelled", "cancelled (run cancelled, past its deadline, or orchestrator stopping)"
+            with anyio.CancelScope(shield=True):
+                await self.transport.cancel(agent, attempt_id)
+                self._record(state, spec, attempt_id, agent.id, status, usage, started, None, error)
+            raise
+        finally:
+            self.router.load[agent.id] -= 1
+        self._record(state, spec, attempt_id, agent.id, status, usage, started, output, error)
+        return (True, output) if status == "succeeded" else (False, error)
+
+    def _record(
+        self,
+        state: RunState,
+        spec: TaskSpec,
+        attempt_id: str,
+        agent_id: str,
+        status: str,
+        usage: Usage,
+        started: float,
+        output: Any,
+        error: str | None,
+    ) -> None:
+        wall = time.perf_counter() - started
+        joules = self.energy.joules(usage, observed_wall_s=wall)
+        values = {
+            "status": status,
+            "response": {"output": output} if output is not None else None,
+            "error": error,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "wall_seconds": usage.wall_seconds or wall,
+            "cpu_seconds": usage.cpu_seconds,
+            "energy_joules": joules,
+            "finished_at": now(),
+        }
+        state.writer.put("update_attempt", values, attempt_id)
+        state.add_usage(
+            {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "wall_seconds": wall,
+                "cpu_seconds": usage.cpu_seconds,
+                "energy_joules": joules,
+                "attempts": 1,
+            }
+        )
+        state.emit(
+            f"attempt.{status}",
+            spec.id,
+            attempt_id=attempt_id,
+            agent_id=agent_id,
+            error=error,
+            wall_seconds=round(wall, 6),
+            tokens=usage.total_tokens,
+            energy_joules=round(joules, 6),
+        )
+        if self.stats is not None and status != "cancelled":
+            self.stats.put(agent_id, status == "succeeded", wall, usage.total_tokens)
+
+    def _validate(self, spec: TaskSpec, cand: Candidate, output: Any) -> None:
+        schema = spec.output_schema or next(
+            (s.output_schema for s in cand.agent.skills if s.id == cand.skill and s.output_schema), None
+        )
+        if schema is None:
+            return
+        validator = self._validators.get(id(schema))
+        if validator is None:
+            if len(self._validators) > 256:
+                self._validators.clear()
+            validator = jsonschema.validators.validator_for(schema)(schema)
+            self._validators[id(schema)] = validator
+        error = jsonschema.exceptions.best_match(validator.iter_errors(output))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "<root>"
+            raise InvalidOutput(f"output fails the output schema at {where}: {error.message[:200]}")
+
+
+def _need(spec: TaskSpec) -> str:
+    return f"skill {spec.skill!r}" if spec.skill else f"tags {spec.tags}" if spec.tags else f"text {spec.text!r}"

@@ -1,0 +1,77 @@
+"""The orchestrator's tables (prefix ``orch_``), in the registry's database, migrated by orchestrator/migrations."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ["metadata", "runs", "tasks", "attempts", "events"]
+
+metadata = sa.MetaData()
+_ts = sa.DateTime(timezone=True)
+
+runs = sa.Table(
+    "orch_runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", _ts, nullable=False, index=True),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("finished_at", _ts, nullable=True),
+    sa.Column("usage", sa.JSON, nullable=True),
+)
+
+tasks = sa.Table(
+    "orch_tasks",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("orch_runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("task_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("agent_id", sa.String(200), nullable=True),
+    sa.Column("input", sa.JSON, nullable=True),
+    sa.Column("output", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("routing", sa.JSON, nullable=True),
+    sa.Column("usage", sa.JSON, nullable=True),
+    sa.Column("started_at", _ts, nullable=True),
+    sa.Column("finished_at", _ts, nullable=True),
+)
+
+attempts = sa.Table(
+    "orch_attempts",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("orch_runs.id", ondelete="CASCADE"), index=True),
+    sa.Column("task_id", sa.String(64), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("agent_id", sa.String(200), nullable=False),
+    sa.Column("agent_url", sa.String(2000), nullable=False),
+    sa.Column("transport", sa.String(16), nullable=False),
+    sa.Column("skill", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("request", sa.JSON, nullable=True),
+    sa.Column("response", sa.JSON, nullable=True),
+    sa.Column("remote_task_id", sa.String(200), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("completion_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("wall_seconds", sa.Float, nullable=False, server_default="0"),
+    sa.Column("cpu_seconds", sa.Float, nullable=False, server_default="0"),
+    sa.Column("energy_joules", sa.Float, nullable=False, server_default="0"),
+    sa.Column("started_at", _ts, nullable=False),
+    sa.Column("finished_at", _ts, nullable=True),
+)
+
+events = sa.Table(
+    "orch_events",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("orch_runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("task_id", sa.String(64), nullable=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("at", _ts, nullable=False),
+)

@@ -1,0 +1,161 @@
+"""How the executor reaches an agent: one small seam, three transports with the same behaviour.
+
+- ``local``: an in-process agent through ``agents.client.LocalAgentClient`` (A2A task semantics, no network);
+- ``a2a``: A2A JSON-RPC over HTTP through ``agents.client.HttpAgentClient`` (one shared httpx pool);
+- ``mcp``: a tool on an MCP server (``mcp+http://host/mcp`` or ``mcp+stdio:command args``).
+
+Each A2A call sends the attempt id as the message's ``contextId``; cancelling an attempt finds the agent's task
+by that context id and sends ``CancelTask``, so a cancelled or timed-out attempt stops on the agent too.
+"""
+
+from __future__ import annotations
+
+import shlex
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+import httpx
+
+from agents.agent import Agent
+from agents.client import AgentClient, HttpAgentClient, LocalAgentClient, skill_message
+from agents.tasks import USAGE_METADATA_KEY
+from agents.usage import Usage
+from protocol.a2a import PROTOCOL_VERSION, TERMINAL_STATES, VERSION_HEADER, ListTasksRequest, Task, TaskState
+from protocol.jsonrpc import A2AError
+from registry.models import AgentRecord
+
+__all__ = ["CallResult", "AgentCallError", "AgentUnreachable", "Transport", "Transports"]
+
+
+@dataclass
+class CallResult:
+    """What one successful call returned: the JSON output, its usage, the agent's task id."""
+
+    output: Any
+    usage: Usage
+    remote_task_id: str | None = None
+
+
+class AgentCallError(RuntimeError):
+    """The agent answered but the call failed (task failed, rejected, invalid reply)."""
+
+
+class AgentUnreachable(AgentCallError):
+    """The agent could not be reached or the connection broke mid-call (e.g. its process died)."""
+
+
+class Transport(Protocol):
+    """Call a skill of an agent; cancel what an attempt started there."""
+
+    async def call(self, agent: AgentRecord, skill: str, arguments: Any, *, attempt_id: str) -> CallResult: ...
+
+    async def cancel(self, agent: AgentRecord, attempt_id: str) -> None: ...
+
+
+class Transports:
+    """Routes each call to the transport an agent record names; use inside ``async with``."""
+
+    def __init__(
+        self, local_agents: list[Agent] | None = None, *, http_timeout_s: float = 600.0, local_history: int = 1_000
+    ) -> None:
+        self._local_agents = {a.name: a for a in local_agents or []}
+        self.local_history = local_history  # finished tasks an in-process agent keeps (the orchestrator has its own)
+        self._local: dict[str, LocalAgentClient] = {}
+        self._stack = AsyncExitStack()
+        self._http = httpx.AsyncClient(
+            timeout=http_timeout_s,
+            headers={VERSION_HEADER: PROTOCOL_VERSION},
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+
+    async def __aenter__(self) -> Transports:
+        # Local runtimes own task groups, so they start here, in the task that will also close them.
+        await self._stack.__aenter__()
+        self._stack.push_async_callback(self._http.aclose)
+        for name, agent in self._local_agents.items():
+            client = LocalAgentClient(agent)
+            client.runtime.max_tasks = self.local_history
+            self._local[name] = await self._stack.enter_async_context(client)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._stack.aclose()
+
+    async def _client(self, agent: AgentRecord) -> AgentClient:
+        if agent.transport == "local" or agent.url.startswith("local://"):
+            name = agent.url.removeprefix("local://") or agent.name
+            client = self._local.get(name)
+            if client is None:
+                raise AgentUnreachable(f"no in-process agent {name!r}; pass it in local_agents")
+            return client
+        return HttpAgentClient(agent.url, http=self._http)
+
+    async def call(self, agent: AgentRecord, skill: str, arguments: Any, *, attempt_id: str) -> CallResult:
+        """Run ``skill`` on ``agent`` with ``arguments``; raise AgentCallError/AgentUnreachable on failure."""
+        if agent.transport == "mcp":
+            return await _call_mcp(agent, skill, arguments)
+        client = await self._client(agent)
+        try:
+            task = await client.send_message(skill_message(skill, arguments, context_id=attempt_id))
+        except A2AError as exc:
+            raise AgentCallError(f"{type(exc).__name__}: {exc}") from None
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise AgentUnreachable(f"{type(exc).__name__} talking to {agent.url}: {exc or 'connection lost'}") from None
+        except ValueError as exc:  # a reply that is not JSON, or not an A2A task
+            raise AgentCallError(f"invalid reply from {agent.url}: {str(exc)[:200]}") from None
+        return _result(task)
+
+    async def cancel(self, agent: AgentRecord, attempt_id: str) -> None:
+        """Cancel the agent's non-terminal tasks started by ``attempt_id`` (best effort, bounded)."""
+        if agent.transport == "mcp":
+            return  # MCP calls end when their session closes
+        with anyio.move_on_after(5.0):
+            try:
+                client = await self._client(agent)
+                listing = await client.list_tasks(ListTasksRequest(context_id=attempt_id))
+                for task in listing.tasks:
+                    if task.status.state not in TERMINAL_STATES:
+                        await client.cancel_task(task.id)
+            except (A2AError, httpx.HTTPError, AgentCallError):
+                pass  # the agent is gone or the task already ended: nothing left to cancel
+
+
+def _result(task: Task) -> CallResult:
+    usage = Usage.model_validate((task.metadata or {}).get(USAGE_METADATA_KEY) or {})
+    state = task.status.state
+    if state != TaskState.COMPLETED:
+        why = task.status.message.text() if task.status.message else ""
+        raise AgentCallError(f"agent task {task.id} ended {state.value.removeprefix('TASK_STATE_')}: {why}")
+    for artifact in task.artifacts or []:
+        for part in artifact.parts:
+            if part.data is not None:
+                return CallResult(part.data, usage, task.id)
+            if part.text is not None:
+                return CallResult({"text": part.text}, usage, task.id)
+    raise AgentCallError(f"agent task {task.id} completed without an output artifact")
+
+
+async def _call_mcp(agent: AgentRecord, skill: str, arguments: Any) -> CallResult:
+    try:
+        from agents.mcp_client import McpToolClient, McpToolError
+    except ImportError:  # pragma: no cover - the MCP client ships with agents
+        raise AgentUnreachable("agents.mcp_client is not available; MCP tools cannot be called") from None
+    url = agent.url
+    if url.startswith("mcp+stdio:"):
+        command = shlex.split(url.removeprefix("mcp+stdio:"))
+        tools = McpToolClient.stdio(command[0], command[1:])
+    else:
+        tools = McpToolClient.http(url.removeprefix("mcp+"))
+    try:
+        async with tools:
+            output = await tools.call_tool(skill, arguments if isinstance(arguments, dict) else {"input": arguments})
+    except McpToolError as exc:
+        raise AgentCallError(str(exc)) from None
+    except Exception as exc:  # connection failures surface as OSError, httpx errors or exception groups
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]  # type: ignore[assignment]
+        raise AgentUnreachable(f"MCP server {url} unreachable: {type(exc).__name__}: {exc}") from None
+    usage = Usage.model_validate(tools.last_meta.get("scaleout/usage") or {})
+    return CallResult(output, usage, None)
