@@ -1,0 +1,49 @@
+"""Who can do what: a registry of A2A agents and MCP servers on SQLite (default) or PostgreSQL.
+
+Imports only ``protocol`` of scaleout. ``Registry`` is the synchronous store; ``registry.api`` serves it over
+HTTP, ``registry.client.RegistryClient`` calls that API, ``registry.discovery`` reads cards and MCP servers.
+"""
+
+from registry.errors import (
+    AgentNotFound,
+    CardFetchError,
+    CardValidationError,
+    InvalidQuery,
+    McpDiscoveryError,
+    NameConflict,
+    RegistryError,
+    RegistryReadOnly,
+    RegistryUnavailable,
+)
+from registry.models import (
+    AgentRecord,
+    AgentStats,
+    AgentVersion,
+    CostHints,
+    HealthStatus,
+    ModelInfo,
+    Registration,
+    SkillRecord,
+)
+from registry.store import Registry
+
+__all__ = [
+    "Registry",
+    "AgentRecord",
+    "AgentStats",
+    "AgentVersion",
+    "CostHints",
+    "HealthStatus",
+    "ModelInfo",
+    "Registration",
+    "SkillRecord",
+    "RegistryError",
+    "AgentNotFound",
+    "NameConflict",
+    "CardFetchError",
+    "CardValidationError",
+    "McpDiscoveryError",
+    "RegistryUnavailable",
+    "RegistryReadOnly",
+    "InvalidQuery",
+]

@@ -1,0 +1,229 @@
+"""`scaleout registry ...` commands: serve | add URL | list | search QUERY | show ID | remove ID.
+
+Tables for people by default, ``--json`` for scripts. Commands work on the database directly (``--db`` or
+$SCALEOUT_DB_URL), or through a running registry server with ``--api URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TextIO
+
+import anyio
+
+from registry.errors import RegistryError
+from registry.models import AgentRecord, CostHints, HealthStatus
+
+__all__ = ["add_parser", "main", "format_table"]
+
+DEFAULT_PORT = 8600
+
+
+def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """Rows as a plain text table with aligned columns."""
+    cells = [[str(h) for h in header]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [min(60, max(len(r[i]) for r in cells)) for i in range(len(header))]
+    lines = ["  ".join(c[:w].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _summary(records: Sequence[AgentRecord]) -> str:
+    rows = [
+        (
+            r.name,
+            r.id[:8],
+            r.version,
+            r.status.value,
+            ",".join(s.id for s in r.skills)[:40],
+            r.stats.calls,
+            "" if r.stats.latency_p50_ms is None else f"{r.stats.latency_p50_ms:.0f}",
+            r.url,
+        )
+        for r in records
+    ]
+    if not rows:
+        return "(no agents)"
+    return format_table(rows, ["NAME", "ID", "VERSION", "STATUS", "SKILLS", "CALLS", "P50 MS", "URL"])
+
+
+def _detail(r: AgentRecord) -> str:
+    lines = [
+        f"{r.name}  ({r.id})",
+        f"  version      {r.version}",
+        f"  url          {r.url}  [{r.transport}]",
+        f"  status       {r.status.value}  (last heartbeat {r.last_heartbeat}, failures {r.consecutive_failures})",
+        f"  description  {r.description}",
+        f"  provider     {r.provider or '-'}",
+        f"  model        {r.model.model_dump(exclude_none=True) if r.model else '-'}",
+        f"  cost         {r.cost.per_call:g}/call, {r.cost.per_1k_tokens:g}/1k tokens",
+        f"  stats        {r.stats.calls} calls, {r.stats.successes} ok, p50 {r.stats.latency_p50_ms} ms, "
+        f"p95 {r.stats.latency_p95_ms} ms, {r.stats.tokens} tokens",
+        "  skills",
+    ]
+    for s in r.skills:
+        lines.append(f"    {s.id:<24} {s.description[:70]}" + (f"  [{', '.join(s.tags)}]" if s.tags else ""))
+    return "\n".join(lines)
+
+
+def _emit(args: argparse.Namespace, value: Any, text: str, out: TextIO) -> None:
+    if args.json:
+        dumped = [v.model_dump(mode="json") for v in value] if isinstance(value, list) else value
+        if hasattr(dumped, "model_dump"):
+            dumped = dumped.model_dump(mode="json")
+        out.write(json.dumps(dumped, indent=2) + "\n")
+    else:
+        out.write(text + "\n")
+
+
+Backend = Callable[[Any], Awaitable[Any]]
+
+
+async def _with_backend(args: argparse.Namespace, direct: Backend, remote: Backend) -> Any:
+    if args.api:
+        from registry.client import RegistryClient
+
+        async with RegistryClient(args.api) as client:
+            return await remote(client)
+    from registry.store import Registry
+
+    with Registry(args.db) as reg:
+        return await direct(reg)
+
+
+def _run_add(args: argparse.Namespace) -> Any:
+    from registry import discovery
+
+    cost = CostHints(per_call=args.cost_per_call) if args.cost_per_call is not None else None
+    is_mcp = args.mcp or args.url.startswith(("mcp+", "stdio:"))
+
+    async def direct(reg: Any) -> AgentRecord:
+        if is_mcp:
+            return await discovery.register_mcp(reg, args.url, name=args.name, cost=cost, timeout_s=args.timeout)
+        return await discovery.register_url(reg, args.url, cost=cost, timeout_s=args.timeout)
+
+    async def remote(client: Any) -> AgentRecord:
+        if is_mcp:
+            return await client.register_mcp(args.url, name=args.name, cost=cost)
+        return await client.register_url(args.url, cost=cost, fetch_timeout_s=args.timeout)
+
+    return anyio.run(_with_backend, args, direct, remote)
+
+
+def _command(args: argparse.Namespace, out: TextIO) -> None:
+    import anyio.to_thread as to_thread
+
+    def call(name: str, *a: Any, **kw: Any) -> Any:
+        async def direct(reg: Any) -> Any:
+            return await to_thread.run_sync(lambda: getattr(reg, name)(*a, **kw))
+
+        async def remote(client: Any) -> Any:
+            return await getattr(client, "get" if name == "find" else name)(*a, **kw)
+
+        return anyio.run(_with_backend, args, direct, remote)
+
+    if args.registry_command == "add":
+        record = _run_add(args)
+        _emit(args, record, f"registered {record.name} ({record.id}) with {len(record.skills)} skills", out)
+    elif args.registry_command == "list":
+        records = call("list", args.limit, args.offset)
+        _emit(args, records, _summary(records), out)
+    elif args.registry_command == "search":
+        status = None if args.any_status else {HealthStatus.HEALTHY}
+        records = call(
+            "search",
+            args.skill,
+            args.tag or None,
+            args.query or None,
+            status=status,
+            max_cost=args.max_cost,
+            max_latency_ms=args.max_latency_ms,
+            limit=args.limit,
+        )
+        _emit(args, records, _summary(records), out)
+    elif args.registry_command == "show":
+        record = call("find", args.id)
+        _emit(args, record, _detail(record), out)
+    elif args.registry_command == "remove":
+        record = call("find", args.id)
+        call("deregister", record.id)
+        _emit(args, {"removed": record.id}, f"removed {record.name} ({record.id})", out)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from registry.api import create_app
+
+    app = create_app(args.db, health_interval=args.health_interval)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run a parsed `registry` command; errors print their message and return exit status 1."""
+    out = out or sys.stdout
+    try:
+        if args.registry_command == "serve":
+            return _serve(args)
+        _command(args, out)
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `registry` command (and its subcommands) to an argparse subparsers object."""
+    parser: argparse.ArgumentParser = subparsers.add_parser("registry", help="who can do what: the agent registry")
+    parser.set_defaults(func=run)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help="database URL or SQLite path (default $SCALEOUT_DB_URL or ./scaleout.db)")
+    common.add_argument("--api", help="use the registry server at this URL instead of the database")
+    common.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    sub = parser.add_subparsers(dest="registry_command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the registry HTTP API (uvicorn)", parents=[common])
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--health-interval", type=float, default=None, help="sweep health every N seconds")
+
+    add = sub.add_parser("add", help="register the agent at URL (A2A card, or an MCP server)", parents=[common])
+    add.add_argument("url", help="A2A base/card URL, mcp+http://host/mcp, or stdio:'command args'")
+    add.add_argument("--mcp", action="store_true", help="URL is an MCP server (Streamable HTTP)")
+    add.add_argument("--name", help="name for an MCP server (default: the name it reports)")
+    add.add_argument("--cost-per-call", type=float, default=None)
+    add.add_argument("--timeout", type=float, default=10.0)
+
+    lst = sub.add_parser("list", help="list registered agents", parents=[common])
+    lst.add_argument("--limit", type=int, default=100)
+    lst.add_argument("--offset", type=int, default=0)
+
+    search = sub.add_parser("search", help="ranked search by text, skill, tags", parents=[common])
+    search.add_argument("query", nargs="?", default="", help="free text over names, descriptions, examples")
+    search.add_argument("--skill")
+    search.add_argument("--tag", action="append")
+    search.add_argument("--any-status", action="store_true", help="include unhealthy and draining agents")
+    search.add_argument("--max-cost", type=float)
+    search.add_argument("--max-latency-ms", type=float)
+    search.add_argument("--limit", type=int, default=20)
+
+    for name, helptext in (("show", "show one agent"), ("remove", "deregister an agent")):
+        p = sub.add_parser(name, help=helptext, parents=[common])
+        p.add_argument("id", help="agent id or name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Standalone entry point: ``python -m registry.cli registry list``."""
+    top = argparse.ArgumentParser(prog="scaleout")
+    add_parser(top.add_subparsers(dest="command", required=True))
+    args = top.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Errors the registry raises; each message says what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+__all__ = [
+    "RegistryError",
+    "AgentNotFound",
+    "NameConflict",
+    "CardFetchError",
+    "CardValidationError",
+    "McpDiscoveryError",
+    "RegistryUnavailable",
+    "RegistryReadOnly",
+    "InvalidQuery",
+]
+
+
+class RegistryError(Exception):
+    """Base of every registry error."""
+
+
+class AgentNotFound(RegistryError, LookupError):
+    """No agent with that id (or name) is registered."""
+
+
+class NameConflict(RegistryError):
+    """The agent name is already registered under another id."""
+
+
+class CardFetchError(RegistryError):
+    """The agent card could not be fetched (unreachable host, timeout, HTTP error)."""
+
+
+class CardValidationError(RegistryError, ValueError):
+    """The agent card (or registration payload) does not validate."""
+
+
+class McpDiscoveryError(RegistryError):
+    """An MCP server could not be reached or did not list its tools."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry database cannot be opened (missing directory, server down, bad URL)."""
+
+
+class RegistryReadOnly(RegistryError):
+    """The registry database is read-only, so the operation could not be written."""
+
+
+class InvalidQuery(RegistryError, ValueError):
+    """A search or list request has out-of-range parameters."""

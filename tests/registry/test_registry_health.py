@@ -1,0 +1,58 @@
+"""Health sweep against real loopback agents: failures mark unhealthy after N, recovery, version updates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import anyio
+import pytest
+
+from agents.examples import echo_agent
+from agents.serve import create_app
+from agents.testing import free_port, serve_in_thread
+from registry import HealthStatus, Registry
+from registry.discovery import register_url
+from registry.health import HealthChecker
+
+
+@pytest.mark.anyio
+async def test_sweep_marks_unhealthy_then_recovers(registry: Registry, card) -> None:
+    port = free_port()
+    app = create_app(echo_agent("echo"), f"http://127.0.0.1:{port}")
+    checker = HealthChecker(registry, failures_to_unhealthy=2, timeout=2)
+    with anyio.fail_after(60):
+        with serve_in_thread(app, port) as base:
+            rec = await register_url(registry, base)
+            local = registry.register_card(card("inproc"), transport="local")
+            report = await checker.sweep()
+            assert report.ok == [rec.id] and report.skipped == [local.id]
+        # server gone: one failure keeps it healthy, the second marks it
+        report = await checker.sweep()
+        assert report.failed == [rec.id] and registry.get(rec.id).status is HealthStatus.HEALTHY
+        report = await checker.sweep()
+        assert report.unhealthy == [rec.id] and registry.get(rec.id).status is HealthStatus.UNHEALTHY
+        assert registry.search(skill="echo") == [registry.get(local.id)]
+        with serve_in_thread(app, port):
+            await checker.sweep()
+        assert registry.get(rec.id).status is HealthStatus.HEALTHY
+        assert registry.get(rec.id).consecutive_failures == 0
+
+
+@pytest.mark.anyio
+async def test_sweep_updates_changed_card_and_checks_heartbeat_age(registry: Registry, card) -> None:
+    port = free_port()
+    agent = echo_agent("echo")
+    with anyio.fail_after(60):
+        with serve_in_thread(create_app(agent, f"http://127.0.0.1:{port}"), port) as base:
+            rec = await register_url(registry, base)
+        agent.version = "9.9.9"
+        with serve_in_thread(create_app(agent, f"http://127.0.0.1:{port}"), port):
+            report = await HealthChecker(registry).sweep()
+        assert report.updated == [rec.id]
+        assert [v.version for v in registry.history(rec.id)] == [rec.version, "9.9.9"]
+        local = registry.register_card(card("inproc"), transport="local")
+        strict = HealthChecker(registry, failures_to_unhealthy=1, stale_after=timedelta(0))
+        report = await strict.sweep()
+        assert local.id in report.unhealthy
+        registry.heartbeat(local.id)
+        assert registry.get(local.id).status is HealthStatus.HEALTHY
