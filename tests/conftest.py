@@ -1,10 +1,29 @@
-"""Shared fixtures: anyio on asyncio, loopback servers, the real model (marked), PostgreSQL (marked)."""
+"""Shared fixtures: anyio on asyncio. In CI (SCALEOUT_REQUIRE_PG / SCALEOUT_REQUIRE_MODEL set) a skipped
+``postgres`` or ``model`` test is a failure, so those tests cannot silently stop running."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Generator
+from typing import Any
+
 import pytest
+
+_REQUIRED = {"postgres": "SCALEOUT_REQUIRE_PG", "model": "SCALEOUT_REQUIRE_MODEL"}
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped:
+        return
+    for marker, variable in _REQUIRED.items():
+        if item.get_closest_marker(marker) and os.environ.get(variable):
+            report.outcome = "failed"
+            report.longrepr = f"{marker} test skipped but {variable} is set: {report.longrepr}"
