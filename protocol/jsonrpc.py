@@ -89,61 +89,117 @@ class A2AError(Exception):
         return JSONRPCError(code=self.code, message=self.message, data=[info])
 
 
-def _error(name: str, code: int, reason: str, http_status: int, doc: str) -> type[A2AError]:
-    cls = type(
-        name, (A2AError,), {"code": code, "reason": reason, "http_status": http_status, "__doc__": doc}
-    )
-    return cls
+class ParseError(A2AError):
+    """The body is not valid JSON."""
+
+    code = -32700
+    reason = "PARSE_ERROR"
+    http_status = 400
 
 
-ParseError = _error("ParseError", -32700, "PARSE_ERROR", 400, "The body is not valid JSON.")
-InvalidRequestError = _error(
-    "InvalidRequestError", -32600, "INVALID_REQUEST", 400, "Not a JSON-RPC 2.0 request."
-)
-MethodNotFoundError = _error("MethodNotFoundError", -32601, "METHOD_NOT_FOUND", 404, "No such method.")
-InvalidParamsError = _error("InvalidParamsError", -32602, "INVALID_PARAMS", 400, "Params fail validation.")
-InternalError = _error("InternalError", -32603, "INTERNAL_ERROR", 500, "The server failed unexpectedly.")
-TaskNotFoundError = _error("TaskNotFoundError", -32001, "TASK_NOT_FOUND", 404, "No task with that id.")
-TaskNotCancelableError = _error(
-    "TaskNotCancelableError", -32002, "TASK_NOT_CANCELABLE", 400, "The task is already in a terminal state."
-)
-PushNotificationNotSupportedError = _error(
-    "PushNotificationNotSupportedError",
-    -32003,
-    "PUSH_NOTIFICATION_NOT_SUPPORTED",
-    400,
-    "This agent does not send push notifications.",
-)
-UnsupportedOperationError = _error(
-    "UnsupportedOperationError", -32004, "UNSUPPORTED_OPERATION", 400, "The operation is not supported."
-)
-ContentTypeNotSupportedError = _error(
-    "ContentTypeNotSupportedError",
-    -32005,
-    "CONTENT_TYPE_NOT_SUPPORTED",
-    415,
-    "A media type is not supported.",
-)
-InvalidAgentResponseError = _error(
-    "InvalidAgentResponseError", -32006, "INVALID_AGENT_RESPONSE", 500, "The agent produced an invalid reply."
-)
-ExtendedAgentCardNotConfiguredError = _error(
-    "ExtendedAgentCardNotConfiguredError",
-    -32007,
-    "EXTENDED_AGENT_CARD_NOT_CONFIGURED",
-    400,
-    "No extended agent card is configured.",
-)
-ExtensionSupportRequiredError = _error(
-    "ExtensionSupportRequiredError",
-    -32008,
-    "EXTENSION_SUPPORT_REQUIRED",
-    400,
-    "A required extension is missing.",
-)
-VersionNotSupportedError = _error(
-    "VersionNotSupportedError", -32009, "VERSION_NOT_SUPPORTED", 400, "The A2A-Version is not supported."
-)
+class InvalidRequestError(A2AError):
+    """Not a JSON-RPC 2.0 request."""
+
+    code = -32600
+    reason = "INVALID_REQUEST"
+    http_status = 400
+
+
+class MethodNotFoundError(A2AError):
+    """No such method."""
+
+    code = -32601
+    reason = "METHOD_NOT_FOUND"
+    http_status = 404
+
+
+class InvalidParamsError(A2AError):
+    """Params fail validation."""
+
+    code = -32602
+    reason = "INVALID_PARAMS"
+    http_status = 400
+
+
+class InternalError(A2AError):
+    """The server failed unexpectedly."""
+
+    code = -32603
+    reason = "INTERNAL_ERROR"
+    http_status = 500
+
+
+class TaskNotFoundError(A2AError):
+    """No task with that id."""
+
+    code = -32001
+    reason = "TASK_NOT_FOUND"
+    http_status = 404
+
+
+class TaskNotCancelableError(A2AError):
+    """The task is already in a terminal state."""
+
+    code = -32002
+    reason = "TASK_NOT_CANCELABLE"
+    http_status = 400
+
+
+class PushNotificationNotSupportedError(A2AError):
+    """This agent does not send push notifications."""
+
+    code = -32003
+    reason = "PUSH_NOTIFICATION_NOT_SUPPORTED"
+    http_status = 400
+
+
+class UnsupportedOperationError(A2AError):
+    """The operation is not supported."""
+
+    code = -32004
+    reason = "UNSUPPORTED_OPERATION"
+    http_status = 400
+
+
+class ContentTypeNotSupportedError(A2AError):
+    """A media type is not supported."""
+
+    code = -32005
+    reason = "CONTENT_TYPE_NOT_SUPPORTED"
+    http_status = 415
+
+
+class InvalidAgentResponseError(A2AError):
+    """The agent produced an invalid reply."""
+
+    code = -32006
+    reason = "INVALID_AGENT_RESPONSE"
+    http_status = 500
+
+
+class ExtendedAgentCardNotConfiguredError(A2AError):
+    """No extended agent card is configured."""
+
+    code = -32007
+    reason = "EXTENDED_AGENT_CARD_NOT_CONFIGURED"
+    http_status = 400
+
+
+class ExtensionSupportRequiredError(A2AError):
+    """A required extension is missing."""
+
+    code = -32008
+    reason = "EXTENSION_SUPPORT_REQUIRED"
+    http_status = 400
+
+
+class VersionNotSupportedError(A2AError):
+    """The A2A-Version is not supported."""
+
+    code = -32009
+    reason = "VERSION_NOT_SUPPORTED"
+    http_status = 400
+
 
 _BY_CODE: dict[int, type[A2AError]] = {
     cls.code: cls
