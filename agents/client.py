@@ -49,7 +49,9 @@ class AgentClient(Protocol):
 
     async def get_card(self) -> AgentCard: ...
 
-    async def send_message(self, message: Message, *, return_immediately: bool = False) -> Task: ...
+    async def send_message(
+        self, message: Message, *, return_immediately: bool = False, history_length: int | None = None
+    ) -> Task: ...
 
     def stream_message(self, message: Message) -> AsyncIterator[StreamResponse]: ...
 
@@ -78,6 +80,7 @@ class HttpAgentClient:
 
     def __init__(self, url: str, *, timeout: float = 60.0, http: httpx.AsyncClient | None = None) -> None:
         self.url = url if url.endswith("/") else url + "/"
+        self._endpoint = httpx.URL(self.url)  # parsed once: httpx re-parses a str URL on every request
         self._own = http is None
         self._http = http or httpx.AsyncClient(timeout=timeout)
         self._ids = 0
@@ -111,12 +114,12 @@ class HttpAgentClient:
         }
 
     async def _call(self, method: str, params: BaseModel) -> Any:
-        response = await self._http.post(self.url, json=self._envelope(method, params), headers=_HEADERS)
+        response = await self._http.post(self._endpoint, json=self._envelope(method, params), headers=_HEADERS)
         return _result(response.json())
 
     async def _stream(self, method: str, params: BaseModel) -> AsyncIterator[StreamResponse]:
         headers = {**_HEADERS, "Accept": "text/event-stream"}
-        async with self._http.stream("POST", self.url, json=self._envelope(method, params), headers=headers) as r:
+        async with self._http.stream("POST", self._endpoint, json=self._envelope(method, params), headers=headers) as r:
             if not r.headers.get("content-type", "").startswith("text/event-stream"):
                 _result(json.loads(await r.aread()))
                 raise InvalidAgentResponseError(f"{method} answered without an event stream")
@@ -130,8 +133,11 @@ class HttpAgentClient:
         response.raise_for_status()
         return AgentCard.model_validate(response.json())
 
-    async def send_message(self, message: Message, *, return_immediately: bool = False) -> Task:
-        config = SendMessageConfiguration(return_immediately=return_immediately)
+    async def send_message(
+        self, message: Message, *, return_immediately: bool = False, history_length: int | None = None
+    ) -> Task:
+        """SendMessage; ``history_length=0`` asks for the task without its message history (a smaller reply)."""
+        config = SendMessageConfiguration(return_immediately=return_immediately, history_length=history_length)
         result = await self._call("SendMessage", SendMessageRequest(message=message, configuration=config))
         return _task_of(SendMessageResponse.model_validate(result))
 
@@ -185,8 +191,11 @@ class LocalAgentClient:
     async def get_card(self) -> AgentCard:
         return self.agent.card(self.url)
 
-    async def send_message(self, message: Message, *, return_immediately: bool = False) -> Task:
-        config = SendMessageConfiguration(return_immediately=return_immediately)
+    async def send_message(
+        self, message: Message, *, return_immediately: bool = False, history_length: int | None = None
+    ) -> Task:
+        """SendMessage; ``history_length=0`` leaves the message history out of the returned task."""
+        config = SendMessageConfiguration(return_immediately=return_immediately, history_length=history_length)
         reply = await self.runtime.send(SendMessageRequest(message=message, configuration=config))
         if isinstance(reply, Message):
             raise InvalidAgentResponseError("the agent answered SendMessage with a message, not a task")

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from pydantic import BaseModel
 
 from protocol.a2a import (
     TERMINAL_STATES,
@@ -51,6 +52,7 @@ class TaskHandle:
         self.message = message  # the message the current turn answers
         self.skill_id = skill_id
         self.reply: Message | None = None  # set when the agent answered with a message, not a task
+        self.parsed_input: BaseModel | None = None  # the turn's skill input, validated on arrival (default executor)
         self.turn = 0
         self.scope = anyio.CancelScope()
         self.settled = anyio.Event()
@@ -80,17 +82,18 @@ class TaskHandle:
         else:
             artifacts.append(artifact)
         self.task.artifacts = artifacts
-        self._publish(
-            StreamResponse(
-                artifact_update=TaskArtifactUpdateEvent(
-                    task_id=self.task.id,
-                    context_id=self.task.context_id,
-                    artifact=artifact,
-                    append=append,
-                    last_chunk=last_chunk,
+        if self._subscribers:  # events are built only for someone listening
+            self._publish(
+                StreamResponse(
+                    artifact_update=TaskArtifactUpdateEvent(
+                        task_id=self.task.id,
+                        context_id=self.task.context_id,
+                        artifact=artifact,
+                        append=append,
+                        last_chunk=last_chunk,
+                    )
                 )
             )
-        )
 
     def complete(self, message: Message | str | None = None) -> None:
         """Finish the task successfully (optionally with a final agent message)."""
@@ -153,14 +156,30 @@ class TaskHandle:
         return receive
 
     def view(self, history_length: int | None = None, *, artifacts: bool = True) -> Task:
-        """A copy of the task for a reply: the last ``history_length`` messages, artifacts optional."""
-        history = list(self.task.history or [])
+        """A copy of the task for a reply: the last ``history_length`` messages, artifacts optional.
+
+        The copy shares nothing mutable with the stored task (a dump and re-validation, cheaper than deepcopy).
+        """
+        return Task.model_validate(self._dump(history_length, artifacts=artifacts, mode="python"))
+
+    def wire(self, history_length: int | None = None, *, artifacts: bool = True) -> dict[str, Any]:
+        """``view(...).wire()`` without building the copy: the JSON-ready task as sent in a reply."""
+        return self._dump(history_length, artifacts=artifacts, mode="json", by_alias=True, exclude_none=True)
+
+    def _dump(self, history_length: int | None, *, artifacts: bool, **options: Any) -> dict[str, Any]:
+        task = self.task
+        history = task.history or []
         if history_length is not None:
             history = history[len(history) - history_length :] if history_length else []
-        update: dict[str, Any] = {"history": history or None}
-        if not artifacts:
-            update["artifacts"] = None
-        return self.task.model_copy(update=update, deep=True)
+        exclude = {"history"} if artifacts else {"history", "artifacts"}
+        body = task.model_dump(exclude=exclude, **options)
+        if history:
+            body["history"] = [m.model_dump(**options) for m in history]
+        elif not options.get("exclude_none"):
+            body["history"] = None
+        if not artifacts and not options.get("exclude_none"):
+            body["artifacts"] = None
+        return body
 
     # -- internals -------------------------------------------------------------------------------------
 
@@ -179,16 +198,17 @@ class TaskHandle:
         self._announce()
         status_message = None if message is None else self._agent_message(message)
         self.task.status = TaskStatus(state=state, message=status_message)
-        self._publish(
-            StreamResponse(
-                status_update=TaskStatusUpdateEvent(
-                    task_id=self.task.id,
-                    context_id=self.task.context_id,
-                    status=self.task.status,
-                    metadata=self.task.metadata,
+        if self._subscribers:
+            self._publish(
+                StreamResponse(
+                    status_update=TaskStatusUpdateEvent(
+                        task_id=self.task.id,
+                        context_id=self.task.context_id,
+                        status=self.task.status,
+                        metadata=self.task.metadata,
+                    )
                 )
             )
-        )
         if state in SETTLED_STATES:
             self._close_streams()
             self.settled.set()

@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
+from pydantic import BaseModel
 
 from agents.agent import Agent, Skill, SkillContext
 from agents.errors import AgentError, SkillInputError, SkillNotFound
@@ -78,6 +79,7 @@ class TaskRuntime:
         self.max_tasks = max_tasks
         self.task_timeout_s = task_timeout_s
         self._tasks: OrderedDict[str, TaskHandle] = OrderedDict()
+        self._modes: dict[str, tuple[Skill, list[str]]] = {}
         self._tg: TaskGroup | None = None
 
     @asynccontextmanager
@@ -95,14 +97,24 @@ class TaskRuntime:
 
     async def send(self, request: SendMessageRequest) -> Task | Message:
         """SendMessage: wait for a terminal or interrupted state (or return at once with ``returnImmediately``)."""
+        handle, history_length = await self._send(request)
+        return handle.reply if handle.reply is not None else handle.view(history_length)
+
+    async def send_wire(self, request: SendMessageRequest) -> dict[str, Any]:
+        """SendMessage answered as the JSON-ready ``SendMessageResponse`` (what the JSON-RPC binding sends)."""
+        handle, history_length = await self._send(request)
+        if handle.reply is not None:
+            return {"message": handle.reply.wire()}
+        return {"task": handle.wire(history_length)}
+
+    async def _send(self, request: SendMessageRequest) -> tuple[TaskHandle, int | None]:
         handle = self._prepare(request)
         settled = handle.settled
         self._launch(handle)
         history_length = request.configuration.history_length if request.configuration else None
-        if request.configuration and request.configuration.return_immediately:
-            return handle.view(history_length)
-        await settled.wait()
-        return handle.reply if handle.reply is not None else handle.view(history_length)
+        if not (request.configuration and request.configuration.return_immediately):
+            await settled.wait()
+        return handle, history_length
 
     async def stream(self, request: SendMessageRequest) -> AsyncIterator[StreamResponse]:
         """SendStreamingMessage: the task (or a message), then its updates until terminal or interrupted."""
@@ -161,8 +173,11 @@ class TaskRuntime:
         task = handle.task
         ctx = SkillContext(self.agent.brain, task_id=task.id, context_id=task.context_id, deadline=deadline)
         handle.working()
+        arguments, handle.parsed_input = handle.parsed_input, None  # validated when the message came in
         try:
-            result, usage = await self.agent.call(handle.skill_id, _arguments(handle.message), ctx=ctx)
+            if arguments is None:
+                arguments = _arguments(handle.message)
+            result, usage = await self.agent.call(handle.skill_id, arguments, ctx=ctx)
         except AgentError as exc:
             handle.set_usage(usage_wire(ctx.usage))
             handle.fail(f"{type(exc).__name__}: {exc}")
@@ -171,12 +186,13 @@ class TaskRuntime:
             handle.set_usage(usage_wire(ctx.usage))
             handle.fail(f"skill {handle.skill_id!r} raised {type(exc).__name__}: {exc}")
             return
-        handle.set_usage(usage_wire(usage))
+        spent = usage_wire(usage)
+        handle.set_usage(spent)
         handle.add_artifact(
             Artifact(
                 name=f"{handle.skill_id}-result",
                 parts=[Part.from_data(result.model_dump(mode="json"))],
-                metadata={USAGE_METADATA_KEY: usage_wire(usage)},
+                metadata={USAGE_METADATA_KEY: dict(spent)},
             )
         )
         handle.complete()
@@ -199,7 +215,7 @@ class TaskRuntime:
             raise PushNotificationNotSupportedError("this agent does not send push notifications; poll or stream")
         if message.task_id:
             return self._continue(message)
-        skill = self._skill(message, None)
+        skill, parsed = self._skill(message, None)
         task_id, context_id = new_id(), message.context_id or new_id()
         stored = message.model_copy(update={"task_id": task_id, "context_id": context_id})
         task = Task(
@@ -211,6 +227,7 @@ class TaskRuntime:
         )
         handle = TaskHandle(task, stored, skill.id)
         handle.begin_turn(stored)
+        handle.parsed_input = parsed
         self._tasks[task_id] = handle
         self._evict()
         return handle
@@ -232,12 +249,14 @@ class TaskRuntime:
             raise UnsupportedOperationError(
                 f"task {task.id} is {handle.state.value}, not waiting for input; wait for it or SubscribeToTask"
             )
-        skill = self._skill(message, handle.skill_id)
+        skill, parsed = self._skill(message, handle.skill_id)
         handle.skill_id = skill.id
         handle.begin_turn(message.model_copy(update={"context_id": task.context_id}))
+        handle.parsed_input = parsed
         return handle
 
-    def _skill(self, message: Message, fallback: str | None) -> Skill:
+    def _skill(self, message: Message, fallback: str | None) -> tuple[Skill, BaseModel | None]:
+        """The skill a message asks for and, for the default executor, its validated input."""
         skill_id = (message.metadata or {}).get(SKILL_METADATA_KEY, fallback)
         if skill_id is not None and not isinstance(skill_id, str):
             raise InvalidParamsError('message.metadata["skill"] must be a string skill id')
@@ -245,13 +264,19 @@ class TaskRuntime:
             skill = self.agent.get_skill(skill_id)
         except SkillNotFound as exc:
             raise InvalidParamsError(str(exc)) from None
-        _check_media(message, self.input_modes if self.input_modes is not None else skill.card().input_modes)
-        if self._validates_arguments:
-            try:
-                skill.parse_input(_arguments(message))
-            except SkillInputError as exc:
-                raise InvalidParamsError(str(exc)) from None
-        return skill
+        _check_media(message, self.input_modes if self.input_modes is not None else self._skill_modes(skill))
+        if not self._validates_arguments:
+            return skill, None
+        try:
+            return skill, skill.parse_input(_arguments(message))
+        except SkillInputError as exc:
+            raise InvalidParamsError(str(exc)) from None
+
+    def _skill_modes(self, skill: Skill) -> Sequence[str]:
+        cached = self._modes.get(skill.id)
+        if cached is None or cached[0] is not skill:  # a skill replaced on the agent gets its own entry
+            cached = self._modes[skill.id] = (skill, skill.card().input_modes)
+        return cached[1]
 
     def _launch(self, handle: TaskHandle) -> None:
         if self._tg is None:

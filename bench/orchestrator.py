@@ -1,8 +1,10 @@
 """Orchestrator benchmark: dispatch overhead in-process and over HTTP, and a 10,000-task fan-out's memory.
 
-Run: ``.venv/bin/python bench/orchestrator.py [--tasks 2000] [--http-tasks 300] [--fanout 10000]``.
-Prints figures; nothing is asserted. Targets: in-process overhead < 100 us per task; HTTP per-task time
-<= 1.5x a bare httpx POST round trip to a minimal Starlette app on loopback; flat memory on the fan-out.
+Run: ``.venv/bin/python bench/orchestrator.py [--tasks 2000] [--http-tasks 100] [--rounds 5] [--fanout 10000]
+[--only inproc,http,fanout]``. Prints figures; nothing is asserted. Targets: in-process overhead < 100 us per
+task; HTTP per-task time <= 1.5x a bare httpx POST round trip to a minimal Starlette app on loopback; flat memory
+on the fan-out. The HTTP servers (agent and minimal app) run under uvicorn in child processes, so they share no
+GIL with the client, and the kinds of call are measured interleaved, round by round, in the same run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import gc  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
@@ -34,7 +37,7 @@ from starlette.routing import Route  # noqa: E402
 from agents.client import HttpAgentClient, skill_message  # noqa: E402
 from agents.examples import echo_agent  # noqa: E402
 from agents.serve import create_app  # noqa: E402
-from agents.testing import free_port, serve_in_thread  # noqa: E402
+from agents.testing import free_port  # noqa: E402
 from orchestrator.executor import Executor  # noqa: E402
 from orchestrator.graph import TaskGraph  # noqa: E402
 from orchestrator.router import Router  # noqa: E402
@@ -138,26 +141,95 @@ def _now() -> Any:
     return now()
 
 
-async def bare_post_us(url: str, n: int) -> float:
-    async with httpx.AsyncClient() as http:
-        for _ in range(50):
-            await http.post(url, json={"text": "x"})
-        samples = []
-        for _ in range(n):
-            start = time.perf_counter()
-            await http.post(url, json={"text": "x"})
-            samples.append(time.perf_counter() - start)
-    return statistics.mean(samples) * 1e6
+class ServerProcess:
+    """A uvicorn server for ``kind`` ("agent" or "bare") in a child process on loopback (no GIL shared with us)."""
+
+    def __init__(self, kind: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd)
+
+    async def ready(self, timeout_s: float = 30.0) -> str:
+        with anyio.fail_after(timeout_s):
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"benchmark server exited with {self.proc.returncode}")
+                try:
+                    stream = await anyio.connect_tcp("127.0.0.1", self.port)
+                    await stream.aclose()
+                    return self.url
+                except OSError:
+                    await anyio.sleep(0.05)
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server process has used so far (Linux /proc; 0 elsewhere)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
-async def bare_a2a_us(url: str, n: int) -> float:
-    async with HttpAgentClient(url) as client:
-        for _ in range(50):
-            await client.send_message(skill_message("echo", {"text": "x"}))
+def serve(kind: str, port: int) -> None:
+    """Child-process entry point: the agent server or the minimal Starlette baseline, same uvicorn settings."""
+    import uvicorn
+
+    async def minimal(request: Request) -> JSONResponse:
+        body = await request.json()
+        return JSONResponse({"text": body["text"], "length": len(body["text"])})
+
+    base = f"http://127.0.0.1:{port}"
+    if kind == "agent":
+        app: Any = create_app(echo_agent("echo-http"), base_url=base)
+    else:
+        app = Starlette(routes=[Route("/", minimal, methods=["POST"])])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+
+
+async def bare_post(http: httpx.AsyncClient, url: str, n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
         start = time.perf_counter()
-        for _ in range(n):
-            await client.send_message(skill_message("echo", {"text": "x"}))
-    return (time.perf_counter() - start) / n * 1e6
+        response = await http.post(url, json={"text": "x"})
+        response.json()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+async def bare_a2a(client: HttpAgentClient, n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        await client.send_message(skill_message("echo", {"text": "x"}))
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+async def orchestrated(orch: Orchestrator, n: int) -> tuple[list[float], float]:
+    """Per-task samples of an n-task sequential run (gaps between consecutive task ends) and its mean per task."""
+    start = time.perf_counter()
+    record = await orch.run(chain(n))
+    mean = (time.perf_counter() - start) / n
+    assert record["status"] == "succeeded", record["error"]
+    events = await anyio.to_thread.run_sync(orch.store.events_after, record["id"], 0, 100_000)
+    ends = [e["at"] for e in events if e["kind"] in ("run.started", "task.succeeded")]
+    return [(b - a).total_seconds() for a, b in zip(ends, ends[1:], strict=False)], mean
+
+
+def summary(samples: list[float]) -> tuple[float, float, float]:
+    """Median, p95 and mean of ``samples`` (seconds) in microseconds."""
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered) * 1e6, p95 * 1e6, statistics.mean(ordered) * 1e6
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -166,7 +238,17 @@ async def main(args: argparse.Namespace) -> None:
     registry = Registry(db)
     local = echo_agent("echo-local")
     local_id = registry.register_card(local.card("local://echo-local"), transport="local", url="local://echo-local").id
+    sections = set(args.only.split(","))
+    if "inproc" in sections:
+        await in_process(args, registry, db, local)
+    if "http" in sections:
+        await over_http(args, registry, db, local_id)
+    if "fanout" in sections:
+        await fan_out(args, registry, db, local)
 
+
+async def in_process(args: argparse.Namespace, registry: Registry, db: str, local: Any) -> None:
+    """Dispatch overhead per task without a network: executor alone, with persistence, LocalAgentClient, full run."""
     print(f"== in-process (LocalAgentClient), {args.tasks} sequential tasks")
     bare = await bare_skill_us(args.tasks)
     bare_exec = await executor_only_us(registry, db, args.tasks, direct=True, persist=False)
@@ -182,39 +264,82 @@ async def main(args: argparse.Namespace) -> None:
     print(f"executor per task, LocalAgentClient   {executor:9.1f} us  -> dispatch overhead {executor - bare:8.1f} us")
     print(f"full run per task (+validation, run)  {full:9.1f} us  -> overhead          {full - bare:8.1f} us")
 
-    print(f"\n== HTTP loopback, {args.http_tasks} sequential tasks")
 
-    async def minimal(request: Request) -> JSONResponse:
-        body = await request.json()
-        return JSONResponse({"text": body["text"], "length": len(body["text"])})
-
-    port, bare_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{port}"
-    with (
-        serve_in_thread(create_app(echo_agent("echo-http"), base_url=base), port=port),
-        serve_in_thread(Starlette(routes=[Route("/", minimal, methods=["POST"])]), port=bare_port) as bare_url,
-    ):
+async def over_http(args: argparse.Namespace, registry: Registry, db: str, local_id: str) -> None:
+    """Bare POST, bare A2A and orchestrated tasks against servers in child processes, interleaved."""
+    print(
+        f"\n== HTTP loopback, servers in child processes, {args.rounds} interleaved rounds of {args.http_tasks} "
+        "sequential calls each"
+    )
+    agent_server, bare_server = ServerProcess("agent"), ServerProcess("bare")
+    try:
+        base, bare_url = await agent_server.ready(), await bare_server.ready()
         registry.set_status(local_id, HealthStatus.UNHEALTHY)  # every task of this section goes over HTTP
         http_id = registry.register_card(echo_agent("echo-http").card(base + "/"), url=base + "/").id
-        post = await bare_post_us(bare_url + "/", args.http_tasks)
-        a2a = await bare_a2a_us(base + "/", args.http_tasks)
-        figures = {}
-        for stats in (True, False):
-            orch = Orchestrator(registry, db, router=Router(registry, cache_ttl_s=60), record_stats=stats)
-            async with orch.running():
-                await full_run_us(orch, 50, "echo")
-                figures[stats] = await full_run_us(orch, args.http_tasks, "echo")
-    print(f"bare httpx POST to minimal Starlette   {post:9.1f} us")
-    print(f"bare A2A SendMessage (HttpAgentClient) {a2a:9.1f} us  -> {a2a / post:4.2f}x the bare POST")
-    for stats, label in ((True, "with registry stats"), (False, "stats reporting off")):
-        per = figures[stats]
-        print(
-            f"orchestrated task, {label:<20}{per:9.1f} us  -> {per / post:4.2f}x the bare POST, "
-            f"{per / a2a:4.2f}x bare A2A"
-        )
-    registry.set_status(http_id, HealthStatus.UNHEALTHY)
-    registry.set_status(local_id, HealthStatus.HEALTHY)
+        samples: dict[str, list[float]] = {"post": [], "a2a": [], "on": [], "off": []}
+        means: dict[str, list[float]] = {"on": [], "off": []}
+        on = Orchestrator(registry, db, router=Router(registry, cache_ttl_s=60), record_stats=True)
+        off = Orchestrator(registry, db, router=Router(registry, cache_ttl_s=60), record_stats=False)
+        async with (
+            httpx.AsyncClient() as http,
+            HttpAgentClient(base + "/") as a2a_client,
+            on.running(),
+            off.running(),
+        ):
+            await bare_post(http, bare_url + "/", 50)  # warm up: connections, caches, code paths
+            await bare_a2a(a2a_client, 50)
+            for orch in (on, off):
+                await orchestrated(orch, 50)
+            cpu = {key: [0.0, 0.0, 0] for key in samples}  # client CPU s, server CPU s, calls
 
+            async def measured(key: str, server: ServerProcess, call: Any) -> None:
+                client0, server0 = time.process_time(), server.cpu_s()
+                got = await call()
+                per_task, mean = got if isinstance(got, tuple) else (got, None)
+                cpu[key][0] += time.process_time() - client0
+                cpu[key][1] += server.cpu_s() - server0
+                cpu[key][2] += args.http_tasks
+                samples[key] += per_task
+                if mean is not None:
+                    means[key].append(mean)
+
+            for _ in range(args.rounds):
+                await measured("post", bare_server, lambda: bare_post(http, bare_url + "/", args.http_tasks))
+                await measured("a2a", agent_server, lambda: bare_a2a(a2a_client, args.http_tasks))
+                await measured("on", agent_server, lambda: orchestrated(on, args.http_tasks))
+                await measured("off", agent_server, lambda: orchestrated(off, args.http_tasks))
+        registry.set_status(http_id, HealthStatus.UNHEALTHY)
+        registry.set_status(local_id, HealthStatus.HEALTHY)
+    finally:
+        agent_server.stop()
+        bare_server.stop()
+    post_med, post_p95, post_mean = summary(samples["post"])
+
+    def cpu_us(key: str) -> str:
+        client, server, calls = cpu[key]
+        return f"{client / calls * 1e6:7.0f} {server / calls * 1e6:7.0f}"
+
+    print(f"{'':40}{'median':>9} {'p95':>9} {'mean':>9} {'cpu:cli':>7} {'srv':>7}  (us per call; ratios of medians)")
+    bare_label = "bare httpx POST to minimal Starlette"
+    print(f"{bare_label:40}{post_med:9.1f} {post_p95:9.1f} {post_mean:9.1f} {cpu_us('post')}")
+    labels = {
+        "a2a": "bare A2A SendMessage (HttpAgentClient)",
+        "on": "orchestrated task, registry stats on",
+        "off": "orchestrated task, stats reporting off",
+    }
+    a2a_med = summary(samples["a2a"])[0]
+    for key, label in labels.items():
+        med, p95, mean = summary(samples[key])
+        if key in means:
+            mean = statistics.mean(means[key]) * 1e6  # whole runs: submit, validation and the final record too
+        extra = f", {med / a2a_med:4.2f}x bare A2A" if key != "a2a" else ""
+        print(
+            f"{label:40}{med:9.1f} {p95:9.1f} {mean:9.1f} {cpu_us(key)}  -> {med / post_med:4.2f}x the bare POST{extra}"
+        )
+
+
+async def fan_out(args: argparse.Namespace, registry: Registry, db: str, local: Any) -> None:
+    """Two runs of one root feeding ``args.fanout`` echo tasks: throughput and RSS before/after."""
     print(f"\n== fan-out: 1 root -> {args.fanout} echo tasks, concurrency 64, in-process")
     fan = {
         "tasks": [{"id": "root", "skill": "echo", "input": {"text": "fan"}}]
@@ -244,6 +369,14 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=2000)
-    parser.add_argument("--http-tasks", type=int, default=300)
+    parser.add_argument("--http-tasks", type=int, default=100, help="calls per round and kind")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over HTTP")
+    parser.add_argument("--only", default="inproc,http,fanout", help="sections to run, comma-separated")
+    parser.add_argument("--serve", choices=["agent", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--fanout", type=int, default=10_000)
-    anyio.run(main, parser.parse_args())
+    parsed = parser.parse_args()
+    if parsed.serve:
+        serve(parsed.serve, parsed.port)
+    else:
+        anyio.run(main, parsed)

@@ -31,31 +31,54 @@ class InvalidOutput(AgentCallError):
 
 
 class StatsSink:
-    """Observed call outcomes, reported to the registry in batches by ``run`` (so calls never wait on it)."""
+    """Observed call outcomes, reported to the registry in batches by ``run`` (so calls never wait on it).
 
-    def __init__(self, router: Router) -> None:
+    A batch gathers for ``linger_s`` after its first call (the router caches registry answers for about as
+    long), so a busy orchestrator reports many calls per registry transaction; ``aclose`` reports what is left.
+    """
+
+    def __init__(self, router: Router, *, linger_s: float = 0.2, max_batch: int = 1_000) -> None:
         self.router = router
+        self.linger_s = linger_s
+        self.max_batch = max_batch
         self._send, self._receive = anyio.create_memory_object_stream[tuple[str, bool, float, int]](math.inf)
+        self._closing = anyio.Event()
+        self._stopped = anyio.Event()
 
     def put(self, agent_id: str, success: bool, latency_s: float, tokens: int) -> None:
-        self._send.send_nowait((agent_id, success, latency_s, tokens))
+        if not self._closing.is_set():
+            self._send.send_nowait((agent_id, success, latency_s, tokens))
 
     async def run(self) -> None:
-        async with self._receive:
-            async for first in self._receive:
-                batch = [first]
-                while len(batch) < 1_000:
-                    try:
-                        batch.append(self._receive.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                await anyio.to_thread.run_sync(self._report, batch)
+        try:
+            async with self._receive:
+                async for first in self._receive:
+                    with anyio.move_on_after(self.linger_s):
+                        await self._closing.wait()
+                    batch = [first]
+                    while len(batch) < self.max_batch:
+                        try:
+                            batch.append(self._receive.receive_nowait())
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
+                    await anyio.to_thread.run_sync(self._report, batch)
+        finally:
+            self._stopped.set()
+
+    async def aclose(self) -> None:
+        """Stop taking calls, report those queued, and wait for ``run`` to end (call it while ``run`` runs)."""
+        self._closing.set()
+        self._send.close()
+        await self._stopped.wait()
 
     def _report(self, batch: list[tuple[str, bool, float, int]]) -> None:
         many = getattr(self.router.registry, "record_calls", None)
         if many is not None:  # one transaction for the batch where the registry offers it
-            many([{"agent_id": a, "success": s, "latency_s": lat, "tokens": tok} for a, s, lat, tok in batch])
-            return
+            try:
+                many([{"agent_id": a, "success": s, "latency_s": lat, "tokens": tok} for a, s, lat, tok in batch])
+                return
+            except Exception:  # noqa: S110 - e.g. a database hiccup: fall back to one call at a time
+                pass
         for agent_id, success, latency_s, tokens in batch:
             try:
                 self.router.registry.record_call(agent_id, success=success, latency_s=latency_s, tokens=tokens)

@@ -1,7 +1,8 @@
 """Runs, tasks, attempts and events persisted with SQLAlchemy 2 (the registry's database, own ``orch_`` tables).
 
 Writes are batched: the executor queues operations on a ``RunWriter``, which applies them in one transaction
-per batch in a worker thread, so thousands of task events cost a few commits, not thousands.
+per batch in a worker thread (gathered for up to 50 ms, or until someone flushes), so thousands of task events
+cost a few commits, not thousands. Everything reaches the database before a run is reported finished.
 """
 
 from __future__ import annotations
@@ -193,10 +194,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class RunWriter:
     """Queues store operations and applies them in batches from one background task (use inside ``running``)."""
 
-    def __init__(self, store: RunStore, *, max_batch: int = 5_000, linger_s: float = 0.005) -> None:
+    def __init__(self, store: RunStore, *, max_batch: int = 5_000, linger_s: float = 0.05) -> None:
         self.store = store
         self.max_batch = max_batch
-        self.linger_s = linger_s  # gather writes this long before a commit: fewer, larger transactions
+        # Gather writes this long before a commit (fewer, larger transactions); a flush cuts the wait short.
+        self.linger_s = linger_s
+        self._wake = anyio.Event()
         send, receive = anyio.create_memory_object_stream[Op | anyio.Event](max_buffer_size=math.inf)
         self._send: MemoryObjectSendStream[Op | anyio.Event] = send
         self._receive: MemoryObjectReceiveStream[Op | anyio.Event] = receive
@@ -210,6 +213,7 @@ class RunWriter:
         """Wait until everything queued so far is committed."""
         done = anyio.Event()
         self._send.send_nowait(done)
+        self._wake.set()
         await done.wait()
         if self.error is not None:
             raise RuntimeError(f"the run store failed: {self.error}") from self.error
@@ -218,8 +222,10 @@ class RunWriter:
         """The writer loop: take what is queued (up to ``max_batch``), commit it, repeat until closed."""
         async with self._receive:
             async for first in self._receive:
-                if self.linger_s and not isinstance(first, anyio.Event):
-                    await anyio.sleep(self.linger_s)
+                if self.linger_s and not isinstance(first, anyio.Event) and not self._wake.is_set():
+                    with anyio.move_on_after(self.linger_s):
+                        await self._wake.wait()
+                self._wake = anyio.Event()
                 batch: list[Op] = []
                 waiters: list[anyio.Event] = []
                 item: Op | anyio.Event = first

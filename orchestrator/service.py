@@ -85,6 +85,8 @@ class Orchestrator:
                 self._tg = None
                 with anyio.CancelScope(shield=True):
                     await self.writer.aclose()
+                    with anyio.move_on_after(10.0):  # statistics are best effort: never hang a shutdown on them
+                        await self.stats.aclose()
                 service.cancel_scope.cancel()
 
     # -- runs ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from agents.agent import Agent
 from agents.client import AgentClient, HttpAgentClient, LocalAgentClient, skill_message
 from agents.tasks import USAGE_METADATA_KEY
 from agents.usage import Usage
+from orchestrator.http import http_client
 from protocol.a2a import PROTOCOL_VERSION, TERMINAL_STATES, VERSION_HEADER, ListTasksRequest, Task, TaskState
 from protocol.jsonrpc import A2AError
 from registry.models import AgentRecord
@@ -63,12 +64,9 @@ class Transports:
         self._local_agents = {a.name: a for a in local_agents or []}
         self.local_history = local_history  # finished tasks an in-process agent keeps (the orchestrator has its own)
         self._local: dict[str, LocalAgentClient] = {}
+        self._remote: dict[str, HttpAgentClient] = {}  # one client per agent URL, all on one keep-alive pool
         self._stack = AsyncExitStack()
-        self._http = httpx.AsyncClient(
-            timeout=http_timeout_s,
-            headers={VERSION_HEADER: PROTOCOL_VERSION},
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        )
+        self._http = http_client(timeout_s=http_timeout_s, headers={VERSION_HEADER: PROTOCOL_VERSION})
 
     async def __aenter__(self) -> Transports:
         # Local runtimes own task groups, so they start here, in the task that will also close them.
@@ -86,11 +84,16 @@ class Transports:
     async def _client(self, agent: AgentRecord) -> AgentClient:
         if agent.transport == "local" or agent.url.startswith("local://"):
             name = agent.url.removeprefix("local://") or agent.name
-            client = self._local.get(name)
-            if client is None:
+            local = self._local.get(name)
+            if local is None:
                 raise AgentUnreachable(f"no in-process agent {name!r}; pass it in local_agents")
-            return client
-        return HttpAgentClient(agent.url, http=self._http)
+            return local
+        remote = self._remote.get(agent.url)
+        if remote is None:
+            if len(self._remote) >= 10_000:  # bounded: agents come and go
+                self._remote.clear()
+            remote = self._remote[agent.url] = HttpAgentClient(agent.url, http=self._http)
+        return remote
 
     async def call(self, agent: AgentRecord, skill: str, arguments: Any, *, attempt_id: str) -> CallResult:
         """Run ``skill`` on ``agent`` with ``arguments``; raise AgentCallError/AgentUnreachable on failure."""
@@ -98,7 +101,8 @@ class Transports:
             return await _call_mcp(agent, skill, arguments)
         client = await self._client(agent)
         try:
-            task = await client.send_message(skill_message(skill, arguments, context_id=attempt_id))
+            # history_length=0: the reply need not echo our own message back
+            task = await client.send_message(skill_message(skill, arguments, context_id=attempt_id), history_length=0)
         except A2AError as exc:
             raise AgentCallError(f"{type(exc).__name__}: {exc}") from None
         except (httpx.TransportError, httpx.DecodingError) as exc:

@@ -1,0 +1,85 @@
+"""Task replies: the cheap wire dump equals the copied view, copies are isolated, history can be left out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from agents.client import skill_message
+from agents.examples import echo_agent
+from agents.task_handle import TaskHandle
+from agents.tasks import TaskRuntime
+from protocol.a2a import Artifact, Message, Part, SendMessageRequest, Task, TaskState, TaskStatus
+
+from .conftest import TRANSPORTS, open_client, shop_agent
+
+
+def _handle(turns: int = 3) -> TaskHandle:
+    first = Message.user(Part.from_data({"n": 0}), task_id="t1", context_id="c1")
+    task = Task(id="t1", context_id="c1", status=TaskStatus(state=TaskState.SUBMITTED), history=[first])
+    handle = TaskHandle(task, first, "echo")
+    handle.begin_turn(first)
+    handle.working()
+    for n in range(1, turns):
+        handle.require_input("more")
+        handle.begin_turn(Message.user(Part.from_data({"n": n}), task_id="t1", context_id="c1"))
+    handle.set_usage({"promptTokens": 1})
+    handle.add_artifact(Artifact(name="out", parts=[Part.from_data({"nested": {"k": [1, 2]}})]))
+    handle.complete()
+    return handle
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("history_length", [None, 0, 1, 2, 10])
+@pytest.mark.parametrize("artifacts", [True, False])
+async def test_wire_equals_the_view_on_the_wire(history_length: int | None, artifacts: bool) -> None:
+    handle = _handle()
+    wire = handle.wire(history_length, artifacts=artifacts)
+    assert wire == handle.view(history_length, artifacts=artifacts).wire()
+    kept = len(wire.get("history", []))
+    assert kept == (3 if history_length is None else min(history_length, 3))
+    assert ("artifacts" in wire) is artifacts
+
+
+@pytest.mark.anyio
+async def test_a_view_shares_nothing_mutable_with_the_stored_task() -> None:
+    handle = _handle()
+    view = handle.view()
+    assert view == handle.task
+    assert view.artifacts and view.history and view.metadata is not None
+    view.artifacts[0].parts[0].data["nested"]["k"].append(3)
+    view.history[0].parts[0].data["n"] = 99
+    view.metadata["usage"]["promptTokens"] = 7
+    stored = handle.task
+    assert stored.artifacts and stored.history and stored.metadata is not None
+    assert stored.artifacts[0].parts[0].data == {"nested": {"k": [1, 2]}}
+    assert stored.history[0].parts[0].data == {"n": 0}
+    assert stored.metadata["usage"] == {"promptTokens": 1}
+
+
+@pytest.mark.anyio
+async def test_send_wire_is_the_send_message_response_of_send() -> None:
+    runtime = TaskRuntime(echo_agent())
+    async with runtime.running():
+        with anyio.fail_after(5):
+            request = SendMessageRequest(message=skill_message("echo", {"text": "hi"}))
+            wire: dict[str, Any] = await runtime.send_wire(request)
+            task = runtime.get(wire["task"]["id"])
+    assert wire == {"task": task.wire()}
+    assert wire["task"]["artifacts"][0]["parts"][0]["data"] == {"text": "hi", "length": 2}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_history_length_zero_leaves_the_history_out(transport: str) -> None:
+    agent = shop_agent()
+    async with open_client(agent, transport) as client:
+        with anyio.fail_after(10):
+            message = skill_message("quote", {"sku": "bolt", "quantity": 3})
+            lean = await client.send_message(message, history_length=0)
+            full = await client.send_message(skill_message("quote", {"sku": "bolt", "quantity": 3}))
+    assert lean.status.state == TaskState.COMPLETED and lean.history is None
+    assert full.history and full.history[0].parts[0].data == {"sku": "bolt", "quantity": 3}
+    assert lean.artifacts and lean.artifacts[0].parts[0].data == full.artifacts[0].parts[0].data  # type: ignore[index]
