@@ -64,8 +64,21 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return _postgres_engine(url)
     raise RegistryUnavailable(f"unsupported database {parsed.get_backend_name()!r}; use SQLite or PostgreSQL")
+
+
+def _postgres_engine(url: str) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Registry queries read a few rows each; starting parallel workers would cost more than it saves.
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET max_parallel_workers_per_gather = 0")
+        dbapi_conn.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:

@@ -20,6 +20,7 @@ __all__ = [
     "AgentRecord",
     "AgentVersion",
     "Registration",
+    "CallReport",
 ]
 
 Transport = Literal["a2a", "mcp", "local"]
@@ -126,3 +127,12 @@ class Registration(BaseModel):
     agent_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@-]+$")
     url: str | None = Field(default=None, max_length=2000)
     card_url: str | None = Field(default=None, max_length=2000)
+
+
+class CallReport(_Record):
+    """One observed call of an agent, as a caller reports it (``Registry.record_calls`` takes many at once)."""
+
+    agent_id: str = Field(min_length=1, max_length=200)
+    success: bool
+    latency_s: float = Field(ge=0, le=86_400)
+    tokens: int = Field(default=0, ge=0, le=10**9)

@@ -1,4 +1,7 @@
-"""Ranked search over the registry: skill id, tags, free text (SQLite FTS5 / PostgreSQL tsvector), filters.
+"""Search over the registry: skill id, tags, free text (SQLite FTS5 / PostgreSQL tsvector), filters.
+
+Matches come in the stored ranking order (``registry.ranking``), so the database walks one index in that order
+and stops after ``limit`` matches instead of ranking every match.
 
 User text never reaches the index as query syntax: it is split into words, each quoted, then combined.
 """
@@ -9,13 +12,12 @@ import re
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, case, func, literal_column, or_, select, text
-from sqlalchemy.sql.expression import TextClause
+from sqlalchemy import ColumnElement, Connection, Row, exists, func, literal_column, or_, select, text, union_all
 
 from registry.models import HealthStatus
 from registry.tables import FTS_TABLE, agent_tags, agents, skills
 
-__all__ = ["MAX_TERMS", "words", "search_pks"]
+__all__ = ["MAX_TERMS", "words", "search_rows"]
 
 MAX_TERMS = 16
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -39,31 +41,29 @@ def _tsquery(terms: Sequence[str]) -> str:
     return " & ".join(parts)
 
 
-def _text_match(conn: Connection, terms: Sequence[str]) -> tuple[Any, ColumnElement[Any]]:
-    """A selectable of (pk, rank) for the text terms, and the ORDER BY expression (best first)."""
+def _text_filter(conn: Connection, terms: Sequence[str]) -> ColumnElement[bool]:
+    """Agents whose indexed text has every term (the last also as a prefix)."""
     if conn.dialect.name == "sqlite":
-        fts: TextClause = text(
-            f"SELECT rowid AS pk, bm25({FTS_TABLE}, 10.0, 1.0, 4.0) AS rank "
-            f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts_query"
-        ).bindparams(fts_query=_fts5_query(terms))
-        sub = fts.columns(literal_column("pk"), literal_column("rank")).subquery("fts")
-        return sub, sub.c.rank.asc()
+        fts = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts_query").bindparams(
+            fts_query=_fts5_query(terms)
+        )
+        return agents.c.pk.in_(fts.columns(literal_column("rowid")))
     query = func.to_tsquery(literal_column("'english'"), _tsquery(terms))
-    vector: ColumnElement[Any] = literal_column("registry_agents.search_vector")
-    sub = (
-        select(agents.c.pk.label("pk"), func.ts_rank_cd(vector, query).label("rank"))
-        .where(vector.op("@@")(query))
-        .subquery("fts")
-    )
-    return sub, sub.c.rank.desc()
+    return literal_column("registry_agents.search_vector").op("@@")(query)
 
 
-def _success_rate() -> ColumnElement[Any]:
-    return case((agents.c.calls > 0, agents.c.successes * 1.0 / agents.c.calls), else_=None)
+def _has_tag(tags: Sequence[str]) -> ColumnElement[bool]:
+    owned = select(agent_tags.c.agent_pk).where(agent_tags.c.agent_pk == agents.c.pk)
+    return exists(owned.where(agent_tags.c.tag == tags[0] if len(tags) == 1 else agent_tags.c.tag.in_(tags)))
 
 
-def search_pks(
+def _has_skill(skill: str) -> ColumnElement[bool]:
+    return exists(select(skills.c.agent_pk).where(skills.c.agent_pk == agents.c.pk, skills.c.skill_id == skill))
+
+
+def search_rows(
     conn: Connection,
+    columns: Sequence[ColumnElement[Any]],
     *,
     skill: str | None,
     tags: Collection[str] | None,
@@ -74,48 +74,45 @@ def search_pks(
     max_latency_ms: float | None,
     limit: int,
     offset: int = 0,
-) -> list[int]:
-    """Primary keys of the matching agents, best first."""
-    stmt: Select[Any] = select(agents.c.pk)
-    order: list[Any] = []
+) -> list[Row[Any]]:
+    """``columns`` of the matching agents in ranking order (``rank_key``, then name)."""
+    where: list[ColumnElement[bool]] = []
     if text_query is not None:
         terms = words(text_query)
         if not terms:
             return []
-        match, rank_order = _text_match(conn, terms)
-        stmt = stmt.join(match, match.c.pk == agents.c.pk)
-        order.append(rank_order)
+        where.append(_text_filter(conn, terms))
     wanted = sorted({t.strip().lower() for t in tags or () if t.strip()})
-    if len(wanted) == 1:
-        stmt = stmt.where(agents.c.pk.in_(select(agent_tags.c.agent_pk).where(agent_tags.c.tag == wanted[0])))
-    elif wanted:
-        counts = (
-            select(agent_tags.c.agent_pk, func.count().label("hits"))
-            .where(agent_tags.c.tag.in_(wanted))
-            .group_by(agent_tags.c.agent_pk)
-        )
-        if all_tags:
-            counts = counts.having(func.count() == len(wanted))
-        tag_hits = counts.subquery("tag_hits")
-        stmt = stmt.join(tag_hits, tag_hits.c.agent_pk == agents.c.pk)
-        order.insert(0, tag_hits.c.hits.desc())
+    if wanted:
+        where += [_has_tag([t]) for t in wanted] if all_tags else [_has_tag(wanted)]
     if skill is not None:
-        stmt = stmt.where(agents.c.pk.in_(select(skills.c.agent_pk).where(skills.c.skill_id == skill)))
-    filters: list[ColumnElement[bool]] = []
-    if status is not None:
-        filters.append(agents.c.status.in_([HealthStatus(s).value for s in status]))
+        where.append(_has_skill(skill))
     if max_cost is not None:
-        filters.append(agents.c.cost_per_call <= max_cost)
+        where.append(agents.c.cost_per_call <= max_cost)
     if max_latency_ms is not None:
-        filters.append(or_(agents.c.latency_p50_ms.is_(None), agents.c.latency_p50_ms <= max_latency_ms))
-    if filters:
-        stmt = stmt.where(and_(*filters))
-    order += [
-        case((agents.c.status == HealthStatus.HEALTHY.value, 0), else_=1),
-        _success_rate().desc().nulls_last(),
-        agents.c.latency_p50_ms.asc().nulls_last(),
-        agents.c.cost_per_call.asc(),
-        agents.c.name.asc(),
+        where.append(or_(agents.c.latency_p50_ms.is_(None), agents.c.latency_p50_ms <= max_latency_ms))
+    statuses = sorted({HealthStatus(s).value for s in (HealthStatus if status is None else status)})
+    if not statuses:
+        return []
+    # One ordered walk of the (status, rank_key, name) index per status, each stopping after limit + offset rows.
+    branches = [
+        select(agents.c.pk, agents.c.rank_key, agents.c.name)
+        .where(agents.c.status == value, *where)
+        .order_by(agents.c.rank_key, agents.c.name)
+        .limit(limit + offset)
+        for value in statuses
     ]
-    stmt = stmt.order_by(*order).limit(limit).offset(offset)
-    return [row[0] for row in conn.execute(stmt)]
+    if len(branches) == 1:
+        ranked = branches[0].offset(offset).limit(limit).subquery("ranked")
+    else:
+        merged = union_all(*(b.subquery().select() for b in branches)).subquery("merged")
+        ranked = (
+            select(merged).order_by(merged.c.rank_key, merged.c.name).limit(limit).offset(offset).subquery("ranked")
+        )
+    # The narrow walk picks the page; only its rows are then read in full.
+    stmt = (
+        select(*columns)
+        .join_from(ranked, agents, ranked.c.pk == agents.c.pk)
+        .order_by(ranked.c.rank_key, ranked.c.name)
+    )
+    return list(conn.execute(stmt))

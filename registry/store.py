@@ -6,19 +6,21 @@ Every operation is one database transaction, so nothing is ever half-written. As
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from protocol.a2a import AgentCard
 from registry import db
-from registry.convert import Prepared, default_agent_id, now, prepare, to_record, to_skill, utc
-from registry.errors import AgentNotFound, InvalidQuery, NameConflict
+from registry.calls import apply_calls, validate_calls
+from registry.convert import now, prepare, to_record, to_skill, utc
+from registry.errors import AgentNotFound, InvalidQuery
 from registry.models import (
     AgentRecord,
     AgentVersion,
+    CallReport,
     CostHints,
     HealthStatus,
     ModelInfo,
@@ -26,22 +28,24 @@ from registry.models import (
     SkillRecord,
     Transport,
 )
-from registry.search import search_pks
-from registry.stats import percentiles
+from registry.ranking import ranked_row, write_ranked
+from registry.search import search_rows
 from registry.tables import agent_tags, agents, skills, versions
+from registry.writes import insert_batch, upsert
 
 __all__ = ["Registry", "DEFAULT_STATUS"]
 
 Records = list[AgentRecord]
 Versions = list[AgentVersion]
 Skills = list[SkillRecord]
-Batch = list[Prepared]
 
 T = TypeVar("T")
 DEFAULT_STATUS: frozenset[HealthStatus] = frozenset({HealthStatus.HEALTHY})
 _RETRIES = 5
+_ANALYZE_AFTER = 1000  # agents registered by one register_many on PostgreSQL
 # What an AgentRecord needs; the stored card, its hash, the search text and the latency window stay behind.
-_RECORD_COLUMNS = [c for c in agents.c if c.name not in {"card", "card_hash", "skills_text", "latency_window"}]
+_HIDDEN = {"card", "card_hash", "skills_text", "latency_window", "rank_key"}
+_RECORD_COLUMNS = [c for c in agents.c if c.name not in _HIDDEN]
 
 
 class Registry:
@@ -117,7 +121,7 @@ class Registry:
     def register(self, registration: Registration) -> AgentRecord:
         """Register one agent from a full Registration."""
         prepared = prepare(registration)
-        pk = self._write(lambda conn: self._upsert(conn, prepared))
+        pk = self._write(lambda conn: upsert(conn, prepared))
         return self._read(lambda conn: self._records(conn, [pk])[0])
 
     def register_many(self, items: Iterable[AgentCard | Registration], *, batch_size: int = 1000) -> int:
@@ -129,107 +133,16 @@ class Registry:
             reg = item if isinstance(item, Registration) else Registration(card=item)
             batch.append(prepare(reg))
             if len(batch) >= batch_size:
-                total += self._write(lambda conn, b=batch: self._insert_batch(conn, b))  # type: ignore[misc]
+                total += self._write(lambda conn, b=batch: insert_batch(conn, b))  # type: ignore[misc]
                 batch = []
         if batch:
-            total += self._write(lambda conn: self._insert_batch(conn, batch))
+            total += self._write(lambda conn: insert_batch(conn, batch))
+        if total >= _ANALYZE_AFTER and self.engine.dialect.name == "postgresql":
+            # Planner statistics and visibility map now, so the first searches after a bulk load get good plans.
+            with db.translate_errors(self.url), self.engine.connect() as conn:
+                tables = ", ".join(t.name for t in (agents, skills, agent_tags))
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"VACUUM (ANALYZE) {tables}")
         return total
-
-    def _insert_batch(self, conn: Connection, batch: Batch) -> int:
-        unique = list({p.name: p for p in batch}.values())
-        names = [p.name for p in unique]
-        taken = {r.name for r in conn.execute(select(agents.c.name).where(agents.c.name.in_(names)))}
-        fresh = [p for p in unique if p.name not in taken]
-        for p in unique:
-            if p.name in taken:
-                self._upsert(conn, p)
-        if not fresh:
-            return len(unique)
-        stamp = now()
-        rows = [self._new_row(p, stamp) for p in fresh]
-        result = conn.execute(insert(agents).returning(agents.c.pk, sort_by_parameter_order=True), rows).all()
-        pks = [r.pk for r in result]
-        skill_rows = [s | {"agent_pk": pk} for pk, p in zip(pks, fresh, strict=True) for s in p.skills]
-        tag_rows = [{"agent_pk": pk, "tag": t} for pk, p in zip(pks, fresh, strict=True) for t in p.tags]
-        version_rows = [
-            {"agent_pk": pk, "version": p.version, "card": p.card, "recorded_at": stamp}
-            for pk, p in zip(pks, fresh, strict=True)
-        ]
-        for table, payload in ((skills, skill_rows), (agent_tags, tag_rows), (versions, version_rows)):
-            if payload:
-                conn.execute(insert(table), payload)
-        return len(unique)
-
-    def _new_row(self, p: Prepared, stamp: Any) -> dict[str, Any]:
-        return {
-            "model_name": None,
-            "model_parameters": None,
-            "model_quantisation": None,
-            "model_file_size": None,
-            "cost_per_call": 0.0,
-            "cost_per_1k_tokens": 0.0,
-            **p.agent,
-            "id": p.agent_id or default_agent_id(p.name),
-            "status": HealthStatus.HEALTHY.value,
-            "consecutive_failures": 0,
-            "last_heartbeat": stamp,
-            "registered_at": stamp,
-            "updated_at": stamp,
-            "calls": 0,
-            "successes": 0,
-            "tokens": 0,
-            "latency_p50_ms": None,
-            "latency_p95_ms": None,
-            "latency_window": [],
-        }
-
-    def _upsert(self, conn: Connection, p: Prepared) -> int:
-        cols = (agents.c.pk, agents.c.id, agents.c.version, agents.c.card_hash, agents.c.status)
-        by_name = conn.execute(select(*cols).where(agents.c.name == p.name)).first()
-        if by_name is not None and p.agent_id is not None and by_name.id != p.agent_id:
-            raise NameConflict(
-                f"the name {p.name!r} is already registered under id {by_name.id!r}, not {p.agent_id!r}; "
-                f"deregister {by_name.id!r} first, or register under that id or another name"
-            )
-        row = by_name
-        if row is None and p.agent_id is not None:
-            row = conn.execute(select(*cols).where(agents.c.id == p.agent_id)).first()
-        stamp = now()
-        if row is None:
-            pk = conn.execute(insert(agents).returning(agents.c.pk), self._new_row(p, stamp)).scalar_one()
-            self._replace_children(conn, pk, p)
-            conn.execute(insert(versions), {"agent_pk": pk, "version": p.version, "card": p.card, "recorded_at": stamp})
-            return int(pk)
-        status = row.status if row.status == HealthStatus.DRAINING.value else HealthStatus.HEALTHY.value
-        values: dict[str, Any] = {
-            "status": status,
-            "consecutive_failures": 0,
-            "last_heartbeat": stamp,
-        }
-        changed = row.card_hash != p.agent["card_hash"]
-        if changed:
-            values |= p.agent | {"updated_at": stamp}
-        elif p.has_model or p.has_cost:
-            values |= {k: v for k, v in p.agent.items() if k.startswith(("model_", "cost_"))}
-        conn.execute(update(agents).where(agents.c.pk == row.pk).values(**values))
-        if changed:
-            self._replace_children(conn, row.pk, p)
-        if row.version != p.version:
-            conn.execute(delete(versions).where(versions.c.agent_pk == row.pk, versions.c.version == p.version))
-            conn.execute(
-                insert(versions),
-                {"agent_pk": row.pk, "version": p.version, "card": p.card, "recorded_at": stamp},
-            )
-        return int(row.pk)
-
-    @staticmethod
-    def _replace_children(conn: Connection, pk: int, p: Prepared) -> None:
-        conn.execute(delete(skills).where(skills.c.agent_pk == pk))
-        conn.execute(delete(agent_tags).where(agent_tags.c.agent_pk == pk))
-        if p.skills:
-            conn.execute(insert(skills), [s | {"agent_pk": pk} for s in p.skills])
-        if p.tags:
-            conn.execute(insert(agent_tags), [{"agent_pk": pk, "tag": t} for t in p.tags])
 
     def deregister(self, agent_id: str) -> None:
         """Remove an agent, its skills and its history."""
@@ -246,34 +159,45 @@ class Registry:
 
     def heartbeat(self, agent_id: str) -> None:
         """Note that the agent is alive now (an unhealthy agent becomes healthy; draining stays draining)."""
-        self._update(agent_id, last_heartbeat=now(), consecutive_failures=0, recover=True)
+
+        def run(conn: Connection) -> None:
+            pk = self._pk(conn, agent_id)
+            row = ranked_row(conn, pk)
+            values: dict[str, Any] = {"last_heartbeat": now(), "consecutive_failures": 0}
+            if row["status"] == HealthStatus.UNHEALTHY.value:
+                values["status"] = HealthStatus.HEALTHY.value
+            write_ranked(conn, pk, row, values)
+
+        self._write(run)
 
     def set_status(self, agent_id: str, status: HealthStatus) -> None:
         """Set the health status by hand (e.g. DRAINING before taking an agent down)."""
-        self._update(agent_id, status=HealthStatus(status).value, updated_at=now())
+        value = HealthStatus(status).value
+
+        def run(conn: Connection) -> None:
+            pk = self._pk(conn, agent_id)
+            write_ranked(conn, pk, ranked_row(conn, pk), {"status": value, "updated_at": now()})
+
+        self._write(run)
 
     def record_probe(self, agent_id: str, ok: bool, *, failures_to_unhealthy: int = 3) -> HealthStatus:
         """Account one health probe: success recovers, ``failures_to_unhealthy`` failures in a row mark it."""
 
         def run(conn: Connection) -> HealthStatus:
-            pk = self._pk(conn, agent_id, lock=True)
-            row = conn.execute(select(agents.c.status, agents.c.consecutive_failures).where(agents.c.pk == pk)).one()
-            status = HealthStatus(row.status)
+            pk = self._pk(conn, agent_id)
+            row = ranked_row(conn, pk, agents.c.consecutive_failures)
+            status = HealthStatus(row["status"])
+            values: dict[str, Any] = {}
             if ok:
-                failures, stamp = 0, now()
+                failures = 0
                 if status is HealthStatus.UNHEALTHY:
                     status = HealthStatus.HEALTHY
-                values: dict[str, Any] = {"last_heartbeat": stamp}
+                values["last_heartbeat"] = now()
             else:
-                failures = row.consecutive_failures + 1
+                failures = row["consecutive_failures"] + 1
                 if failures >= failures_to_unhealthy and status is HealthStatus.HEALTHY:
                     status = HealthStatus.UNHEALTHY
-                values = {}
-            conn.execute(
-                update(agents)
-                .where(agents.c.pk == pk)
-                .values(status=status.value, consecutive_failures=failures, **values)
-            )
+            write_ranked(conn, pk, row, values | {"status": status.value, "consecutive_failures": failures})
             return status
 
         return self._write(run)
@@ -282,37 +206,21 @@ class Registry:
         """Add one observed call (outcome, latency, tokens) to the agent's statistics."""
         if latency_s < 0 or tokens < 0:
             raise InvalidQuery("latency_s and tokens must not be negative")
+        reports = validate_calls([{"agent_id": agent_id, "success": success, "latency_s": latency_s, "tokens": tokens}])
+        if self._write(lambda conn: apply_calls(conn, reports, self.latency_window)):
+            raise AgentNotFound(_not_found(agent_id))
 
-        def run(conn: Connection) -> None:
-            pk = self._pk(conn, agent_id, lock=True)
-            row = conn.execute(select(agents.c.latency_window).where(agents.c.pk == pk)).one()
-            window = [*(row.latency_window or []), round(latency_s * 1000.0, 3)][-self.latency_window :]
-            p50, p95 = percentiles(window, (50, 95))
-            conn.execute(
-                update(agents)
-                .where(agents.c.pk == pk)
-                .values(
-                    calls=agents.c.calls + 1,
-                    successes=agents.c.successes + (1 if success else 0),
-                    tokens=agents.c.tokens + tokens,
-                    latency_window=window,
-                    latency_p50_ms=p50,
-                    latency_p95_ms=p95,
-                )
-            )
+    def record_calls(self, calls: Sequence[CallReport | Mapping[str, Any]]) -> int:
+        """Add many observed calls in one transaction; returns how many were recorded.
 
-        self._write(run)
-
-    def _update(self, agent_id: str, *, recover: bool = False, **values: Any) -> None:
-        def run(conn: Connection) -> None:
-            pk = self._pk(conn, agent_id, lock=recover)
-            if recover:
-                current = conn.execute(select(agents.c.status).where(agents.c.pk == pk)).scalar_one()
-                if current == HealthStatus.UNHEALTHY.value:
-                    values["status"] = HealthStatus.HEALTHY.value
-            conn.execute(update(agents).where(agents.c.pk == pk).values(**values))
-
-        self._write(run)
+        Each call is a CallReport or a mapping with its fields (``agent_id``, ``success``, ``latency_s``,
+        ``tokens``), at most 10,000; they are applied in order. Calls of agents no longer registered are skipped.
+        """
+        reports = validate_calls(calls)
+        if not reports:
+            return 0
+        missing = self._write(lambda conn: apply_calls(conn, reports, self.latency_window))
+        return sum(1 for r in reports if r.agent_id not in missing)
 
     # -- reading ------------------------------------------------------------------------------------------
 
@@ -373,8 +281,9 @@ class Registry:
             raise InvalidQuery("at most 50 tags per search")
 
         def run(conn: Connection) -> Records:
-            pks = search_pks(
+            rows = search_rows(
                 conn,
+                _RECORD_COLUMNS,
                 skill=skill,
                 tags=tags,
                 all_tags=all_tags,
@@ -385,20 +294,17 @@ class Registry:
                 limit=limit,
                 offset=offset,
             )
-            return self._records(conn, pks)
+            return self._to_records(conn, rows)
 
         return self._read(run)
 
     @staticmethod
-    def _pk(conn: Connection, agent_id: str, *, lock: bool = False, by_name: bool = False) -> int:
-        stmt = select(agents.c.pk).where(agents.c.id == agent_id)
-        if lock and conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        pk = conn.execute(stmt).scalar_one_or_none()
+    def _pk(conn: Connection, agent_id: str, *, by_name: bool = False) -> int:
+        pk = conn.execute(select(agents.c.pk).where(agents.c.id == agent_id)).scalar_one_or_none()
         if pk is None and by_name:
             pk = conn.execute(select(agents.c.pk).where(agents.c.name == agent_id)).scalar_one_or_none()
         if pk is None:
-            raise AgentNotFound(f"no agent {agent_id!r} in the registry; list agents with `scaleout registry list`")
+            raise AgentNotFound(_not_found(agent_id))
         return int(pk)
 
     @staticmethod
@@ -406,12 +312,19 @@ class Registry:
         if not pks:
             return []
         rows = {r.pk: r for r in conn.execute(select(*_RECORD_COLUMNS).where(agents.c.pk.in_(pks)))}
+        return Registry._to_records(conn, [rows[pk] for pk in pks if pk in rows])
+
+    @staticmethod
+    def _to_records(conn: Connection, rows: Sequence[Row[Any]]) -> Records:
+        if not rows:
+            return []
+        pks = [r.pk for r in rows]
         by_agent: dict[int, Skills] = {pk: [] for pk in pks}
         for s in conn.execute(
             select(skills).where(skills.c.agent_pk.in_(pks)).order_by(skills.c.agent_pk, skills.c.position)
         ):
             by_agent[s.agent_pk].append(to_skill(s))
-        return [to_record(rows[pk], by_agent[pk]) for pk in pks if pk in rows]
+        return [to_record(r, by_agent[r.pk]) for r in rows]
 
 
 def _check_page(limit: int, offset: int, *, maximum: int = 10_000) -> None:
@@ -419,3 +332,7 @@ def _check_page(limit: int, offset: int, *, maximum: int = 10_000) -> None:
         raise InvalidQuery(f"limit must be between 1 and {maximum}, got {limit}")
     if offset < 0:
         raise InvalidQuery(f"offset must not be negative, got {offset}")
+
+
+def _not_found(agent_id: str) -> str:
+    return f"no agent {agent_id!r} in the registry; list agents with `scaleout registry list`"

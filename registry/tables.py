@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 __all__ = ["metadata", "agents", "skills", "agent_tags", "versions", "FTS_TABLE"]
@@ -59,7 +60,9 @@ agents = Table(
     Column("latency_p50_ms", Float),
     Column("latency_p95_ms", Float),
     Column("latency_window", JSON, nullable=False),
-    Index("ix_registry_agents_status", "status"),
+    # registry.ranking.rank_key of the row; every write of status, statistics or cost rewrites it.
+    Column("rank_key", BigInteger, nullable=False, server_default=text("0")),
+    Index("ix_registry_agents_rank", "status", "rank_key", "name"),
     Index("ix_registry_agents_cost", "cost_per_call"),
     Index("ix_registry_agents_latency", "latency_p50_ms"),
 )
