@@ -15,7 +15,7 @@ from agents.llm.base import Brain
 from agents.negotiators.guided import enforce, guided_respond
 from agents.negotiators.strategies import Strategy, get_strategy
 from agents.negotiators.utility import LinearUtility, Preferences, outcome_space
-from protocol.negotiation import Action, Award, AwardReply, CallForProposals, Proposal, RespondRequest, Response
+from protocol.negotiation import Action, Award, AwardReply, CallForProposals, Issue, Proposal, RespondRequest, Response
 
 __all__ = ["Negotiator", "negotiator_agent"]
 
@@ -46,7 +46,8 @@ class Negotiator:
         limits = {**prefs.limits, "quantity": (lo, min(hi, float(self.capacity - self.committed)))}
         return prefs.model_copy(update={"limits": limits})
 
-    def utility(self, item: str, issues: list) -> LinearUtility | None:
+    def utility(self, item: str, issues: list[Issue]) -> LinearUtility | None:
+        """My utility over ``issues`` for ``item`` (None when I do not trade it)."""
         prefs = self.preferences_for(item)
         return None if prefs is None else LinearUtility(prefs, issues)
 
@@ -72,8 +73,12 @@ class Negotiator:
         quantity = int((award.offer.values if award.offer else {}).get("quantity", 0))
         if self.capacity is not None and self.committed + quantity > self.capacity:
             left = self.capacity - self.committed
-            return AwardReply(cfp_id=award.cfp_id, bidder=me, confirmed=False,
-                              reason=f"withdrawn: only {left} units of capacity left, award needs {quantity}")
+            return AwardReply(
+                cfp_id=award.cfp_id,
+                bidder=me,
+                confirmed=False,
+                reason=f"withdrawn: only {left} units of capacity left, award needs {quantity}",
+            )
         self.committed += quantity
         return AwardReply(cfp_id=award.cfp_id, bidder=me, confirmed=True, reason="confirmed")
 
@@ -91,8 +96,13 @@ def negotiator_agent(
     if guided and brain is None:
         raise ValueError("guided=True needs a brain, e.g. brain=LlamaCpp() or Scripted([...])")
     kind = "LLM-guided" if guided else negotiator.strategy.name
-    agent = Agent(name, description or f"Negotiator ({kind})", brain=brain, tags=["negotiation", *(tags or [])],
-                  metadata={"strategy": negotiator.strategy.name, "guided": guided})
+    agent = Agent(
+        name,
+        description or f"Negotiator ({kind})",
+        brain=brain,
+        tags=["negotiation", *(tags or [])],
+        metadata={"strategy": negotiator.strategy.name, "guided": guided},
+    )
 
     @agent.skill(tags=["negotiation", "alternating-offers"])
     async def respond(ctx: SkillContext, req: RespondRequest) -> Response:

@@ -51,8 +51,12 @@ class Carrier:
         values = award.offer.values if award.offer else {}
         day, quantity = int(values.get("day", -1)), int(values.get("quantity", 0))
         if day < 0 or self.free(day) < quantity:
-            return AwardReply(cfp_id=award.cfp_id, bidder=me, confirmed=False,
-                              reason=f"withdrawn: day {day} no longer has room for {quantity} units")
+            return AwardReply(
+                cfp_id=award.cfp_id,
+                bidder=me,
+                confirmed=False,
+                reason=f"withdrawn: day {day} no longer has room for {quantity} units",
+            )
         self.booked[day] += quantity
         return AwardReply(cfp_id=award.cfp_id, bidder=me, confirmed=True, reason=f"booked on day {day}")
 

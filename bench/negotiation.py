@@ -1,0 +1,243 @@
+"""Negotiation benchmark: a round-robin of our negotiators, and scale runs. Prints figures; asserts nothing.
+
+    python -m bench.negotiation                      # classic round-robin over 24 three-issue scenarios
+    python -m bench.negotiation --llm 2              # + the LLM-guided negotiator (real model) on 2 scenarios
+    python -m bench.negotiation --scale 1000         # a full contract-net round with 1,000 rule suppliers
+    python -m bench.negotiation --model-scale        # the scenario with the real model: 10 suppliers, 10 rounds
+
+Advantage = (u - reservation) / (max u - reservation), 0 without agreement. Distances (to the Pareto frontier and
+the Nash point, in utility space) are averaged over agreements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import anyio
+
+from agents.agent import Agent
+from agents.llm.base import Brain
+from agents.negotiators import LinearUtility, Negotiator, Preferences, negotiator_agent, outcome_space
+from orchestrator.negotiation import Ledger, alternating_offers, contract_net, serve_parties
+from protocol.negotiation import CallForProposals, Issue, Outcome
+
+CLASSIC = ["boulware", "linear", "conceder", "tit_for_tat"]
+
+
+@dataclass
+class Scenario:
+    """A bilateral three-issue scenario: the grid and each side's preferences."""
+
+    name: str
+    issues: list[Issue]
+    buyer: Preferences
+    seller: Preferences
+
+
+def scenarios(n: int, seed: int) -> list[Scenario]:
+    """``n`` generated scenarios: price, quantity, delivery day; random weights and reservation values."""
+    rng = random.Random(seed)
+    out = []
+    for k in range(n):
+        base = rng.choice([10, 50, 100, 400])
+        issues = [
+            Issue(name="unit_price", values=[round(base * (0.8 + 0.1 * i), 2) for i in range(9)]),
+            Issue(name="quantity", values=[float(q) for q in range(100, 150, 10)]),
+            Issue(name="delivery_day", values=[float(d) for d in range(1, 11)]),
+        ]
+
+        def prefs(price_up: bool) -> Preferences:
+            w = [rng.uniform(0.1, 1.0) for _ in range(3)]
+            return Preferences(
+                weights=dict(zip(["unit_price", "quantity", "delivery_day"], w, strict=True)),
+                increasing={"unit_price": price_up, "quantity": rng.random() < 0.5, "delivery_day": price_up},
+                reservation=round(rng.uniform(0.1, 0.45), 3),
+            )
+
+        out.append(Scenario(f"s{k:02d}", issues, prefs(False), prefs(True)))
+    return out
+
+
+@dataclass
+class Score:
+    """Accumulated figures for one negotiator."""
+
+    runs: int = 0
+    deals: int = 0
+    advantage: list[float] = field(default_factory=list)
+    pareto: list[float] = field(default_factory=list)
+    nash: list[float] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)
+
+    def add(self, outcome: Outcome, me: str, utility: LinearUtility) -> None:
+        self.runs += 1
+        best = float(utility.scores(outcome_space(utility.issues).points).max())
+        u = outcome.utilities[me] if outcome.agreement is not None else utility.reservation
+        self.advantage.append((u - utility.reservation) / (best - utility.reservation))
+        if outcome.agreement is not None:
+            self.deals += 1
+            self.pareto.append(outcome.pareto_distance or 0.0)
+            self.nash.append(outcome.nash_distance or 0.0)
+            self.rounds.append(outcome.rounds)
+
+    def row(self, name: str) -> str:
+        def mean(xs: list[float] | list[int]) -> str:
+            return f"{statistics.fmean(xs):.3f}" if xs else "  -  "
+
+        return (
+            f"{name:<13} {self.runs:>5} {self.deals / max(1, self.runs):>9.1%} {mean(self.advantage):>9} "
+            f"{mean(self.pareto):>8} {mean(self.nash):>8} {mean(self.rounds):>7}"
+        )
+
+
+HEADER = f"{'negotiator':<13} {'runs':>5} {'agreement':>9} {'advantage':>9} {'pareto':>8} {'nash':>8} {'rounds':>7}"
+
+
+def _agent(name: str, kind: str, prefs: Preferences, brain: Brain | None) -> Agent:
+    if kind == "llm":
+        return negotiator_agent(name, Negotiator(prefs, "boulware"), brain=brain, guided=True)
+    return negotiator_agent(name, Negotiator(prefs, kind))
+
+
+async def round_robin(
+    cases: list[Scenario], kinds: list[str], rounds: int, brain: Brain | None, opponents: list[str] | None = None
+) -> tuple[dict[str, Score], dict[str, int], float]:
+    """Every kind against every opponent (default: every kind), in both roles, on every scenario."""
+    scores: dict[str, Score] = defaultdict(Score)
+    tokens: dict[str, int] = defaultdict(int)
+    started = time.perf_counter()
+    for case in cases:
+        bu, su = LinearUtility(case.buyer, case.issues), LinearUtility(case.seller, case.issues)
+        agents = [_agent(f"buyer-{k}", k, case.buyer, brain) for k in kinds + (opponents or [])]
+        agents += [_agent(f"seller-{k}", k, case.seller, brain) for k in kinds + (opponents or [])]
+        unique = list({a.name: a for a in agents}.values())
+        if opponents is None:  # every kind meets every kind, as buyer and as seller; both sides scored
+            games = [(a, b, ("buyer", "seller")) for a in kinds for b in kinds]
+        else:  # each kind under test meets each opponent in both roles; only the kind under test is scored
+            games = [g for a in kinds for b in opponents for g in ((a, b, ("buyer",)), (b, a, ("seller",)))]
+        async with serve_parties(unique) as p:
+            for buyer_kind, seller_kind, roles in games:
+                buyer, seller = p[f"buyer-{buyer_kind}"], p[f"seller-{seller_kind}"]
+                ledger = Ledger()
+                outcome = await alternating_offers(
+                    buyer, seller, case.issues, max_rounds=rounds, utilities=(bu, su), ledger=ledger
+                )
+                if "buyer" in roles:
+                    scores[buyer_kind].add(outcome, buyer.name, bu)
+                if "seller" in roles:
+                    scores[seller_kind].add(outcome, seller.name, su)
+                for name, entry in ledger.agents.items():
+                    tokens[name.split("-", 1)[1]] += entry.usage.total_tokens
+    return scores, tokens, time.perf_counter() - started
+
+
+def print_table(title: str, scores: dict[str, Score]) -> None:
+    print(f"\n{title}\n{HEADER}")
+    for name in sorted(scores, key=lambda n: -statistics.fmean(scores[n].advantage or [0.0])):
+        print(scores[name].row(name))
+
+
+async def scale(suppliers: int, transport: str) -> None:
+    """One full contract-net round (CFP, proposals, award, rejections) among ``suppliers`` rule agents."""
+    issues = [
+        Issue(name="unit_price", values=[float(p) for p in range(80, 130, 5)]),
+        Issue(name="quantity", values=[100.0, 110.0]),
+        Issue(name="delivery_day", values=[float(d) for d in range(2, 15)]),
+    ]
+    rng = random.Random(5)
+    agents = [
+        negotiator_agent(
+            f"supplier-{i:04d}",
+            Negotiator(
+                Preferences(
+                    weights={"unit_price": 0.7, "delivery_day": 0.3},
+                    reservation=0.1,
+                    limits={"unit_price": (float(rng.randrange(80, 110, 5)), 999.0)},
+                ),
+                "linear",
+                capacity=1000,
+            ),
+        )
+        for i in range(suppliers)
+    ]
+    built = time.perf_counter()
+    async with serve_parties(agents, transport) as parties:  # type: ignore[arg-type]
+        ready = time.perf_counter()
+        cfp = CallForProposals(
+            cfp_id="cfp-scale",
+            buyer="manufacturer",
+            item="motor",
+            quantity=100,
+            due_day=20,
+            issues=issues,
+            deadline_s=60,
+        )
+        result = await contract_net(
+            cfp, list(parties.values()), lambda p: -p.offer.values["unit_price"] if p.offer else -1e9
+        )
+        done = time.perf_counter()
+    print(
+        f"\nScale ({transport}): {suppliers} suppliers; start {ready - built:.2f} s; contract-net round "
+        f"{done - ready:.2f} s ({len(result.ranked)} proposals, winner {result.awarded[0].bidder}, "
+        f"{suppliers - 1} rejections sent)"
+    )
+
+
+def model_scale(rounds: int) -> None:
+    """The manufacturing scenario with the real model guiding the manufacturer in every negotiation."""
+    from scenarios.smart_manufacturing import ScenarioConfig, run
+
+    config = ScenarioConfig(
+        suppliers=10, distributors=4, brain="mixed", llm_negotiations=100, rounds=rounds, bidders=2, seed=7
+    )
+    result = run(config)
+    llm = [n for n in result.negotiations if n.brain == "llm"]
+    tokens = sum(a.tokens for a in result.agents.values())
+    calls = sum(a.model_calls for a in result.agents.values())
+    deals = sum(1 for n in llm if n.outcome.agreement is not None)
+    overruled = sum(n.outcome.sources.get("guardrail", 0) + n.outcome.sources.get("fallback", 0) for n in llm)
+    print(
+        f"\nReal model: 10 suppliers, {rounds} rounds, {len(llm)} LLM-guided negotiations ({deals} deals): "
+        f"{result.timing.wall_seconds:.1f} s wall, {calls} model calls, {tokens} tokens, "
+        f"{overruled} fallbacks/overrules, energy {result.timing.energy_j:.0f} J"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--scenarios", type=int, default=24)
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--llm", type=int, default=0, help="scenarios on which to run the LLM-guided negotiator")
+    p.add_argument("--scale", type=int, default=0, help="suppliers in the contract-net scale run")
+    p.add_argument("--transport", choices=["local", "http"], default="local")
+    p.add_argument("--model-scale", action="store_true")
+    p.add_argument("--skip-round-robin", action="store_true")
+    a = p.parse_args()
+    cases = scenarios(a.scenarios, a.seed)
+    if not a.skip_round_robin:
+        scores, _, secs = anyio.run(round_robin, cases, CLASSIC, a.rounds, None)
+        print_table(f"Round-robin: {len(cases)} scenarios x 3 issues, {a.rounds} rounds ({secs:.1f} s)", scores)
+    if a.llm:
+        from agents.llm import LlamaCpp
+
+        subset = cases[: a.llm]
+        scores, tokens, secs = anyio.run(round_robin, subset, ["llm", *CLASSIC], a.rounds, LlamaCpp(), CLASSIC)
+        print_table(
+            f"Against the classic strategies on {len(subset)} scenarios, both roles ({secs:.1f} s, "
+            f"{tokens['llm']} model tokens)",
+            scores,
+        )
+    if a.scale:
+        anyio.run(scale, a.scale, a.transport)
+    if a.model_scale:
+        model_scale(a.rounds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Outcome analytics in utility space: Pareto frontier, Nash bargaining point, distances, social welfare.
+
+Outcomes come from the issue grid (all of them when small, a deterministic sample otherwise; see
+``agents.negotiators.utility.outcome_space``). Outcomes outside either party's hard limits are not feasible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel
+
+from agents.negotiators.utility import LinearUtility, outcome_space
+from protocol.negotiation import Issue, Offer
+
+__all__ = ["Analysis", "pareto_frontier", "nash_point", "analyse"]
+
+
+class Analysis(BaseModel):
+    """Utilities of an agreement and how far it is from the efficient (Pareto) and fair (Nash) outcomes."""
+
+    utilities: tuple[float, float] | None
+    social_welfare: float | None
+    pareto_distance: float | None
+    nash_distance: float | None
+    nash: tuple[float, float] | None
+    frontier: list[tuple[float, float]]
+    complete: bool
+
+
+def pareto_frontier(points: np.ndarray) -> np.ndarray:
+    """The non-dominated rows of an (n, 2) array of utility pairs, sorted by the first utility descending."""
+    if len(points) == 0:
+        return points.reshape(0, 2)
+    unique = np.unique(points, axis=0)
+    order = np.lexsort((-unique[:, 1], -unique[:, 0]))  # by u_a desc, then u_b desc
+    frontier = []
+    best_b = -np.inf
+    for row in unique[order]:
+        if row[1] > best_b:
+            frontier.append(row)
+            best_b = row[1]
+    return np.array(frontier)
+
+
+def nash_point(points: np.ndarray, reservations: tuple[float, float]) -> tuple[float, float] | None:
+    """The utility pair maximising (u_a - r_a)(u_b - r_b) among outcomes both prefer to no deal."""
+    ra, rb = reservations
+    ok = (points[:, 0] >= ra) & (points[:, 1] >= rb)
+    if not ok.any():
+        return None
+    candidates = points[ok]
+    products = (candidates[:, 0] - ra) * (candidates[:, 1] - rb)
+    best = candidates[int(np.argmax(products))]
+    return float(best[0]), float(best[1])
+
+
+def analyse(agreement: Offer | None, issues: list[Issue], a: LinearUtility, b: LinearUtility) -> Analysis:
+    """Analytics for one bilateral negotiation (no agreement: only the frontier and the Nash point)."""
+    space = outcome_space(issues)
+    ua, ub = a.scores(space.points), b.scores(space.points)
+    feasible = (ua >= 0) & (ub >= 0)
+    points = np.stack([ua[feasible], ub[feasible]], axis=1)
+    frontier = pareto_frontier(points)
+    nash = nash_point(points, (a.reservation, b.reservation))
+    pairs = [(float(x), float(y)) for x, y in frontier]
+    if agreement is None:
+        return Analysis(
+            utilities=None,
+            social_welfare=None,
+            pareto_distance=None,
+            nash_distance=None,
+            nash=nash,
+            frontier=pairs,
+            complete=space.complete,
+        )
+    here = np.array([a(agreement), b(agreement)])
+    pareto = float(np.min(np.linalg.norm(frontier - here, axis=1))) if len(frontier) else None
+    nash_d = float(np.linalg.norm(np.array(nash) - here)) if nash is not None else None
+    return Analysis(
+        utilities=(float(here[0]), float(here[1])),
+        social_welfare=float(here.sum()),
+        pareto_distance=pareto,
+        nash_distance=nash_d,
+        nash=nash,
+        frontier=pairs,
+        complete=space.complete,
+    )

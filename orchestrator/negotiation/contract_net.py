@@ -1,0 +1,127 @@
+"""Contract Net: call for proposals, collect proposals by a deadline, award the best (next best on withdrawal),
+reject the rest. Late, failed and invalid proposals are recorded and never awarded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import anyio
+from pydantic import BaseModel, Field
+
+from orchestrator.negotiation.calls import Ledger, NegotiationCallError, Party, call_skill, gather_replies
+from protocol.negotiation import Award, AwardReply, CallForProposals, Offer, Proposal, validate_offer
+
+__all__ = ["ContractNetResult", "collect_proposals", "award_best", "contract_net"]
+
+
+class ContractNetResult(BaseModel):
+    """Everything a contract-net round saw: ranked valid proposals, refusals, late, failed, invalid, awards."""
+
+    cfp: CallForProposals
+    ranked: list[Proposal] = Field(default_factory=list, description="valid proposals, best first")
+    refusals: list[Proposal] = Field(default_factory=list)
+    late: list[str] = Field(default_factory=list)
+    failed: dict[str, str] = Field(default_factory=dict)
+    invalid: dict[str, str] = Field(default_factory=dict)
+    awarded: list[Proposal] = Field(default_factory=list)
+    withdrawn: dict[str, str] = Field(default_factory=dict)
+
+
+def _rank(proposals: list[Proposal], score: Callable[[Proposal], float]) -> list[Proposal]:
+    # ties go to the alphabetically first bidder, so a round is deterministic whatever the reply order
+    return sorted(proposals, key=lambda p: (-score(p), p.bidder))
+
+
+async def collect_proposals(
+    cfp: CallForProposals,
+    bidders: Sequence[Party],
+    score: Callable[[Proposal], float],
+    *,
+    concurrency: int = 256,
+    ledger: Ledger | None = None,
+) -> ContractNetResult:
+    """Send the CFP to every bidder; keep valid proposals received before ``cfp.deadline_s``, ranked by score."""
+    replies = await gather_replies(
+        bidders, "propose", cfp, Proposal, deadline_s=cfp.deadline_s, concurrency=concurrency, ledger=ledger
+    )
+    result = ContractNetResult(cfp=cfp, late=replies.late, failed=replies.failed)
+    valid: list[Proposal] = []
+    for name in sorted(replies.answers):
+        proposal = replies.answers[name]
+        if proposal.cfp_id != cfp.cfp_id or proposal.bidder != name:
+            result.invalid[name] = (
+                f"proposal for cfp {proposal.cfp_id!r} by {proposal.bidder!r} does not answer "
+                f"cfp {cfp.cfp_id!r} sent to {name!r}"
+            )
+        elif proposal.offer is None:
+            result.refusals.append(proposal)
+        elif (problem := validate_offer(proposal.offer, cfp.issues)) is not None:
+            result.invalid[name] = problem
+        else:
+            valid.append(proposal)
+    result.ranked = _rank(valid, score)
+    return result
+
+
+async def award_best(
+    result: ContractNetResult,
+    parties: dict[str, Party],
+    *,
+    awards: int = 1,
+    terms: dict[str, Offer] | None = None,
+    timeout_s: float = 30.0,
+    notify_rejected: bool = True,
+    ledger: Ledger | None = None,
+) -> ContractNetResult:
+    """Award ranked proposals in order until ``awards`` are confirmed (withdrawals pass to the next best),
+    then reject the others. ``terms`` replaces a bidder's proposed offer (e.g. after a negotiation)."""
+    terms = terms or {}
+    cfp_id = result.cfp.cfp_id
+    for proposal in result.ranked:
+        if len(result.awarded) >= awards:
+            break
+        offer = terms.get(proposal.bidder, proposal.offer)
+        award = Award(cfp_id=cfp_id, bidder=proposal.bidder, accepted=True, offer=offer)
+        try:
+            reply = await call_skill(
+                parties[proposal.bidder], "award", award, AwardReply, timeout_s=timeout_s, ledger=ledger
+            )
+        except NegotiationCallError as exc:
+            result.withdrawn[proposal.bidder] = f"no confirmation: {exc}"
+            continue
+        if reply.confirmed:
+            result.awarded.append(proposal.model_copy(update={"offer": offer}))
+        else:
+            result.withdrawn[proposal.bidder] = reply.reason or "withdrawn"
+    if notify_rejected:
+        winners = {p.bidder for p in result.awarded}
+        losers = [p.bidder for p in result.ranked if p.bidder not in winners and p.bidder not in result.withdrawn]
+
+        async def reject(name: str) -> None:
+            award = Award(cfp_id=cfp_id, bidder=name, accepted=False, reason="another proposal was preferred")
+            try:
+                await call_skill(parties[name], "award", award, AwardReply, timeout_s=timeout_s, ledger=ledger)
+            except NegotiationCallError:
+                pass  # a rejection that does not arrive changes nothing for the buyer
+
+        async with anyio.create_task_group() as tg:
+            for name in losers:
+                tg.start_soon(reject, name)
+    return result
+
+
+async def contract_net(
+    cfp: CallForProposals,
+    bidders: Sequence[Party],
+    score: Callable[[Proposal], float],
+    *,
+    awards: int = 1,
+    concurrency: int = 256,
+    notify_rejected: bool = True,
+    ledger: Ledger | None = None,
+) -> ContractNetResult:
+    """A full round: CFP, proposals by the deadline, award the best ``awards`` on their own terms, reject the rest."""
+    result = await collect_proposals(cfp, bidders, score, concurrency=concurrency, ledger=ledger)
+    parties = {p.name: p for p in bidders}
+    return await award_best(result, parties, awards=awards, notify_rejected=notify_rejected, ledger=ledger)
