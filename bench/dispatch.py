@@ -1,6 +1,6 @@
 """Orchestrator benchmark: dispatch overhead in-process and over HTTP, and a 10,000-task fan-out's memory.
 
-Run: ``.venv/bin/python bench/orchestrator.py [--tasks 2000] [--http-tasks 100] [--rounds 5] [--fanout 10000]
+Run: ``.venv/bin/python bench/dispatch.py [--tasks 2000] [--http-tasks 100] [--rounds 5] [--fanout 10000]
 [--only inproc,http,fanout]``. Prints figures; nothing is asserted. Targets: in-process overhead < 100 us per
 task; HTTP per-task time <= 1.5x a bare httpx POST round trip to a minimal Starlette app on loopback; flat memory
 on the fan-out. The HTTP servers (agent and minimal app) run under uvicorn in child processes, so they share no
@@ -9,44 +9,38 @@ GIL with the client, and the kinds of call are measured interleaved, round by ro
 
 from __future__ import annotations
 
+import argparse
+import gc
+import os
+import resource
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
-# This file is named like the package it measures: keep bench/ off the import path.
-sys.path[:] = [str(Path(__file__).resolve().parents[1])] + [
-    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
-]
+import anyio
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
-
-import anyio  # noqa: E402
-import httpx  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse  # noqa: E402
-from starlette.routing import Route  # noqa: E402
-
-from agents.client import HttpAgentClient, skill_message  # noqa: E402
-from agents.examples import echo_agent  # noqa: E402
-from agents.serve import create_app  # noqa: E402
-from agents.testing import free_port  # noqa: E402
-from orchestrator.executor import Executor  # noqa: E402
-from orchestrator.graph import TaskGraph  # noqa: E402
-from orchestrator.router import Router  # noqa: E402
-from orchestrator.runs import RunStore, RunWriter  # noqa: E402
-from orchestrator.service import Orchestrator  # noqa: E402
-from orchestrator.spec import GraphSpec  # noqa: E402
-from orchestrator.state import RunState  # noqa: E402
-from orchestrator.transports import CallResult, Transports  # noqa: E402
-from registry import HealthStatus, Registry  # noqa: E402
+from agents.client import HttpAgentClient, skill_message
+from agents.examples import echo_agent
+from agents.serve import create_app
+from agents.testing import free_port
+from orchestrator.executor import Executor
+from orchestrator.graph import TaskGraph
+from orchestrator.router import Router
+from orchestrator.runs import RunStore, RunWriter
+from orchestrator.service import Orchestrator
+from orchestrator.spec import GraphSpec
+from orchestrator.state import RunState
+from orchestrator.transports import CallResult, Transports
+from registry import HealthStatus, Registry
 
 
 def rss_mb() -> float:

@@ -1,7 +1,7 @@
 """Registry benchmark: bulk registration rate and search latency (skill, tag, free text) on SQLite and PostgreSQL.
 
 Prints figures, asserts nothing. Targets: skill/tag search p50 < 5 ms, free-text p50 < 20 ms, bulk >= 2,000/s.
-    .venv/bin/python bench/registry.py [--n 100000] [--pg postgresql+psycopg://...] [--queries 200]
+    .venv/bin/python bench/registry_search.py [--n 100000] [--pg postgresql+psycopg://...] [--queries 200]
 """
 
 from __future__ import annotations
@@ -18,14 +18,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the registry package.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+from sqlalchemy import create_engine, text
 
-from sqlalchemy import create_engine, text  # noqa: E402
-
-from protocol.a2a import AgentCard, AgentInterface, AgentSkill  # noqa: E402
-from registry import Registry  # noqa: E402
+from protocol.a2a import AgentCard, AgentInterface, AgentSkill
+from registry import Registry
 
 VERBS = [
     "parse",
