@@ -47,6 +47,8 @@ def skill_message(skill: str | None, arguments: Any, *, context_id: str | None =
 class AgentClient(Protocol):
     """What the orchestrator needs from an agent, whatever the transport."""
 
+    url: str  # where the agent is reached: its A2A endpoint, or local://NAME in-process
+
     async def get_card(self) -> AgentCard: ...
 
     async def send_message(

@@ -174,6 +174,7 @@ def build_world(config: ScenarioConfig, brain: Brain | None) -> World:
                 guided=suppliers_llm,
                 description=f"Supplier of {', '.join(mine)}",
                 tags=["supplier", *mine],
+                items=mine,
             )
         )
     buyer = buyer_preferences(config.due_day)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Literal
 
 import anyio
 
@@ -29,6 +32,7 @@ from orchestrator.negotiation import (
 )
 from orchestrator.negotiation.transport import serve_parties
 from protocol.negotiation import AuctionCall, CallForProposals, Contract, Outcome
+from registry import Registration, Registry
 from scenarios.manufacturing_report import format_report, write_outputs
 from scenarios.manufacturing_result import (
     AgentReport,
@@ -73,8 +77,30 @@ def _trace(outcome: Outcome, buyer: LinearUtility, seller: LinearUtility) -> lis
     ]
 
 
+@contextmanager
+def _fleet_registry(world: World, parties: dict[str, Party]) -> Iterator[Registry]:
+    """A registry (SQLite, for this run) holding every agent's card at the URL it is reached on."""
+    transport: Literal["local", "a2a"] = "local" if world.config.transport == "local" else "a2a"
+    with tempfile.TemporaryDirectory(prefix="scaleout-scenario-") as tmp, Registry(f"sqlite:///{tmp}/fleet.db") as reg:
+        reg.register_many(
+            Registration(card=agent.card(parties[agent.name].client.url), transport=transport) for agent in world.agents
+        )
+        yield reg
+
+
+def _suppliers_of(registry: Registry, component: str, limit: int) -> list[str]:
+    """Names of the healthy agents that answer calls for proposals for ``component``, found in the registry."""
+    return sorted(r.name for r in registry.search(skill="propose", tags=[component], limit=limit))
+
+
 async def _source(
-    world: World, parties: dict[str, Party], component: str, needed: int, llm_left: int, ledger: Ledger
+    world: World,
+    parties: dict[str, Party],
+    suppliers: list[str],
+    component: str,
+    needed: int,
+    llm_left: int,
+    ledger: Ledger,
 ) -> tuple[ComponentSummary, list[NegotiationSummary], Contract | None]:
     """Contract net + negotiations + award for one component."""
     config = world.config
@@ -89,7 +115,7 @@ async def _source(
         issues=issues,
         deadline_s=60.0,
     )
-    bidders = [parties[n] for n in world.suppliers_by_component[component]]
+    bidders = [parties[n] for n in suppliers]
     cn = await collect_proposals(cfp, bidders, lambda p: buyer_u(p.offer) if p.offer else -1.0, ledger=ledger)
     top = cn.ranked[: config.bidders]
     use_llm = config.brain == "llm" or (config.brain == "mixed" and 0 < len(top) <= llm_left)
@@ -224,14 +250,16 @@ async def arun(config: ScenarioConfig, brain: Brain | None = None) -> ScenarioRe
     llm_left = config.llm_negotiations
     _say(config, f"starting {len(world.agents)} agents ({config.transport} transport, brain={config.brain})")
     async with serve_parties(world.agents, config.transport) as parties:
+        with _fleet_registry(world, parties) as registry:
+            found = {c: _suppliers_of(registry, c, config.suppliers) for c in bom}
         for i, (component, per_unit) in enumerate(bom.items(), 1):
             _say(
                 config,
-                f"[{i}/{len(bom)}] sourcing {component}: contract net among "
-                f"{len(world.suppliers_by_component[component])} suppliers",
+                f"[{i}/{len(bom)}] sourcing {component}: contract net among {len(found[component])} suppliers "
+                "found in the registry",
             )
             summary, talks, contract = await _source(
-                world, parties, component, config.quantity * per_unit, llm_left, ledger
+                world, parties, found[component], component, config.quantity * per_unit, llm_left, ledger
             )
             llm_left -= sum(1 for t in talks if t.brain == "llm")
             components.append(summary)

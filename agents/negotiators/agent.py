@@ -91,8 +91,13 @@ def negotiator_agent(
     guided: bool = False,
     description: str = "",
     tags: list[str] | None = None,
+    items: list[str] | None = None,
 ) -> Agent:
-    """An agent that negotiates: ``respond`` (alternating offers), ``propose`` (answer a CFP), ``award``."""
+    """An agent that negotiates: ``respond`` (alternating offers), ``propose`` (answer a CFP), ``award``.
+
+    ``items`` (what it trades) tag the negotiation skills, so a registry finds it by skill and item.
+    """
+    items = list(items or [])
     if guided and brain is None:
         raise ValueError("guided=True needs a brain, e.g. brain=LlamaCpp() or Scripted([...])")
     kind = "LLM-guided" if guided else negotiator.strategy.name
@@ -104,7 +109,7 @@ def negotiator_agent(
         metadata={"strategy": negotiator.strategy.name, "guided": guided},
     )
 
-    @agent.skill(tags=["negotiation", "alternating-offers"])
+    @agent.skill(tags=["negotiation", "alternating-offers", *items])
     async def respond(ctx: SkillContext, req: RespondRequest) -> Response:
         """Answer the offer on the table: accept, counter, or walk away."""
         utility = negotiator.utility(req.item, req.issues)
@@ -117,7 +122,7 @@ def negotiator_agent(
             move = negotiator.strategy.respond(req, utility, space)
         return enforce(move, req, utility, space, negotiator.strategy)
 
-    @agent.skill(tags=["negotiation", "contract-net"])
+    @agent.skill(tags=["negotiation", "contract-net", *items])
     async def propose(ctx: SkillContext, cfp: CallForProposals) -> Proposal:
         """Answer a call for proposals with opening terms, or refuse."""
         return negotiator.proposal(name, cfp)

@@ -121,3 +121,19 @@ def test_mixed_run_with_the_real_model() -> None:
     for n in llm:
         if n.outcome.agreement is not None:
             assert n.outcome.utilities["manufacturer-llm"] >= 0.25  # the buyer's reservation value
+
+
+@pytest.mark.anyio
+async def test_suppliers_are_discovered_in_the_registry_by_skill_and_component() -> None:
+    from orchestrator.negotiation.transport import serve_parties
+    from scenarios.manufacturing_world import build_world
+    from scenarios.smart_manufacturing import _fleet_registry, _suppliers_of
+
+    world = build_world(small(), None)
+    async with serve_parties(world.agents, "local") as parties:
+        with _fleet_registry(world, parties) as registry:
+            for component, suppliers in world.suppliers_by_component.items():
+                assert _suppliers_of(registry, component, 1000) == sorted(suppliers)
+            assert _suppliers_of(registry, "unobtainium", 1000) == []
+            record = registry.find("supplier-0000")
+            assert record.url == "local://supplier-0000" and record.transport == "local"
