@@ -17,7 +17,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import Receive, Scope, Send
 
 from agents.agent import Agent
 from agents.jsonrpc_server import JsonRpcEndpoint
@@ -53,27 +54,38 @@ class AgentServer:
     def card_url(self, agent: Agent) -> str:
         return f"{self.base_url}{self.prefix(agent)}{AGENT_CARD_PATH}"
 
-    def routes(self) -> list[BaseRoute]:
-        routes: list[BaseRoute] = []
-        for agent in self.agents:
-            endpoint = JsonRpcEndpoint(self.runtimes[agent.name])
-            agent_routes: list[BaseRoute] = [
-                Route(AGENT_CARD_PATH, _card_endpoint(agent.card(self.url(agent)).wire()), methods=["GET"]),
-                Route("/", endpoint.handle, methods=["POST"]),
-            ]
-            mcp = self.mcp_apps[agent.name]
-            if mcp is not None:  # "/mcp" and "/mcp/" both answer directly: MCP clients do not follow redirects
-                agent_routes += [Route("/mcp", mcp), Mount("/mcp", app=mcp)]
-            prefix = self.prefix(agent)
-            routes.extend(agent_routes if not prefix else [Mount(prefix, routes=agent_routes)])
-        if len(self.agents) > 1:
-            index = [{"name": a.name, "url": self.url(a), "card": self.card_url(a)} for a in self.agents]
-
-            async def list_agents(_: Request) -> Response:
-                return JSONResponse({"agents": index})
-
-            routes.append(Route("/agents", list_agents, methods=["GET"]))
+    def agent_routes(self, agent: Agent) -> list[BaseRoute]:
+        """The card, JSON-RPC and MCP routes of one agent, relative to its prefix."""
+        endpoint = JsonRpcEndpoint(self.runtimes[agent.name])
+        routes: list[BaseRoute] = [
+            Route(AGENT_CARD_PATH, _card_endpoint(agent.card(self.url(agent)).wire()), methods=["GET"]),
+            Route("/", endpoint.handle, methods=["POST"]),
+        ]
+        mcp = self.mcp_apps[agent.name]
+        if mcp is not None:  # "/mcp" and "/mcp/" both answer directly: MCP clients do not follow redirects
+            routes += [Route("/mcp", mcp), Mount("/mcp", app=mcp)]
         return routes
+
+    def routes(self) -> list[BaseRoute]:
+        if len(self.agents) == 1:
+            return self.agent_routes(self.agents[0])
+        # One mount for all agents, dispatched by name: a request costs one dict lookup, not a scan of every
+        # agent's routes (a server may hold a thousand agents).
+        routers = {a.name: Router(routes=self.agent_routes(a)) for a in self.agents}
+        index = [{"name": a.name, "url": self.url(a), "card": self.card_url(a)} for a in self.agents]
+
+        async def by_name(scope: Scope, receive: Receive, send: Send) -> None:
+            router = routers.get(scope["path_params"]["name"])
+            if router is None:
+                response = JSONResponse({"error": f"no agent named {scope['path_params']['name']!r}"}, 404)
+                await response(scope, receive, send)
+                return
+            await router(scope, receive, send)
+
+        async def list_agents(_: Request) -> Response:
+            return JSONResponse({"agents": index})
+
+        return [Route("/agents", list_agents, methods=["GET"]), Mount("/agents/{name}", app=by_name)]
 
     @asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:

@@ -30,3 +30,5 @@ def test_several_agents_each_get_a_prefix_and_their_own_card() -> None:
         for entry in index:
             card = AgentCard.model_validate(httpx.get(entry["card"]).json())
             assert card.name == entry["name"] and card.url == f"{url}/agents/{entry['name']}/"
+        missing = httpx.get(url + "/agents/nobody/.well-known/agent-card.json")
+        assert missing.status_code == 404 and "nobody" in missing.json()["error"]
