@@ -48,8 +48,10 @@ class TaskHandle:
     """The live view of one task: what executors drive and what streams listen to."""
 
     def __init__(self, task: Task, message: Message, skill_id: str) -> None:
-        self.task = task
-        self.message = message  # the message the current turn answers
+        self._task: Task | None = task
+        self._frozen: str | None = None  # a finished task kept as JSON (see ``freeze``)
+        self._index = (task.context_id, task.status.state, task.status.timestamp)  # valid once frozen
+        self.message: Message | None = message  # the message the current turn answers
         self.skill_id = skill_id
         self.reply: Message | None = None  # set when the agent answered with a message, not a task
         self.parsed_input: BaseModel | None = None  # the turn's skill input, validated on arrival (default executor)
@@ -59,8 +61,40 @@ class TaskHandle:
         self._subscribers: list[_Subscriber] = []
 
     @property
+    def task(self) -> Task:
+        """The task; once frozen, a fresh copy read back from its JSON (nothing changes a finished task)."""
+        if self._task is not None:
+            return self._task
+        assert self._frozen is not None
+        return Task.model_validate_json(self._frozen)
+
+    @property
     def state(self) -> TaskState:
-        return self.task.status.state
+        return self._task.status.state if self._task is not None else self._index[1]
+
+    @property
+    def context_id(self) -> str:
+        return self._task.context_id if self._task is not None else self._index[0]
+
+    @property
+    def timestamp(self) -> str:
+        """When the task's status last changed (ISO 8601)."""
+        return self._task.status.timestamp if self._task is not None else self._index[2]
+
+    def freeze(self) -> None:
+        """Keep a finished task as a JSON string and drop its object tree.
+
+        A runtime retains thousands of finished tasks; as pydantic objects they made every full garbage
+        collection walk them (about a third of a SendMessage's server time). A string is not tracked by the GC.
+        """
+        task = self._task
+        if task is None or task.status.state not in TERMINAL_STATES or self._subscribers:
+            return
+        self._frozen = task.model_dump_json()
+        self._index = (task.context_id, task.status.state, task.status.timestamp)
+        self._task = None
+        self.message = None
+        self.parsed_input = None
 
     # -- executor API ----------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ Every finished skill run carries its usage in ``Task.metadata["usage"]`` and in 
 from __future__ import annotations
 
 import base64
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -46,6 +46,7 @@ from protocol.jsonrpc import (
 
 __all__ = ["TaskRuntime", "TaskHandle", "Executor", "SKILL_METADATA_KEY", "USAGE_METADATA_KEY", "usage_wire"]
 
+FREEZE_AFTER = 64  # finished tasks kept as objects before being frozen to JSON (recent ones are read most)
 SKILL_METADATA_KEY = "skill"
 USAGE_METADATA_KEY = "usage"
 _SUPPORTED_OUTPUT = {"application/json", "text/plain", "*/*"}
@@ -81,6 +82,7 @@ class TaskRuntime:
         self._tasks: OrderedDict[str, TaskHandle] = OrderedDict()
         self._modes: dict[str, tuple[Skill, list[str]]] = {}
         self._tg: TaskGroup | None = None
+        self._finished: deque[TaskHandle] = deque()  # recently finished, frozen once FREEZE_AFTER newer ones finish
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[TaskRuntime]:
@@ -133,12 +135,12 @@ class TaskRuntime:
         """ListTasks: newest status first, filtered by context, state and status time, paged."""
         handles = list(self._tasks.values())
         if request.context_id:
-            handles = [h for h in handles if h.task.context_id == request.context_id]
+            handles = [h for h in handles if h.context_id == request.context_id]
         if request.status and request.status != TaskState.UNSPECIFIED:
             handles = [h for h in handles if h.state == request.status]
         if request.status_timestamp_after:
-            handles = [h for h in handles if h.task.status.timestamp > request.status_timestamp_after]
-        handles.sort(key=lambda h: h.task.status.timestamp, reverse=True)
+            handles = [h for h in handles if h.timestamp > request.status_timestamp_after]
+        handles.sort(key=lambda h: h.timestamp, reverse=True)
         size = request.page_size or 50
         offset = _decode_token(request.page_token)
         page = handles[offset : offset + size]
@@ -175,7 +177,7 @@ class TaskRuntime:
         handle.working()
         arguments, handle.parsed_input = handle.parsed_input, None  # validated when the message came in
         try:
-            if arguments is None:
+            if arguments is None and handle.message is not None:
                 arguments = _arguments(handle.message)
             result, usage = await self.agent.call(handle.skill_id, arguments, ctx=ctx)
         except AgentError as exc:
@@ -298,6 +300,10 @@ class TaskRuntime:
             handle.end_turn()
             if handle.reply is not None:
                 self._tasks.pop(handle.task.id, None)  # a direct message reply leaves no task behind
+            else:
+                self._finished.append(handle)
+                if len(self._finished) > FREEZE_AFTER:
+                    self._finished.popleft().freeze()  # a no-op unless the task is finished
 
     def _evict(self) -> None:
         while len(self._tasks) > self.max_tasks:

@@ -83,3 +83,23 @@ async def test_history_length_zero_leaves_the_history_out(transport: str) -> Non
     assert lean.status.state == TaskState.COMPLETED and lean.history is None
     assert full.history and full.history[0].parts[0].data == {"sku": "bolt", "quantity": 3}
     assert lean.artifacts and lean.artifacts[0].parts[0].data == full.artifacts[0].parts[0].data  # type: ignore[index]
+
+
+@pytest.mark.anyio
+async def test_finished_tasks_are_frozen_and_still_read_back_whole() -> None:
+    from agents.client import LocalAgentClient
+    from agents.tasks import FREEZE_AFTER
+    from protocol.a2a import ListTasksRequest
+    from protocol.jsonrpc import TaskNotCancelableError
+
+    async with LocalAgentClient(echo_agent()) as client:
+        first = await client.send_message(skill_message("echo", {"text": "first"}))
+        for i in range(FREEZE_AFTER + 1):
+            await client.send_message(skill_message("echo", {"text": f"n{i}"}))
+        handle = client.runtime._find(first.id)
+        assert handle._task is None  # kept as JSON now
+        assert await client.get_task(first.id) == first
+        listed = await client.list_tasks(ListTasksRequest(context_id=first.context_id))
+        assert [t.id for t in listed.tasks] == [first.id]
+        with pytest.raises(TaskNotCancelableError):
+            await client.cancel_task(first.id)
