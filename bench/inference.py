@@ -1,13 +1,18 @@
 """Inference figures: llama-cpp-python's own high-level API (raw) beside scaleout's batching engine.
 
-Run: .venv/bin/python bench/inference.py [--tokens 64]. Prints one table; figures are noisy on shared
-machines, so read the ratios (each row measures raw and platform in the same run).
+Run: .venv/bin/python bench/inference.py [--tokens 64] [--reps 5] [--llama-bench PATH]. Prints one table;
+figures are noisy on shared machines, so read the ratios (each row measures raw and platform in the same run,
+single-stream and constrained rows as medians of repetitions). Raw figures come from a child process, so the
+two llama.cpp users never share a process. ``--llama-bench`` also runs llama.cpp's own ``llama-bench`` (built
+separately, see docs/inference.md) on the same GGUF, interleaved with the platform's single-stream runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -30,6 +35,19 @@ SCHEMA = {
     },
     "required": ["item", "quantity", "price", "note"],
 }
+SKILL_SCHEMA = {  # a typical skill reply: an enum, a bool, an integer, a number and a short string
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ["accept", "counter", "reject"]},
+        "urgent": {"type": "boolean"},
+        "quantity": {"type": "integer"},
+        "price": {"type": "number"},
+        "note": {"type": "string", "maxLength": 40},
+    },
+    "required": ["action", "urgent", "quantity", "price", "note"],
+}
+AGENTS = (1, 4, 8, 16)
+SKILL_PROMPT = "A supplier answers a buyer's offer of 100 gears at 9.5 each. Reply as JSON:"
 
 
 def _raw_llama(pool: ModelPool) -> Any:
@@ -85,10 +103,37 @@ async def platform_concurrent(brain: LlamaCpp, k: int, n: int, schema: dict[str,
 
 async def platform_decode(brain: LlamaCpp, prompt: str, n: int, schema: dict[str, Any] | None = None) -> float:
     """Decode tokens/s of one stream: the prompt is cached by a first call, so the second is all decode."""
+    return (await platform_decode_n(brain, prompt, n, schema))[0]
+
+
+async def platform_decode_n(
+    brain: LlamaCpp, prompt: str, n: int, schema: dict[str, Any] | None = None
+) -> tuple[float, int]:
+    """Decode tokens/s of one stream and the number of tokens produced."""
     req = GenerationRequest(prompt=prompt, max_tokens=1)
     await brain.generate(req)
     out = await brain.generate(req.model_copy(update={"max_tokens": n, "json_schema": schema}))
-    return out.usage.completion_tokens / out.usage.wall_seconds
+    return out.usage.completion_tokens / out.usage.wall_seconds, out.usage.completion_tokens
+
+
+async def constrained_ratios(brain: LlamaCpp, schema: dict[str, Any], prompt: str, n: int, reps: int) -> list[float]:
+    """Per repetition: constrained tokens/s over unconstrained tokens/s for as many tokens, same prompt."""
+    ratios = []
+    for _ in range(reps):
+        ours_json, k = await platform_decode_n(brain, prompt, n, schema)
+        ours_free, _ = await platform_decode_n(brain, prompt, k)
+        ratios.append(ours_json / ours_free)
+    return ratios
+
+
+def llama_bench(path: str, n: int, threads: int, reps: int = 1) -> float:
+    """llama.cpp's ``llama-bench`` decode rate (tokens/s, mean of ``reps``) on the bundled GGUF, defaults otherwise."""
+    cmd = [path, "-m", str(default_model_path()), "-p", "0", "-n", str(n), "-t", str(threads), "-r", str(reps)]
+    out = subprocess.run([*cmd, "-o", "json"], capture_output=True, text=True, timeout=600, check=True)
+    tests = [t for t in json.loads(out.stdout) if t.get("n_prompt") == 0 and t.get("n_gen") == n]
+    if not tests:
+        raise RuntimeError(f"llama-bench printed no decode test for -n {n}: {out.stdout[:500]!r}")
+    return float(tests[0]["avg_ts"])
 
 
 def negotiation_turns(turns: int) -> list[str]:
@@ -157,41 +202,75 @@ def rss(kind: str, agents: int) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1])["rss_mb"])
 
 
-async def main(n: int) -> None:
+def raw_child(n: int, reps: int) -> None:
+    """(subprocess) Every raw llama-cpp-python figure, as JSON on stdout."""
     pool = ModelPool()
     llama = _raw_llama(pool)
+    raw_decode(llama, PROMPTS[0], 4)  # load and warm up
+    singles = []
+    for _ in range(reps):
+        k, dt = raw_decode(llama, PROMPTS[1], n)
+        singles.append(k / dt)
+    from llama_cpp import LlamaGrammar
+
+    grammar = LlamaGrammar.from_json_schema(json.dumps(SCHEMA), verbose=False)
+    k, dt = raw_decode(llama, PROMPTS[2] + " As JSON:", n, grammar)
+    turns = raw_turns(llama, negotiation_turns(10), 8)
+    figures = {
+        "single": statistics.median(singles),
+        "aggregate": {str(a): raw_concurrent(llama, a, n) for a in AGENTS},
+        "turns": [turns[0], turns[-1]],
+        "json": k / dt,
+    }
+    print(json.dumps(figures))
+
+
+def raw_figures(n: int, reps: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--raw-child", "--tokens", str(n), "--reps", str(reps)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+async def main(n: int, reps: int, bench_path: str | None) -> None:
+    # Raw llama-cpp-python runs in a child process: a second llama.cpp user in this process (its own OpenMP
+    # thread team) slows the engine's decode by ~20-30% on 2 cores, which would understate the platform.
+    raw = raw_figures(n, reps)
+    pool = ModelPool()
     brain = LlamaCpp(pool=pool, context=ContextConfig(n_ctx=8192, n_seq=32))
     await platform_decode(brain, PROMPTS[0], 4)  # load and warm up
-    raw_decode(llama, PROMPTS[0], 4)
     rows: list[tuple[str, str, str, str]] = []
 
     def row(name: str, raw: float, ours: float, unit: str) -> None:
         rows.append((name, f"{raw:8.1f} {unit}", f"{ours:8.1f} {unit}", f"{ours / raw:5.2f}x" if raw else "-"))
 
-    k, dt = raw_decode(llama, PROMPTS[1], n)
-    raw_single = k / dt
-    ours_single = await platform_decode(brain, PROMPTS[1], n)
+    threads = max(1, os.cpu_count() or 1)
+    ourss, lbs = [], []
+    for _ in range(reps):  # interleaved, so background load hits both alike
+        if bench_path:
+            lbs.append(llama_bench(bench_path, n, threads))
+        ourss.append(await platform_decode(brain, PROMPTS[1], n))
+    raw_single, ours_single = float(raw["single"]), statistics.median(ourss)
     row("single-stream decode", raw_single, ours_single, "tok/s")
-    base = None
-    for agents in (1, 4, 8, 16):
-        r = raw_concurrent(llama, agents, n)
-        o = await platform_concurrent(brain, agents, n)
-        base = base or o
-        row(f"aggregate decode, {agents} agents", r, o, "tok/s")
-    prompts = negotiation_turns(10)
-    rt = raw_turns(llama, prompts, 8)
-    ot = await platform_turns(brain, prompts, 8)
-    row("turn 1 latency", rt[0] * 1000, ot[0] * 1000, "ms")
-    row("turn 10 latency", rt[-1] * 1000, ot[-1] * 1000, "ms")
-    from llama_cpp import LlamaGrammar
-
-    grammar = LlamaGrammar.from_json_schema(json.dumps(SCHEMA), verbose=False)
-    k, dt = raw_decode(llama, PROMPTS[2] + " As JSON:", n, grammar)
-    raw_json = k / dt
+    aggregate = {}
+    for agents in AGENTS:
+        aggregate[agents] = await platform_concurrent(brain, agents, n)
+        row(f"aggregate decode, {agents} agents", float(raw["aggregate"][str(agents)]), aggregate[agents], "tok/s")
+    ot = await platform_turns(brain, negotiation_turns(10), 8)
+    row("turn 1 latency", raw["turns"][0] * 1000, ot[0] * 1000, "ms")
+    row("turn 10 latency", raw["turns"][1] * 1000, ot[-1] * 1000, "ms")
     ours_json = await platform_decode(brain, PROMPTS[2] + " As JSON:", n, SCHEMA)
     ours_free = await platform_decode(brain, PROMPTS[2] + " As JSON:", n)
-    row("constrained (JSON schema) decode", raw_json, ours_json, "tok/s")
+    row("constrained (JSON schema) decode", float(raw["json"]), ours_json, "tok/s")
     row("unconstrained decode, same prompt", raw_single, ours_free, "tok/s")
+    ratios = {
+        "offer schema": await constrained_ratios(brain, SCHEMA, PROMPTS[2] + " As JSON:", n, reps),
+        "skill schema": await constrained_ratios(brain, SKILL_SCHEMA, SKILL_PROMPT, n, reps),
+    }
     pool.clear()
     r1, o1, r4, o32 = rss("raw", 1), rss("platform", 1), rss("raw", 4), rss("platform", 32)
     row("RSS, 1 agent", r1, o1, "MB")
@@ -201,16 +280,27 @@ async def main(n: int) -> None:
     print(f"{'measure':36} {'raw':>14} {'platform':>14} {'platform/raw':>12}")
     for name, r, o, ratio in rows:
         print(f"{name:36} {r:>14} {o:>14} {ratio:>12}")
-    print(f"platform 16-agent aggregate / platform single stream: {float(rows[4][2].split()[0]) / ours_single:.2f}x")
-    print(f"platform constrained / unconstrained: {ours_json / ours_free:.2f}")
+    print(f"platform 16-agent aggregate / platform single stream: {aggregate[16] / ours_single:.2f}x")
+    for name, values in ratios.items():
+        listed = " ".join(f"{v:.2f}" for v in values)
+        print(f"platform constrained / unconstrained, {name}: median {statistics.median(values):.2f} ({listed})")
+    if lbs:
+        lb = statistics.median(lbs)
+        print(f"llama-bench -p 0 -n {n} -t {threads} (median of {reps}): {lb:.1f} tok/s")
+        print(f"single-stream decode / llama-bench: platform {ours_single / lb:.2f}, raw {raw_single / lb:.2f}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--reps", type=int, default=5, help="repetitions of the single-stream and constrained rows")
+    parser.add_argument("--llama-bench", metavar="PATH", help="llama.cpp's llama-bench binary, run on the same GGUF")
     parser.add_argument("--rss", nargs=2, metavar=("KIND", "AGENTS"))
+    parser.add_argument("--raw-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss:
         rss_child(args.rss[0], int(args.rss[1]))
+    elif args.raw_child:
+        raw_child(args.tokens, max(1, args.reps))
     else:
-        anyio.run(main, args.tokens)
+        anyio.run(main, args.tokens, max(1, args.reps), args.llama_bench)

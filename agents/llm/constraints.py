@@ -123,7 +123,7 @@ class GrammarConstraint:
 
     @classmethod
     def from_schema(cls, model: NativeModel, schema: dict[str, Any]) -> GrammarConstraint:
-        return cls(model, schema_to_gbnf(json.dumps(schema, sort_keys=True)))
+        return cls(model, schema_to_gbnf(json.dumps(schema)))  # declared property order: e.g. reasons before answers
 
     @property
     def done(self) -> bool:

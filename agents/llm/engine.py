@@ -196,8 +196,9 @@ class Engine:
     def _step(self) -> None:
         """One scheduling step: prompt chunks (each in its own decode), then one token for every generator.
 
-        Prompt chunks are never mixed into the shared decode batch: llama.cpp's numerics then depend only
-        on the job itself, so batched greedy output is token-for-token the single-stream output.
+        Prompt chunks are never mixed into the shared decode batch, so a prompt's KV cells and first logits
+        depend only on the job itself. Later steps are not bit-identical to single-stream decoding (see
+        docs/inference.md, "What batching does and does not guarantee").
         """
         ctx = self._ctx
         assert ctx is not None

@@ -1,8 +1,10 @@
 """Token choice from one logits row: greedy or seeded temperature sampling, optionally under a constraint.
 
-Constrained choice is exact and cheap: the top candidates are checked first, and the whole vocabulary is
-scanned only when none of them is allowed. Greedy picks the best allowed token; sampling rejects disallowed
-draws and redraws from the rest, which is exactly sampling from the masked distribution.
+Constrained choice is exact and cheap: greedy checks the argmax alone, then ever larger sets of top
+candidates (every token at or above the k-th largest logit, so ties are never cut), and scans the whole
+vocabulary only when none of them is allowed. It returns exactly the masked argmax (lowest id among ties),
+which ``exhaustive=True`` computes the slow way for comparison. Sampling rejects disallowed draws and redraws
+from the rest, which is exactly sampling from the masked distribution.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from agents.llm.constraints import Constraint
 
 __all__ = ["TokenSampler", "NoAllowedToken"]
 
-_TOP_K = (32, 1024)  # candidates checked, best first, before the whole vocabulary is scanned
+_TOP_K = (64, 4096, 32768)  # candidate set sizes checked, after the argmax alone, before the whole vocabulary
 _REDRAWS = 16
 
 
@@ -23,10 +25,15 @@ class NoAllowedToken(RuntimeError):
 
 
 class TokenSampler:
-    """Chooses tokens for one generation; ``temperature == 0`` is greedy, otherwise seeded sampling."""
+    """Chooses tokens for one generation; ``temperature == 0`` is greedy, otherwise seeded sampling.
 
-    def __init__(self, temperature: float = 0.0, seed: int = 0) -> None:
+    ``exhaustive=True`` masks the whole vocabulary at every constrained step: the slow reference that the
+    fast path must match token for token.
+    """
+
+    def __init__(self, temperature: float = 0.0, seed: int = 0, *, exhaustive: bool = False) -> None:
         self.temperature = temperature
+        self.exhaustive = exhaustive
         self._rng = np.random.default_rng(seed)
         self.fallbacks = 0  # how often the whole vocabulary had to be scanned
 
@@ -68,12 +75,20 @@ class TokenSampler:
         return self._draw_index(logits)
 
     def _constrained_greedy(self, logits: npt.NDArray[np.float32], constraint: Constraint) -> int:
-        for k in (min(k, len(logits) - 1) for k in _TOP_K):
-            top = np.argpartition(-logits, k)[:k]
-            top = top[np.argsort(-logits[top], kind="stable")]
-            ok = constraint.check(top)
-            if ok.any():
-                return int(top[int(np.argmax(ok))])
+        if not self.exhaustive:
+            best = int(np.argmax(logits))  # lowest id among the maxima
+            if constraint.check(np.asarray([best], dtype=np.int64))[0]:
+                return best
+            n = len(logits)
+            for k in _TOP_K:
+                if k >= n:
+                    break
+                threshold = np.partition(logits, n - k)[n - k]
+                top = np.flatnonzero(logits >= threshold)  # ascending ids, every tie of the k-th value included
+                ok = constraint.check(top)
+                if ok.any():
+                    allowed = top[ok]
+                    return int(allowed[int(np.argmax(logits[allowed]))])
         self.fallbacks += 1
         mask = constraint.full_mask()
         if not mask.any():

@@ -69,11 +69,27 @@ def test_constrained_greedy_picks_best_allowed_without_full_scan() -> None:
 
 
 def test_constrained_greedy_falls_back_to_full_scan_exactly() -> None:
-    logits = _logits(n=5000)
+    logits = _logits(n=50_000)
     order = np.argsort(-logits)
-    c = Allowed({int(order[3000]), int(order[4000])}, len(logits))
-    assert TokenSampler().pick(logits, c) == int(order[3000])
+    c = Allowed({int(order[40_000]), int(order[45_000])}, len(logits))
+    assert TokenSampler().pick(logits, c) == int(order[40_000])
     assert c.full_scans == 1
+
+
+def test_fast_constrained_greedy_equals_the_exhaustive_mask() -> None:
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        n = int(rng.integers(2, 60_000))
+        # coarse logits make ties common, also at the edge of a candidate set
+        logits = rng.integers(-40, 40, size=n).astype(np.float32) if trial % 2 else _logits(trial, n)
+        size = int(rng.choice([1, 3, 50, n // 2 + 1]))
+        allowed = {int(t) for t in rng.choice(n, size=min(size, n), replace=False)}
+        fast, slow = Allowed(allowed, n), Allowed(allowed, n)
+        picked = TokenSampler().pick(logits, fast)
+        assert picked == TokenSampler(exhaustive=True).pick(logits, slow), trial
+        assert slow.full_scans == 1
+        best = max(logits[t] for t in allowed)
+        assert picked == min(t for t in allowed if logits[t] == best)  # lowest id among tied best tokens
 
 
 def test_constrained_draws_only_allowed_tokens() -> None:
@@ -121,3 +137,23 @@ def test_request_rejects_schema_and_choices_together() -> None:
     with pytest.raises(ValidationError, match="not both"):
         GenerationRequest(prompt="x", json_schema={"type": "string"}, choices=["a"])
     assert GenerationRequest(prompt="x").session_id is None
+
+
+def test_grammar_keeps_the_declared_property_order() -> None:
+    """A schema that puts a reason before an answer makes the model write the reason first."""
+    import json
+
+    from pydantic import BaseModel
+
+    from agents.llm.constraints import schema_to_gbnf
+
+    class Reasoned(BaseModel):
+        reason: str
+        answer: int
+
+    root = next(
+        line
+        for line in schema_to_gbnf(json.dumps(Reasoned.model_json_schema())).splitlines()
+        if line.startswith("root")
+    )
+    assert root.index("reason-kv") < root.index("answer-kv")
