@@ -7,7 +7,10 @@ llama-cpp-python, the agent called in-process, and the agent over A2A HTTP on lo
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
 
 import anyio
@@ -42,11 +45,27 @@ def writer(brain: LlamaCpp) -> Agent:
     return agent
 
 
-def raw(tokens: int) -> tuple[float, int]:
+def raw(tokens: int, repeats: int) -> list[tuple[float, int]]:
+    """llama-cpp-python called directly, in a child process: two llama.cpp thread teams in one process slow
+    each other down, which would understate whichever path runs second."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--raw-child", "--tokens", str(tokens), "--repeats", str(repeats)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return [tuple(run) for run in json.loads(out.stdout.strip().splitlines()[-1])]  # type: ignore[misc]
+
+
+def _raw_child(tokens: int, repeats: int) -> None:
     llama = POOL.get(default_model_path()).llama
-    start = time.perf_counter()
-    out = llama.create_completion(PROMPT, max_tokens=tokens, temperature=0.0, seed=0)
-    return time.perf_counter() - start, out["usage"]["completion_tokens"]
+    llama.create_completion(PROMPT, max_tokens=8, temperature=0.0, seed=0)  # warm up
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = llama.create_completion(PROMPT, max_tokens=tokens, temperature=0.0, seed=0)
+        runs.append((time.perf_counter() - start, out["usage"]["completion_tokens"]))
+    print(json.dumps(runs))
 
 
 async def through(client: LocalAgentClient | HttpAgentClient, tokens: int) -> tuple[float, int]:
@@ -61,9 +80,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--raw-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.raw_child:
+        _raw_child(args.tokens, args.repeats)
+        return
     agent = writer(LlamaCpp())
-    raw(8)  # load the model and warm up
 
     async def local_run() -> list[tuple[float, int]]:
         async with LocalAgentClient(agent) as client:
@@ -73,9 +95,8 @@ def main() -> None:
         async with HttpAgentClient(url) as client:
             return [await through(client, args.tokens) for _ in range(args.repeats)]
 
-    results: dict[str, list[tuple[float, int]]] = {}
-    for _ in range(args.repeats):  # interleave so machine noise hits every path alike
-        results.setdefault("llama-cpp-python direct", []).append(raw(args.tokens))
+    results: dict[str, list[tuple[float, int]]] = {"llama-cpp-python direct": raw(args.tokens, args.repeats)}
+    anyio.run(local_run)  # load the model and warm up
     results["agent, in-process"] = anyio.run(local_run)
     port = free_port()
     with serve_in_thread(create_app(agent, base_url=f"http://127.0.0.1:{port}"), port) as url:
