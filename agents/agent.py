@@ -247,7 +247,8 @@ class Agent:
         skill = self.get_skill(skill_id)
         request = skill.parse_input(arguments)
         ctx = ctx or SkillContext(self.brain)
-        if ctx.deadline is not None:
+        # An enclosing scope that ends no later (a task runtime's time limit) already bounds the skill.
+        if ctx.deadline is not None and ctx.deadline < anyio.current_effective_deadline():
             with anyio.move_on_after(max(0.0, ctx.deadline - anyio.current_time())) as scope:
                 result = await skill.fn(ctx, request)
             if scope.cancelled_caught:

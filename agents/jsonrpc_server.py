@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json, to_json
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from agents.tasks import TaskRuntime
 from protocol.a2a import (
@@ -57,9 +58,14 @@ _PUSH_METHODS = {
 }
 
 
-def _error_response(error: A2AError, request_id: Any = None, status: int = 200) -> JSONResponse:
+def _json_response(content: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Like Starlette's JSONResponse (compact UTF-8 JSON), encoded by pydantic-core: a few times faster."""
+    return Response(to_json(content, inf_nan_mode="null"), status, headers, media_type="application/json")
+
+
+def _error_response(error: A2AError, request_id: Any = None, status: int = 200) -> Response:
     body = JSONRPCErrorResponse(id=request_id, error=error.to_jsonrpc())
-    return JSONResponse(body.model_dump(mode="json"), status_code=status)
+    return _json_response(body.model_dump(mode="json"), status=status)
 
 
 def _params(model: type[BaseModel], params: dict[str, Any] | None) -> Any:
@@ -116,7 +122,7 @@ class JsonRpcEndpoint:
             if handler is None:
                 raise MethodNotFoundError(f"method {rpc.method!r} not found")
             result = await handler(rpc.params)
-            return JSONResponse(
+            return _json_response(
                 {"jsonrpc": "2.0", "id": rpc.id, "result": result}, headers={VERSION_HEADER: PROTOCOL_VERSION}
             )
         except A2AError as exc:
@@ -139,8 +145,8 @@ class JsonRpcEndpoint:
             if len(body) > self.max_body_bytes:
                 raise InvalidRequestError(f"request body over the {self.max_body_bytes}-byte limit")
         try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return from_json(body.removeprefix(b"\xef\xbb\xbf"))  # a UTF-8 BOM is allowed, as json.loads did
+        except ValueError as exc:  # pydantic-core's parse errors (bad JSON or bad UTF-8) are ValueErrors
             raise ParseError(f"body is not valid JSON: {exc}") from None
 
     def _check_version(self, request: Request) -> None:

@@ -171,9 +171,9 @@ class TaskHandle:
         """Start a turn for ``message`` (the first, or a follow-up to an interrupted task)."""
         self.turn += 1
         self.message = message
-        self.scope = anyio.CancelScope()
-        self.settled = anyio.Event()
         if self.turn > 1:  # a follow-up: the task is live again, quietly, until the executor moves it
+            self.scope = anyio.CancelScope()  # the first turn uses the fresh ones made with the handle
+            self.settled = anyio.Event()
             self.task.history = [*(self.task.history or []), message]
             self.task.status = TaskStatus(state=TaskState.SUBMITTED)
 

@@ -76,6 +76,10 @@ class TaskRuntime:
         self.agent = agent
         self.executor: Executor = executor or self.run_skill
         self._validates_arguments = executor is None
+        # The default executor settles its task only as it returns, so a blocking SendMessage can run the turn
+        # in the request's own task; a custom executor may settle and go on working, so it always gets its own.
+        self._runs_inline = executor is None
+        self._inline: set[TaskHandle] = set()  # turns running in their requests' tasks, canceled on shutdown
         self.input_modes = list(input_modes) if input_modes is not None else None
         self.max_tasks = max_tasks
         self.task_timeout_s = task_timeout_s
@@ -93,6 +97,8 @@ class TaskRuntime:
                 yield self
             finally:
                 self._tg = None
+                for handle in list(self._inline):
+                    handle.cancel("the agent shut down")
                 tg.cancel_scope.cancel()
 
     # -- the A2A methods -------------------------------------------------------------------------------
@@ -110,11 +116,18 @@ class TaskRuntime:
         return {"task": handle.wire(history_length)}
 
     async def _send(self, request: SendMessageRequest) -> tuple[TaskHandle, int | None]:
+        config = request.configuration
+        history_length = config.history_length if config else None
+        blocking = not (config and config.return_immediately)
+        if self._tg is None:
+            raise RuntimeError("TaskRuntime is not running; use 'async with runtime.running():'")
         handle = self._prepare(request)
+        if blocking and self._runs_inline:
+            await self._run_turn(handle, inline=True)
+            return handle, history_length
         settled = handle.settled
         self._launch(handle)
-        history_length = request.configuration.history_length if request.configuration else None
-        if not (request.configuration and request.configuration.return_immediately):
+        if blocking:
             await settled.wait()
         return handle, history_length
 
@@ -285,18 +298,30 @@ class TaskRuntime:
             raise RuntimeError("TaskRuntime is not running; use 'async with runtime.running():'")
         self._tg.start_soon(self._run_turn, handle)
 
-    async def _run_turn(self, handle: TaskHandle) -> None:
+    async def _run_turn(self, handle: TaskHandle, *, inline: bool = False) -> None:
+        """One turn of the executor under the handle's cancel scope, which also carries the task's time limit.
+
+        ``inline``: run in the caller's (a blocking SendMessage's) task; if that caller is cancelled (its client
+        went away, or it timed out), the turn stops and the task ends CANCELED.
+        """
+        scope = handle.scope
+        if self.task_timeout_s is not None:
+            scope.deadline = anyio.current_time() + self.task_timeout_s
+        if inline:
+            self._inline.add(handle)
         try:
-            with handle.scope, anyio.move_on_after(self.task_timeout_s) as timer:
+            with scope:
                 await self.executor(handle)
-            if timer.cancelled_caught:
+            if scope.cancelled_caught:  # a CancelTask has already made the task terminal: then this is a no-op
                 handle.fail(f"the task ran past its {self.task_timeout_s} s time limit")
         except anyio.get_cancelled_exc_class():
-            handle.cancel("the agent shut down")
+            handle.cancel("the request waiting for the task was cancelled" if inline else "the agent shut down")
             raise
         except Exception as exc:  # an executor bug fails its task, never the server
             handle.fail(f"the agent failed: {type(exc).__name__}: {exc}")
         finally:
+            if inline:
+                self._inline.discard(handle)
             handle.end_turn()
             if handle.reply is not None:
                 self._tasks.pop(handle.task.id, None)  # a direct message reply leaves no task behind

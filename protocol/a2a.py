@@ -152,8 +152,9 @@ class Part(WireModel):
 
     @model_validator(mode="after")
     def _exactly_one_content(self) -> Self:
-        present = [k for k in ("text", "data", "url", "raw") if getattr(self, k) is not None]
-        if len(present) != 1:
+        count = (self.text is not None) + (self.data is not None) + (self.url is not None) + (self.raw is not None)
+        if count != 1:
+            present = [k for k in ("text", "data", "url", "raw") if getattr(self, k) is not None]
             raise ValueError(f"a Part carries exactly one of text, data, url, raw; got {present or 'none'}")
         return self
 
