@@ -32,3 +32,18 @@ def test_several_agents_each_get_a_prefix_and_their_own_card() -> None:
             assert card.name == entry["name"] and card.url == f"{url}/agents/{entry['name']}/"
         missing = httpx.get(url + "/agents/nobody/.well-known/agent-card.json")
         assert missing.status_code == 404 and "nobody" in missing.json()["error"]
+
+
+def test_no_network_blocks_everything_but_loopback() -> None:
+    import socket
+
+    import pytest
+
+    from agents.testing import NetworkBlocked, no_network
+
+    with no_network():
+        with pytest.raises(NetworkBlocked, match="192.0.2.1"):
+            socket.create_connection(("192.0.2.1", 80), timeout=1)
+        port = free_port()
+        with serve_in_thread(create_app(echo_agent(), base_url=f"http://127.0.0.1:{port}"), port) as url:
+            assert httpx.get(url + "/.well-known/agent-card.json").status_code == 200
