@@ -16,6 +16,7 @@ from agents.errors import DeadlineExceeded, InvalidModelOutput, SkillInputError,
 from agents.llm.base import Brain, GenerationRequest
 from agents.usage import Usage
 from protocol.a2a import AgentCapabilities, AgentCard, AgentInterface, AgentProvider, AgentSkill
+from protocol.validation import describe_validation_error
 
 __all__ = ["Agent", "Skill", "SkillContext"]
 
@@ -98,9 +99,7 @@ class SkillContext:
 
 
 def _short(exc: ValidationError, text: str) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "<root>"
-    return f"{where}: {first.get('msg')} (output {text[:80]!r})"
+    return f"{describe_validation_error(exc, limit=1)} (output {text[:80]!r})"
 
 
 @dataclass
@@ -144,9 +143,7 @@ class Skill:
         try:
             return self.input_model.model_validate(arguments)
         except ValidationError as exc:
-            details = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
-            )
+            details = describe_validation_error(exc)
             raise SkillInputError(f"invalid input for skill {self.id!r}: {details}") from None
 
 

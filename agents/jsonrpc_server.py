@@ -36,6 +36,7 @@ from protocol.jsonrpc import (
     PushNotificationNotSupportedError,
     VersionNotSupportedError,
 )
+from protocol.validation import describe_validation_error
 
 __all__ = ["JsonRpcEndpoint", "MAX_BODY_BYTES", "SUPPORTED_VERSIONS", "LEGACY_VERSION", "major_minor"]
 
@@ -72,7 +73,7 @@ def _params(model: type[BaseModel], params: dict[str, Any] | None) -> Any:
     try:
         return model.model_validate(params or {})
     except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
+        details = describe_validation_error(exc)
         raise InvalidParamsError(f"invalid params for {model.__name__.removesuffix('Request')}: {details}") from None
 
 

@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from agents.agent import Agent, Skill, SkillContext
 from agents.errors import AgentError, SkillInputError
 from agents.usage import Usage
+from protocol.validation import field_errors
 
 __all__ = ["USAGE_META_KEY", "McpHttpApp", "mcp_server", "mcp_http_app", "run_stdio"]
 
@@ -66,10 +67,7 @@ def _tool_table(agents: Sequence[Agent]) -> dict[str, _Tool]:
 
 
 def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "<root>", "message": e["msg"]}
-        for e in exc.errors()[:_MAX_FIELD_ERRORS]
-    ]
+    return [{"field": field, "message": message} for field, message in field_errors(exc, _MAX_FIELD_ERRORS)]
 
 
 def _usage_meta(usage: Usage, elapsed_s: float) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from orchestrator.graph import GraphError
 from orchestrator.service import Orchestrator, RunNotFound
+from protocol.validation import describe_validation_error
 
 __all__ = ["create_app", "MAX_BODY_BYTES", "jsonable"]
 
@@ -53,10 +54,7 @@ class _Api:
         try:
             run_id = await self.orch.submit(payload)
         except ValidationError as exc:
-            details = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
-            )
-            return _error(400, f"invalid run request: {details}")
+            return _error(400, f"invalid run request: {describe_validation_error(exc)}")
         except GraphError as exc:
             return _error(400, str(exc))
         except OverflowError as exc:

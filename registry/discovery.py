@@ -18,6 +18,7 @@ from mcp.client.stdio import StdioServerParameters
 from pydantic import ValidationError
 
 from protocol.a2a import AGENT_CARD_PATH, AgentCard, AgentInterface, AgentSkill
+from protocol.validation import describe_validation_error
 from registry.errors import CardFetchError, CardValidationError, McpDiscoveryError
 from registry.models import AgentRecord, CostHints, ModelInfo, Registration
 from registry.store import Registry
@@ -54,7 +55,7 @@ def parse_card(payload: bytes | str | dict[str, Any], source: str = "the request
     try:
         return AgentCard.model_validate(data)
     except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:8])
+        details = describe_validation_error(exc, limit=8)
         raise CardValidationError(
             f"the agent card from {source} is not a valid A2A 1.0 Agent Card: {details}"
         ) from None
