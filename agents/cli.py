@@ -20,6 +20,37 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--public-url", help="base URL advertised in agent cards (default http://HOST:PORT)")
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="also answer to this Host header (repeatable; 'name:*' = any port). Default: loopback names, the bind "
+        "host and the public URL's host; any other Host gets 421",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="also accept requests from web pages at this Origin (repeatable, e.g. https://app.example.org); "
+        "other origins get 403",
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=1_000_000, help="largest request body accepted (413 past it)"
+    )
+    serve.add_argument(
+        "--header-timeout", type=float, default=10.0, help="seconds a client may take to send a request's head"
+    )
+    serve.add_argument(
+        "--mcp-sessions-per-client",
+        type=int,
+        default=32,
+        help="MCP sessions one client address may hold; a new one past that ends its least recently used idle one",
+    )
+    serve.add_argument(
+        "--mcp-idle-timeout", type=float, default=300.0, help="seconds an MCP session may stay idle before it ends"
+    )
     serve.set_defaults(func=_serve)
 
     mcp = sub.add_parser("mcp", help="serve skills as MCP tools over stdio (tools of several agents: agent.skill)")
@@ -34,18 +65,47 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from pydantic import ValidationError
 
     from agents.loading import load_agents
     from agents.serve import create_app
+    from protocol.boundary import BoundaryPolicy
+    from protocol.serving import ServerLimits, serve
+    from protocol.validation import describe_validation_error
 
     agents = load_agents(args.target)
-    base = args.public_url or f"http://{args.host}:{args.port}"
-    app = create_app(agents, base_url=base)
+    base = args.public_url or f"http://{_url_host(args.host)}:{args.port}"
+    try:
+        policy = BoundaryPolicy.for_bind(
+            args.host,
+            args.port,
+            public_url=base,
+            allow_hosts=args.allow_host,
+            allow_origins=args.allow_origin,
+            max_body_bytes=args.max_body_bytes,
+        )
+        limits = ServerLimits(header_timeout_s=args.header_timeout)
+        app = create_app(
+            agents,
+            base_url=base,
+            policy=policy,
+            mcp_sessions_per_client=args.mcp_sessions_per_client,
+            mcp_idle_timeout_s=args.mcp_idle_timeout,
+        )
+    except ValidationError as exc:
+        print(f"error: {describe_validation_error(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for agent in agents:
-        print(f"{agent.name}: {app.state.agent_server.card_url(agent)}", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        print(f"{agent.name}: {app.agent_server.card_url(agent)}", file=sys.stderr)
+    serve(app, args.host, args.port, limits)
     return 0
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _mcp(args: argparse.Namespace) -> int:

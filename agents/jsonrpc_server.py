@@ -1,4 +1,8 @@
-"""The A2A JSON-RPC binding over HTTP for one agent: parse, validate, dispatch, encode (JSON or SSE)."""
+"""The A2A JSON-RPC binding over HTTP for one agent: validate, dispatch, encode (JSON or SSE).
+
+The body arrives already checked and parsed by ``protocol.boundary.Boundary`` (host, origin, JSON content type,
+size, depth, UTF-8); ``render_jsonrpc_error`` is the boundary's renderer for JSON-RPC surfaces (A2A and MCP).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import from_json, to_json
+from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -22,6 +26,7 @@ from protocol.a2a import (
     StreamResponse,
     SubscribeToTaskRequest,
 )
+from protocol.boundary import NO_BODY, BoundaryRejection, request_json
 from protocol.jsonrpc import (
     A2AError,
     ContentTypeNotSupportedError,
@@ -38,12 +43,18 @@ from protocol.jsonrpc import (
 )
 from protocol.validation import describe_validation_error
 
-__all__ = ["JsonRpcEndpoint", "MAX_BODY_BYTES", "SUPPORTED_VERSIONS", "LEGACY_VERSION", "major_minor"]
+__all__ = [
+    "JsonRpcEndpoint",
+    "MAX_BODY_BYTES",
+    "SUPPORTED_VERSIONS",
+    "LEGACY_VERSION",
+    "major_minor",
+    "render_jsonrpc_error",
+]
 
-MAX_BODY_BYTES = 1_000_000
+MAX_BODY_BYTES = 1_000_000  # the default body cap of an agent server's boundary
 SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
 LEGACY_VERSION = "0.3"
-_JSON_CONTENT_TYPES = ("application/json", "application/a2a+json", "")
 
 
 def major_minor(version: str) -> str:
@@ -69,6 +80,21 @@ def _error_response(error: A2AError, request_id: Any = None, status: int = 200) 
     return _json_response(body.model_dump(mode="json"), status=status)
 
 
+def render_jsonrpc_error(rejection: BoundaryRejection) -> bytes:
+    """A boundary rejection as a JSON-RPC error body with a null id (the HTTP status stays the rejection's).
+
+    -32005 for the content type, -32700 for bad JSON or UTF-8, -32600 for the rest (host, origin, size, depth, time).
+    """
+    error: A2AError
+    if rejection.status == 415:
+        error = ContentTypeNotSupportedError(rejection.message, {"boundary": rejection.kind})
+    elif rejection.kind == "InvalidJSON":
+        error = ParseError(rejection.message, {"boundary": rejection.kind})
+    else:
+        error = InvalidRequestError(rejection.message, {"boundary": rejection.kind})
+    return to_json(JSONRPCErrorResponse(id=None, error=error.to_jsonrpc()).model_dump(mode="json"))
+
+
 def _params(model: type[BaseModel], params: dict[str, Any] | None) -> Any:
     try:
         return model.model_validate(params or {})
@@ -78,11 +104,10 @@ def _params(model: type[BaseModel], params: dict[str, Any] | None) -> Any:
 
 
 class JsonRpcEndpoint:
-    """Starlette endpoint serving one agent's TaskRuntime over A2A JSON-RPC 2.0."""
+    """Starlette endpoint serving one agent's TaskRuntime over A2A JSON-RPC 2.0 (behind ``Boundary``)."""
 
-    def __init__(self, runtime: TaskRuntime, *, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, runtime: TaskRuntime) -> None:
         self.runtime = runtime
-        self.max_body_bytes = max_body_bytes
         self._unary: dict[str, Callable[[dict[str, Any] | None], Awaitable[Any]]] = {
             "SendMessage": self._send_message,
             "GetTask": self._get_task,
@@ -96,9 +121,12 @@ class JsonRpcEndpoint:
         }
 
     async def handle(self, request: Request) -> Response:
+        """Answer one JSON-RPC request (the boundary has already parsed its body)."""
+        payload = request_json(request)  # outside the try: an app not behind the boundary is a bug, loudly
         request_id: Any = None
         try:
-            payload = await self._read(request)
+            if payload is NO_BODY:
+                raise ParseError("the body is empty; send a JSON-RPC 2.0 request object as application/json")
             if isinstance(payload, dict):
                 raw_id = payload.get("id")
                 request_id = raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
@@ -131,27 +159,8 @@ class JsonRpcEndpoint:
         except Exception as exc:  # never let one bad request take the server down
             return _error_response(InternalError(f"internal error: {type(exc).__name__}"), request_id)
 
-    async def _read(self, request: Request) -> Any:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in _JSON_CONTENT_TYPES:
-            raise ContentTypeNotSupportedError(
-                f"Content-Type {content_type!r} is not supported; send the JSON-RPC request as application/json"
-            )
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise InvalidRequestError(f"request body over the {self.max_body_bytes}-byte limit")
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > self.max_body_bytes:
-                raise InvalidRequestError(f"request body over the {self.max_body_bytes}-byte limit")
-        try:
-            return from_json(body.removeprefix(b"\xef\xbb\xbf"))  # a UTF-8 BOM is allowed, as json.loads did
-        except ValueError as exc:  # pydantic-core's parse errors (bad JSON or bad UTF-8) are ValueErrors
-            raise ParseError(f"body is not valid JSON: {exc}") from None
-
     def _check_version(self, request: Request) -> None:
-        raw = request.headers.get(VERSION_HEADER) or request.query_params.get(VERSION_HEADER) or ""
+        raw = request.headers.get(VERSION_HEADER) or ""  # a header only: never the query string
         version = raw.strip() or LEGACY_VERSION  # the spec: an empty or missing A2A-Version means 0.3
         if major_minor(version) not in SUPPORTED_VERSIONS:
             hint = f"send the header '{VERSION_HEADER}: {PROTOCOL_VERSION}'"

@@ -16,7 +16,10 @@ from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+
+from protocol.egress import EgressPolicy, guarded_mcp_client
 
 __all__ = ["McpToolClient", "McpToolError", "ToolInfo"]
 
@@ -51,19 +54,25 @@ class McpToolClient:
 
     server: str | StdioServerParameters
     timeout_s: float = 60.0
+    egress: EgressPolicy | None = None
     last_meta: dict[str, Any] = field(default_factory=dict, init=False)
     _client: Client | None = field(default=None, init=False, repr=False)
+    _http: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.timeout_s <= 3600:
             raise ValueError(f"timeout_s must be in (0, 3600] seconds, got {self.timeout_s}")
 
     @classmethod
-    def http(cls, url: str, *, timeout_s: float = 60.0) -> McpToolClient:
-        """A client for the streamable-HTTP MCP endpoint at ``url`` (e.g. ``http://host:8000/mcp``)."""
+    def http(cls, url: str, *, timeout_s: float = 60.0, egress: EgressPolicy | None = None) -> McpToolClient:
+        """A client for the streamable-HTTP MCP endpoint at ``url`` (e.g. ``http://host:8000/mcp``).
+
+        With ``egress``, the host is resolved and checked against that policy before any connection
+        (``protocol.egress``): use it whenever the URL came from the network.
+        """
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"MCP URL must start with http:// or https://, got {url!r}")
-        return cls(url, timeout_s=timeout_s)
+        return cls(url, timeout_s=timeout_s, egress=egress)
 
     @classmethod
     def stdio(
@@ -89,17 +98,33 @@ class McpToolClient:
             raise RuntimeError("McpToolClient is already open; use one 'async with' block at a time")
         # No cancel scope around the enter: the session's task groups outlive it. The handshake requests
         # are bounded by read_timeout_seconds instead.
-        client = Client(self.server, read_timeout_seconds=self.timeout_s)
-        await client.__aenter__()
+        server: Any = self.server
+        if self.egress is not None and isinstance(server, str):
+            self._http = guarded_mcp_client(self.egress, timeout_s=self.timeout_s)
+            server = streamable_http_client(server, http_client=self._http)
+        client = Client(server, read_timeout_seconds=self.timeout_s)
+        try:
+            await client.__aenter__()
+        except BaseException:
+            await self._close_http()
+            raise
         self._client = client
         return self
+
+    async def _close_http(self) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            await client.__aexit__(exc_type, exc, tb)
+        try:
+            if client is not None:
+                await client.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._close_http()
 
     @property
     def client(self) -> Client:

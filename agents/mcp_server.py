@@ -2,6 +2,8 @@
 
 Tool name = skill id (``agent.skill`` when one server carries several agents), description = skill
 description, input/output schema = the skill's pydantic models. Usage travels in ``_meta["scaleout/usage"]``.
+Over HTTP, sessions expire when idle and are capped per client (``McpHttpApp``); Host, Origin, content type and
+body limits are the boundary's (``agents.serve.create_app`` puts the app behind ``protocol.boundary.Boundary``).
 """
 
 from __future__ import annotations
@@ -25,24 +27,32 @@ from starlette.types import Receive, Scope, Send
 
 from agents.agent import Agent, Skill, SkillContext
 from agents.errors import AgentError, SkillInputError
+from agents.mcp_sessions import SessionLimiter, jsonrpc_error_body, respond
 from agents.usage import Usage
 from protocol.validation import field_errors
 
-__all__ = ["USAGE_META_KEY", "McpHttpApp", "mcp_server", "mcp_http_app", "run_stdio"]
+__all__ = [
+    "USAGE_META_KEY",
+    "DEFAULT_SESSION_IDLE_TIMEOUT_S",
+    "DEFAULT_SESSIONS_PER_CLIENT",
+    "DEFAULT_MAX_SESSIONS",
+    "McpHttpApp",
+    "mcp_server",
+    "mcp_http_app",
+    "run_stdio",
+]
 
 USAGE_META_KEY = "scaleout/usage"
 DEFAULT_CALL_TIMEOUT_S = 300.0
+DEFAULT_SESSION_IDLE_TIMEOUT_S = 300.0
+DEFAULT_SESSIONS_PER_CLIENT = 32
+DEFAULT_MAX_SESSIONS = 1_000
 _MAX_FIELD_ERRORS = 10
-_NOT_RUNNING = json.dumps(
-    {
-        "jsonrpc": "2.0",
-        "id": None,
-        "error": {
-            "code": types.INTERNAL_ERROR,
-            "message": "MCP endpoint is not running: serve it with lifespan on, or inside McpHttpApp.running()",
-        },
-    }
-).encode()
+
+
+_NOT_RUNNING = jsonrpc_error_body(
+    types.INTERNAL_ERROR, "MCP endpoint is not running: serve it with lifespan on, or inside McpHttpApp.running()"
+)
 
 
 @dataclass(frozen=True)
@@ -163,6 +173,9 @@ class McpHttpApp:
 
     Its session manager runs inside ``running()`` (``AgentServer.lifespan`` enters it) or, when the app is
     served on its own, inside the ASGI lifespan. Each ``running()`` builds a fresh manager, so it restarts.
+    Sessions end after ``session_idle_timeout_s`` without a request; one client (its IP address) holds at most
+    ``max_sessions_per_client``: a new session past that closes the client's least recently used idle session,
+    and is refused (503) only when all of them are busy. ``max_sessions`` caps all clients together.
     """
 
     def __init__(
@@ -172,8 +185,9 @@ class McpHttpApp:
         json_response: bool = False,
         stateless: bool = False,
         security: TransportSecuritySettings | None = None,
-        session_idle_timeout_s: float | None = 30 * 60,
-        max_sessions: int | None = 1_000,
+        session_idle_timeout_s: float | None = DEFAULT_SESSION_IDLE_TIMEOUT_S,
+        max_sessions: int | None = DEFAULT_MAX_SESSIONS,
+        max_sessions_per_client: int = DEFAULT_SESSIONS_PER_CLIENT,
     ) -> None:
         self.server = server
         self._options: dict[str, Any] = {
@@ -184,6 +198,8 @@ class McpHttpApp:
             "max_sessions": max_sessions,
         }
         self._manager: StreamableHTTPSessionManager | None = None
+        self._session_limits = (max_sessions_per_client, session_idle_timeout_s)
+        self._limiter = SessionLimiter(*self._session_limits)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -191,12 +207,17 @@ class McpHttpApp:
         if self._manager is not None:
             raise RuntimeError("this MCP app is already running; enter running() once at a time")
         manager = StreamableHTTPSessionManager(app=self.server, **self._options)
+        self._limiter = SessionLimiter(*self._session_limits)
         async with manager.run():
             self._manager = manager
             try:
                 yield
             finally:
                 self._manager = None
+
+    def session_count(self, client: str | None = None) -> int:
+        """Open stateful sessions (of one client address when ``client`` is given)."""
+        return self._limiter.count(self._manager, client)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -206,12 +227,12 @@ class McpHttpApp:
             raise RuntimeError(f"the MCP endpoint speaks HTTP only, not {scope['type']}")
         manager = self._manager
         if manager is None:
-            await send(
-                {"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]}
-            )
-            await send({"type": "http.response.body", "body": _NOT_RUNNING})
+            await respond(send, 503, _NOT_RUNNING)
             return
-        await manager.handle_request(scope, receive, send)
+        if self._options["stateless"]:
+            await manager.handle_request(scope, receive, send)
+            return
+        await self._limiter.serve(manager, scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         await receive()  # lifespan.startup

@@ -1,7 +1,9 @@
 """ASGI app serving one or many agents: Agent Card, A2A JSON-RPC (+SSE) and an MCP endpoint per agent.
 
 One agent is served at the root (``/.well-known/agent-card.json``, ``POST /``, ``/mcp``); several agents
-each get a prefix ``/agents/{name}`` with the same three routes under it.
+each get a prefix ``/agents/{name}`` with the same three routes under it. The whole app sits behind
+``protocol.boundary.Boundary`` (host, origin, JSON content type, body size, JSON depth), whose
+refusals are JSON-RPC errors since both A2A and MCP speak JSON-RPC.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from email.utils import formatdate
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,11 +24,12 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from agents.agent import Agent
-from agents.jsonrpc_server import JsonRpcEndpoint
+from agents.jsonrpc_server import MAX_BODY_BYTES, JsonRpcEndpoint, render_jsonrpc_error
 from agents.tasks import TaskRuntime
 from protocol.a2a import AGENT_CARD_PATH
+from protocol.boundary import Boundary, BoundaryPolicy
 
-__all__ = ["AgentServer", "create_app", "CARD_MAX_AGE_S"]
+__all__ = ["AgentApp", "AgentServer", "create_app", "default_policy", "CARD_MAX_AGE_S"]
 
 CARD_MAX_AGE_S = 300
 
@@ -33,7 +37,13 @@ CARD_MAX_AGE_S = 300
 class AgentServer:
     """The agents of one process, their runtimes and their public URLs."""
 
-    def __init__(self, agents: Agent | Sequence[Agent], base_url: str = "http://127.0.0.1:8000") -> None:
+    def __init__(
+        self,
+        agents: Agent | Sequence[Agent],
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        mcp_options: dict[str, Any] | None = None,
+    ) -> None:
         self.agents = [agents] if isinstance(agents, Agent) else list(agents)
         if not self.agents:
             raise ValueError("serve at least one agent")
@@ -42,7 +52,7 @@ class AgentServer:
             raise ValueError(f"agent names must be unique in one server: {names}")
         self.base_url = base_url.rstrip("/")
         self.runtimes = {a.name: TaskRuntime(a) for a in self.agents}
-        self.mcp_apps = {a.name: _mcp_app(a) for a in self.agents}
+        self.mcp_apps = {a.name: _mcp_app(a, mcp_options or {}) for a in self.agents}
 
     def prefix(self, agent: Agent) -> str:
         return "" if len(self.agents) == 1 else f"/agents/{agent.name}"
@@ -115,18 +125,50 @@ def _card_endpoint(card: dict[str, Any]) -> Callable[[Request], Awaitable[Respon
     return endpoint
 
 
-def _mcp_app(agent: Agent) -> Any:
+def _mcp_app(agent: Agent, options: dict[str, Any]) -> Any:
     """The agent's MCP streamable-HTTP app, or None where the MCP binding is not available."""
     try:
         from agents.mcp import mcp_http_app
     except ImportError:
         return None
-    return mcp_http_app(agent)
+    return mcp_http_app(agent, **options)
 
 
-def create_app(agents: Agent | Sequence[Agent], base_url: str = "http://127.0.0.1:8000") -> Starlette:
-    """A Starlette app serving ``agents``; run it with uvicorn or ``scaleout agent serve``."""
-    server = AgentServer(agents, base_url)
+class AgentApp(Boundary):
+    """The agents' ASGI app: the Starlette app behind the boundary; ``state.agent_server`` as on the inner app."""
+
+    def __init__(self, app: Starlette, server: AgentServer, policy: BoundaryPolicy) -> None:
+        super().__init__(app, policy, render=render_jsonrpc_error)
+        self.starlette = app
+        self.agent_server = server
+        self.state = app.state
+
+
+def default_policy(base_url: str, **limits: Any) -> BoundaryPolicy:
+    """The boundary of an agent server at ``base_url``: its loopback names and its own host, 1 MB bodies."""
+    parts = urlsplit(base_url)
+    limits.setdefault("max_body_bytes", MAX_BODY_BYTES)
+    return BoundaryPolicy.for_bind(parts.hostname or "127.0.0.1", parts.port, public_url=base_url, **limits)
+
+
+def create_app(
+    agents: Agent | Sequence[Agent],
+    base_url: str = "http://127.0.0.1:8000",
+    *,
+    policy: BoundaryPolicy | None = None,
+    mcp_sessions_per_client: int | None = None,
+    mcp_idle_timeout_s: float | None = None,
+) -> AgentApp:
+    """An ASGI app serving ``agents`` behind the boundary; run it with uvicorn or ``scaleout agent serve``.
+
+    ``policy`` defaults to ``default_policy(base_url)``; the MCP options override ``McpHttpApp``'s defaults.
+    """
+    mcp_options: dict[str, Any] = {}
+    if mcp_sessions_per_client is not None:
+        mcp_options["max_sessions_per_client"] = mcp_sessions_per_client
+    if mcp_idle_timeout_s is not None:
+        mcp_options["session_idle_timeout_s"] = mcp_idle_timeout_s
+    server = AgentServer(agents, base_url, mcp_options=mcp_options)
     app = Starlette(routes=server.routes(), lifespan=server.lifespan)
     app.state.agent_server = server
-    return app
+    return AgentApp(app, server, policy or default_policy(base_url))

@@ -49,13 +49,14 @@ class TaskHandle:
 
     def __init__(self, task: Task, message: Message, skill_id: str) -> None:
         self._task: Task | None = task
-        self._frozen: str | None = None  # a finished task kept as JSON (see ``freeze``)
+        self._frozen: bytes | None = None  # a finished task's JSON (see ``snapshot`` and ``freeze``)
         self._index = (task.context_id, task.status.state, task.status.timestamp)  # valid once frozen
         self.message: Message | None = message  # the message the current turn answers
         self.skill_id = skill_id
         self.reply: Message | None = None  # set when the agent answered with a message, not a task
         self.parsed_input: BaseModel | None = None  # the turn's skill input, validated on arrival (default executor)
         self.turn = 0
+        self.retained_bytes = 0  # what the runtime counts this finished task as (its JSON size)
         self.scope = anyio.CancelScope()
         self.settled = anyio.Event()
         self._subscribers: list[_Subscriber] = []
@@ -81,16 +82,27 @@ class TaskHandle:
         """When the task's status last changed (ISO 8601)."""
         return self._task.status.timestamp if self._task is not None else self._index[2]
 
+    def snapshot(self) -> int:
+        """Serialise a finished task to JSON once (``freeze`` reuses it); returns its size in bytes (0 if live)."""
+        task = self._task
+        if task is None:
+            return len(self._frozen or b"")
+        if task.status.state not in TERMINAL_STATES:
+            return 0
+        if self._frozen is None:
+            self._frozen = Task.__pydantic_serializer__.to_json(task)
+        return len(self._frozen)
+
     def freeze(self) -> None:
-        """Keep a finished task as a JSON string and drop its object tree.
+        """Keep a finished task as JSON bytes and drop its object tree.
 
         A runtime retains thousands of finished tasks; as pydantic objects they made every full garbage
-        collection walk them (about a third of a SendMessage's server time). A string is not tracked by the GC.
+        collection walk them (about a third of a SendMessage's server time). Bytes are not tracked by the GC.
         """
         task = self._task
         if task is None or task.status.state not in TERMINAL_STATES or self._subscribers:
             return
-        self._frozen = task.model_dump_json()
+        self.snapshot()
         self._index = (task.context_id, task.status.state, task.status.timestamp)
         self._task = None
         self.message = None
@@ -163,6 +175,8 @@ class TaskHandle:
 
     def set_usage(self, usage: dict[str, Any]) -> None:
         """Record what the task cost in ``Task.metadata["usage"]``."""
+        if self._task is not None:
+            self._frozen = None  # the task changed: a snapshot taken before is stale
         self.task.metadata = {**(self.task.metadata or {}), "usage": usage}
 
     # -- runtime API -----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from agents.agent import Agent, Skill, SkillContext
 from agents.errors import AgentError, SkillInputError, SkillNotFound
 from agents.task_handle import INTERRUPTED_STATES, Executor, TaskHandle
+from agents.task_input import check_media, message_arguments
 from agents.usage import Usage
 from protocol.a2a import (
     TERMINAL_STATES,
@@ -47,6 +48,7 @@ from protocol.jsonrpc import (
 __all__ = ["TaskRuntime", "TaskHandle", "Executor", "SKILL_METADATA_KEY", "USAGE_METADATA_KEY", "usage_wire"]
 
 FREEZE_AFTER = 64  # finished tasks kept as objects before being frozen to JSON (recent ones are read most)
+MAX_RETAINED_BYTES = 64 * 1024 * 1024  # finished tasks kept, by the size of their JSON
 SKILL_METADATA_KEY = "skill"
 USAGE_METADATA_KEY = "usage"
 _SUPPORTED_OUTPUT = {"application/json", "text/plain", "*/*"}
@@ -62,6 +64,7 @@ class TaskRuntime:
 
     ``executor`` replaces the default (run the message's skill) for agents that drive tasks themselves;
     ``input_modes`` then says which part media types such an agent accepts (default: its skills' modes).
+    Finished tasks are kept up to ``max_tasks`` and ``max_retained_bytes`` of JSON, oldest dropped first.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class TaskRuntime:
         executor: Executor | None = None,
         input_modes: Sequence[str] | None = None,
         max_tasks: int = 10_000,
+        max_retained_bytes: int = MAX_RETAINED_BYTES,
         task_timeout_s: float | None = 600.0,
     ) -> None:
         self.agent = agent
@@ -82,6 +86,8 @@ class TaskRuntime:
         self._inline: set[TaskHandle] = set()  # turns running in their requests' tasks, canceled on shutdown
         self.input_modes = list(input_modes) if input_modes is not None else None
         self.max_tasks = max_tasks
+        self.max_retained_bytes = max_retained_bytes
+        self._retained_bytes = 0  # the JSON size of the finished tasks kept
         self.task_timeout_s = task_timeout_s
         self._tasks: OrderedDict[str, TaskHandle] = OrderedDict()
         self._modes: dict[str, tuple[Skill, list[str]]] = {}
@@ -167,6 +173,7 @@ class TaskRuntime:
         if handle.state in TERMINAL_STATES:
             raise TaskNotCancelableError(f"task {task_id} is already {handle.state.value} and cannot be canceled")
         handle.cancel()
+        self._count_finished(handle)  # a task canceled between turns has no turn left to count it
         return handle.view()
 
     async def subscribe(self, task_id: str) -> AsyncIterator[StreamResponse]:
@@ -191,7 +198,7 @@ class TaskRuntime:
         arguments, handle.parsed_input = handle.parsed_input, None  # validated when the message came in
         try:
             if arguments is None and handle.message is not None:
-                arguments = _arguments(handle.message)
+                arguments = message_arguments(handle.message)
             result, usage = await self.agent.call(handle.skill_id, arguments, ctx=ctx)
         except AgentError as exc:
             handle.set_usage(usage_wire(ctx.usage))
@@ -279,11 +286,11 @@ class TaskRuntime:
             skill = self.agent.get_skill(skill_id)
         except SkillNotFound as exc:
             raise InvalidParamsError(str(exc)) from None
-        _check_media(message, self.input_modes if self.input_modes is not None else self._skill_modes(skill))
+        check_media(message, self.input_modes if self.input_modes is not None else self._skill_modes(skill))
         if not self._validates_arguments:
             return skill, None
         try:
-            return skill, skill.parse_input(_arguments(message))
+            return skill, skill.parse_input(message_arguments(message))
         except SkillInputError as exc:
             raise InvalidParamsError(str(exc)) from None
 
@@ -326,56 +333,31 @@ class TaskRuntime:
             if handle.reply is not None:
                 self._tasks.pop(handle.task.id, None)  # a direct message reply leaves no task behind
             else:
+                self._count_finished(handle)
                 self._finished.append(handle)
                 if len(self._finished) > FREEZE_AFTER:
                     self._finished.popleft().freeze()  # a no-op unless the task is finished
 
+    def _count_finished(self, handle: TaskHandle) -> None:
+        """Count a finished task's JSON size once (0 while it is live); drop the oldest if over the budget."""
+        if not handle.retained_bytes:
+            handle.retained_bytes = handle.snapshot()
+            self._retained_bytes += handle.retained_bytes
+            if self._retained_bytes > self.max_retained_bytes:
+                self._evict()
+
     def _evict(self) -> None:
-        while len(self._tasks) > self.max_tasks:
-            for task_id, handle in self._tasks.items():
-                if handle.state in TERMINAL_STATES:
-                    del self._tasks[task_id]
-                    break
-            else:
-                return
-
-
-def _media_type(part: Part) -> str:
-    if part.media_type:
-        return part.media_type.split(";")[0].strip().lower()
-    if part.text is not None:
-        return "text/plain"
-    if part.data is not None:
-        return "application/json"
-    return "application/octet-stream"
-
-
-def _check_media(message: Message, modes: Sequence[str]) -> None:
-    """Every part's media type must be one the agent takes (``*/*`` and ``type/*`` wildcards count)."""
-    accepted = {m.lower() for m in modes}
-    for part in message.parts:
-        media = _media_type(part)
-        kind = media.split("/")[0]
-        if part.text is not None and kind == "text":
-            media = "text/plain"  # any text is read as text
-        if media in accepted or "*/*" in accepted or f"{kind}/*" in accepted:
-            continue
-        raise ContentTypeNotSupportedError(
-            f"this agent does not take {media!r} parts; it takes {sorted(accepted)}",
-            {"mediaType": media},
-        )
-
-
-def _arguments(message: Message) -> Any:
-    for part in message.parts:
-        if part.data is not None:
-            return part.data
-    text = message.text()
-    if text:
-        return text
-    if any(p.url is not None or p.raw is not None for p in message.parts):
-        raise ContentTypeNotSupportedError("skills take a data part (JSON) or text parts, not files or URLs")
-    raise InvalidParamsError("the message has no data or text part to use as skill input")
+        """Drop the oldest finished tasks while over ``max_tasks`` or ``max_retained_bytes``; live ones stay."""
+        count, size, victims = len(self._tasks), self._retained_bytes, []
+        for task_id, handle in self._tasks.items():
+            if count <= self.max_tasks and size <= self.max_retained_bytes:
+                break
+            if handle.state in TERMINAL_STATES:
+                victims.append(task_id)
+                count, size = count - 1, size - handle.retained_bytes
+        for task_id in victims:
+            del self._tasks[task_id]
+        self._retained_bytes = size
 
 
 def _encode_token(offset: int) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
+from protocol.serving import Server, ServerLimits, server_config
 
 __all__ = ["free_port", "serve_in_thread", "no_network", "NetworkBlocked"]
 
@@ -22,11 +22,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: Any, port: int | None = None, *, startup_timeout: float = 20.0) -> Iterator[str]:
-    """Run ``app`` under uvicorn on 127.0.0.1 in a daemon thread; yields its base URL; stops it on exit."""
+def serve_in_thread(
+    app: Any, port: int | None = None, *, startup_timeout: float = 20.0, limits: ServerLimits | None = None
+) -> Iterator[str]:
+    """Run ``app`` on 127.0.0.1 in a daemon thread, as the ``serve`` commands do; yields its base URL."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    server = Server(server_config(app, "127.0.0.1", port, limits, lifespan="on"), limits)
     thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")
     thread.start()
     deadline = time.monotonic() + startup_timeout

@@ -1,10 +1,12 @@
 """Orchestrator benchmark: dispatch overhead in-process and over HTTP, and a 10,000-task fan-out's memory.
 
 Run: ``.venv/bin/python bench/dispatch.py [--tasks 2000] [--http-tasks 100] [--rounds 5] [--fanout 10000]
-[--only inproc,http,fanout]``. Prints figures; nothing is asserted. Targets: in-process overhead < 100 us per
-task; HTTP per-task time <= 1.5x a bare httpx POST round trip to a minimal Starlette app on loopback; flat memory
-on the fan-out. The HTTP servers (agent and minimal app) run under uvicorn in child processes, so they share no
-GIL with the client, and the kinds of call are measured interleaved, round by round, in the same run.
+[--only inproc,http,fanout] [--before REV]``. Prints figures; nothing is asserted. Targets: in-process overhead
+< 100 us per task; HTTP per-task time <= 1.5x a bare httpx POST round trip to a minimal Starlette app on loopback;
+flat memory on the fan-out. The HTTP servers (agent and minimal app) run under uvicorn in child processes, so they
+share no GIL with the client, and the kinds of call are measured interleaved, round by round, in the same run.
+``--before REV`` also serves the agent from git revision REV (extracted to a temporary folder) and measures it in
+the same rounds: the cost of a change to the agent's HTTP path (e.g. the security boundary) as a ratio.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ from agents.serve import create_app
 from agents.testing import free_port
 from orchestrator.executor import Executor
 from orchestrator.graph import TaskGraph
+from orchestrator.limits import RunLimits
 from orchestrator.router import Router
 from orchestrator.runs import RunStore, RunWriter
 from orchestrator.service import Orchestrator
@@ -41,6 +45,8 @@ from orchestrator.spec import GraphSpec
 from orchestrator.state import RunState
 from orchestrator.transports import CallResult, Transports
 from registry import HealthStatus, Registry
+
+LIMITS = RunLimits(max_tasks=1_000_000)  # the benchmark's graphs are larger than a server's default allows
 
 
 def rss_mb() -> float:
@@ -138,11 +144,13 @@ def _now() -> Any:
 class ServerProcess:
     """A uvicorn server for ``kind`` ("agent" or "bare") in a child process on loopback (no GIL shared with us)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, root: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd)
+        root = root or Path(__file__).resolve().parent.parent
+        cmd = [sys.executable, str(root / "bench" / "dispatch.py"), "--serve", kind, "--port", str(self.port)]
+        env = {**os.environ, "PYTHONPATH": str(root)}  # a --before tree serves its own code
+        self.proc = subprocess.Popen(cmd, cwd=root, env=env)
 
     async def ready(self, timeout_s: float = 30.0) -> str:
         with anyio.fail_after(timeout_s):
@@ -173,9 +181,18 @@ class ServerProcess:
             self.proc.kill()
 
 
+def checkout(rev: str) -> Path:
+    """The files of git revision ``rev`` in a temporary folder (``git archive``; the work tree is untouched)."""
+    root = Path(__file__).resolve().parent.parent
+    target = Path(tempfile.mkdtemp(prefix="scaleout-before-"))
+    archive = subprocess.run(["git", "-C", str(root), "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
 def serve(kind: str, port: int) -> None:
-    """Child-process entry point: the agent server or the minimal Starlette baseline, same uvicorn settings."""
-    import uvicorn
+    """Child-process entry point: the agent server or the minimal Starlette baseline, same server settings."""
+    from protocol.serving import serve as serve_app
 
     async def minimal(request: Request) -> JSONResponse:
         body = await request.json()
@@ -186,7 +203,7 @@ def serve(kind: str, port: int) -> None:
         app: Any = create_app(echo_agent("echo-http"), base_url=base)
     else:
         app = Starlette(routes=[Route("/", minimal, methods=["POST"])])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+    serve_app(app, "127.0.0.1", port, access_log=False, lifespan="on")
 
 
 async def bare_post(http: httpx.AsyncClient, url: str, n: int) -> list[float]:
@@ -248,7 +265,7 @@ async def in_process(args: argparse.Namespace, registry: Registry, db: str, loca
     bare_exec = await executor_only_us(registry, db, args.tasks, direct=True, persist=False)
     direct = await executor_only_us(registry, db, args.tasks, direct=True)
     executor = await executor_only_us(registry, db, args.tasks, direct=False)
-    orch = Orchestrator(registry, db, local_agents=[local], router=Router(registry, cache_ttl_s=60))
+    orch = Orchestrator(registry, db, local_agents=[local], router=Router(registry, cache_ttl_s=60), limits=LIMITS)
     async with orch.running():
         await full_run_us(orch, 100)
         full = await full_run_us(orch, args.tasks)
@@ -265,28 +282,48 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
         f"\n== HTTP loopback, servers in child processes, {args.rounds} interleaved rounds of {args.http_tasks} "
         "sequential calls each"
     )
-    agent_server, bare_server = ServerProcess("agent"), ServerProcess("bare")
+    servers = {"agent": ServerProcess("agent"), "bare": ServerProcess("bare")}
+    if args.before:
+        servers["before"] = ServerProcess("agent", checkout(args.before))
     try:
-        base, bare_url = await agent_server.ready(), await bare_server.ready()
+        base, bare_url = await servers["agent"].ready(), await servers["bare"].ready()
         registry.set_status(local_id, HealthStatus.UNHEALTHY)  # every task of this section goes over HTTP
         http_id = registry.register_card(echo_agent("echo-http").card(base + "/"), url=base + "/").id
-        samples: dict[str, list[float]] = {"post": [], "a2a": [], "on": [], "off": []}
-        means: dict[str, list[float]] = {"on": [], "off": []}
-        on = Orchestrator(registry, db, router=Router(registry, cache_ttl_s=60), record_stats=True)
-        off = Orchestrator(registry, db, router=Router(registry, cache_ttl_s=60), record_stats=False)
-        async with (
-            httpx.AsyncClient() as http,
-            HttpAgentClient(base + "/") as a2a_client,
-            on.running(),
-            off.running(),
-        ):
+        orchestrators = {
+            "on": Orchestrator(registry, db, router=Router(registry, cache_ttl_s=60), record_stats=True, limits=LIMITS),
+            "off": Orchestrator(
+                registry, db, router=Router(registry, cache_ttl_s=60), record_stats=False, limits=LIMITS
+            ),
+        }
+        a2a_urls = {"a2a": base + "/"}
+        if args.before:  # the old agent behind its own registry, so routing cannot mix the two
+            before = await servers["before"].ready()
+            before_db = db.replace("bench.db", "before.db")
+            before_registry = Registry(before_db)
+            before_registry.register_card(echo_agent("echo-http").card(before + "/"), url=before + "/")
+            router = Router(before_registry, cache_ttl_s=60)
+            orchestrators["on_before"] = Orchestrator(
+                before_registry, before_db, router=router, record_stats=True, limits=LIMITS
+            )
+            a2a_urls["a2a_before"] = before + "/"
+        samples: dict[str, list[float]] = {"post": [], **{k: [] for k in a2a_urls}, **{k: [] for k in orchestrators}}
+        means: dict[str, list[float]] = {k: [] for k in orchestrators}
+        server_of = {"post": "bare", "a2a": "agent", "on": "agent", "off": "agent"}
+        server_of |= {"a2a_before": "before", "on_before": "before"}
+        async with AsyncExitStack() as stack:
+            http = await stack.enter_async_context(httpx.AsyncClient())
+            clients = {k: await stack.enter_async_context(HttpAgentClient(u)) for k, u in a2a_urls.items()}
+            for orch in orchestrators.values():
+                await stack.enter_async_context(orch.running())
             await bare_post(http, bare_url + "/", 50)  # warm up: connections, caches, code paths
-            await bare_a2a(a2a_client, 50)
-            for orch in (on, off):
+            for client in clients.values():
+                await bare_a2a(client, 50)
+            for orch in orchestrators.values():
                 await orchestrated(orch, 50)
             cpu = {key: [0.0, 0.0, 0] for key in samples}  # client CPU s, server CPU s, calls
 
-            async def measured(key: str, server: ServerProcess, call: Any) -> None:
+            async def measured(key: str, call: Any) -> None:
+                server = servers[server_of[key]]
                 client0, server0 = time.process_time(), server.cpu_s()
                 got = await call()
                 per_task, mean = got if isinstance(got, tuple) else (got, None)
@@ -298,38 +335,46 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
                     means[key].append(mean)
 
             for _ in range(args.rounds):
-                await measured("post", bare_server, lambda: bare_post(http, bare_url + "/", args.http_tasks))
-                await measured("a2a", agent_server, lambda: bare_a2a(a2a_client, args.http_tasks))
-                await measured("on", agent_server, lambda: orchestrated(on, args.http_tasks))
-                await measured("off", agent_server, lambda: orchestrated(off, args.http_tasks))
+                await measured("post", lambda: bare_post(http, bare_url + "/", args.http_tasks))
+                for key, client in clients.items():
+                    await measured(key, lambda c=client: bare_a2a(c, args.http_tasks))
+                for key, orch in orchestrators.items():
+                    await measured(key, lambda o=orch: orchestrated(o, args.http_tasks))
         registry.set_status(http_id, HealthStatus.UNHEALTHY)
         registry.set_status(local_id, HealthStatus.HEALTHY)
     finally:
-        agent_server.stop()
-        bare_server.stop()
+        for server in servers.values():
+            server.stop()
     post_med, post_p95, post_mean = summary(samples["post"])
 
     def cpu_us(key: str) -> str:
         client, server, calls = cpu[key]
         return f"{client / calls * 1e6:7.0f} {server / calls * 1e6:7.0f}"
 
-    print(f"{'':40}{'median':>9} {'p95':>9} {'mean':>9} {'cpu:cli':>7} {'srv':>7}  (us per call; ratios of medians)")
+    print(f"{'':44}{'median':>9} {'p95':>9} {'mean':>9} {'cpu:cli':>7} {'srv':>7}  (us per call; ratios of medians)")
     bare_label = "bare httpx POST to minimal Starlette"
-    print(f"{bare_label:40}{post_med:9.1f} {post_p95:9.1f} {post_mean:9.1f} {cpu_us('post')}")
+    print(f"{bare_label:44}{post_med:9.1f} {post_p95:9.1f} {post_mean:9.1f} {cpu_us('post')}")
     labels = {
         "a2a": "bare A2A SendMessage (HttpAgentClient)",
         "on": "orchestrated task, registry stats on",
         "off": "orchestrated task, stats reporting off",
+        "a2a_before": f"bare A2A SendMessage, agent at {args.before}",
+        "on_before": f"orchestrated task, stats on, agent at {args.before}",
     }
     a2a_med = summary(samples["a2a"])[0]
     for key, label in labels.items():
+        if key not in samples:
+            continue
         med, p95, mean = summary(samples[key])
         if key in means:
             mean = statistics.mean(means[key]) * 1e6  # whole runs: submit, validation and the final record too
-        extra = f", {med / a2a_med:4.2f}x bare A2A" if key != "a2a" else ""
-        print(
-            f"{label:40}{med:9.1f} {p95:9.1f} {mean:9.1f} {cpu_us(key)}  -> {med / post_med:4.2f}x the bare POST{extra}"
-        )
+        extra = f", {med / a2a_med:4.2f}x bare A2A" if key in ("on", "off") else ""
+        figures = f"{med:9.1f} {p95:9.1f} {mean:9.1f} {cpu_us(key)}"
+        print(f"{label[:43]:44}{figures}  -> {med / post_med:4.2f}x the bare POST{extra}")
+    if args.before:
+        a2a_ratio = summary(samples["a2a"])[0] / summary(samples["a2a_before"])[0]
+        on_ratio = summary(samples["on"])[0] / summary(samples["on_before"])[0]
+        print(f"this tree vs {args.before}: bare A2A {a2a_ratio:5.3f}x, orchestrated task {on_ratio:5.3f}x (medians)")
 
 
 async def fan_out(args: argparse.Namespace, registry: Registry, db: str, local: Any) -> None:
@@ -343,7 +388,7 @@ async def fan_out(args: argparse.Namespace, registry: Registry, db: str, local: 
         ],
         "concurrency": 64,
     }
-    orch = Orchestrator(registry, db, local_agents=[local], router=Router(registry, cache_ttl_s=60))
+    orch = Orchestrator(registry, db, local_agents=[local], router=Router(registry, cache_ttl_s=60), limits=LIMITS)
     async with orch.running():
         gc.collect()
         before = rss_mb()
@@ -369,6 +414,7 @@ if __name__ == "__main__":
     parser.add_argument("--serve", choices=["agent", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--fanout", type=int, default=10_000)
+    parser.add_argument("--before", metavar="REV", help="also serve the agent from this git revision, same rounds")
     parsed = parser.parse_args()
     if parsed.serve:
         serve(parsed.serve, parsed.port)

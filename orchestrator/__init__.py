@@ -5,6 +5,7 @@
 
 from orchestrator.energy import EnergyModel
 from orchestrator.graph import GraphError, TaskGraph
+from orchestrator.limits import LimitExceeded, RunLimits
 from orchestrator.router import Candidate, Router, Routing
 from orchestrator.runs import RunStore
 from orchestrator.service import Orchestrator, RunNotFound
@@ -13,6 +14,8 @@ from orchestrator.transports import AgentCallError, AgentUnreachable, Transports
 
 __all__ = [
     "Orchestrator",
+    "RunLimits",
+    "LimitExceeded",
     "RunNotFound",
     "RunStore",
     "Router",

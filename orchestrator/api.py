@@ -3,6 +3,10 @@
 POST /runs (a graph or a single task) -> 202 {"id", "status"}; GET /runs; GET /runs/{id};
 GET /runs/{id}/events (SSE; resume with the Last-Event-ID header or ?after=N); POST /runs/{id}/cancel;
 GET /agents (what the registry knows); GET /health.
+
+The whole app, /mcp included, sits behind ``protocol.boundary.Boundary``: Host and Origin checked, JSON content
+type required on every POST, the body streamed with a cap and parsed once with a depth limit. Every error is
+``{"error": {"type": KIND, "message": MSG}}`` with a one-line message, as on the registry and the boundary.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
+from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from starlette.applications import Starlette
@@ -20,12 +26,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from orchestrator.graph import GraphError
+from orchestrator.limits import MAX_BODY_BYTES, InvalidQuery, LimitExceeded, parse_int
 from orchestrator.service import Orchestrator, RunNotFound
+from protocol.boundary import NO_BODY, Boundary, BoundaryPolicy, request_json
 from protocol.validation import describe_validation_error
 
-__all__ = ["create_app", "MAX_BODY_BYTES", "jsonable"]
+__all__ = ["create_app", "MAX_BODY_BYTES", "jsonable", "error_response"]
 
-MAX_BODY_BYTES = 10_000_000
+MCP_MAX_SESSIONS = 1_000  # MCP sessions open at once on /mcp
+MCP_SESSION_IDLE_S = 600.0  # an MCP session unused this long is closed
 
 
 def jsonable(value: Any) -> Any:
@@ -33,8 +42,26 @@ def jsonable(value: Any) -> Any:
     return to_jsonable_python(value)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def error_response(status: int, kind: str, message: str) -> JSONResponse:
+    """The error body every scaleout REST surface answers with: ``{"error": {"type", "message"}}``."""
+    one_line = " ".join(message.split())
+    return JSONResponse({"error": {"type": kind, "message": one_line}}, status_code=status)
+
+
+def _refusal(exc: Exception) -> JSONResponse:
+    """The response for an exception a request can cause (anything else is a bug and stays a 500)."""
+    if isinstance(exc, ValidationError):
+        return error_response(400, "InvalidRequest", f"invalid run request: {describe_validation_error(exc)}")
+    if isinstance(exc, LimitExceeded):
+        kind = {413: "RunTooLarge", 429: "TooManyRuns"}.get(exc.status, "LimitExceeded")
+        return error_response(exc.status, kind, str(exc))
+    if isinstance(exc, GraphError):
+        return error_response(400, "InvalidGraph", str(exc))
+    if isinstance(exc, InvalidQuery):
+        return error_response(400, "InvalidQuery", str(exc))
+    if isinstance(exc, RunNotFound):
+        return error_response(404, "RunNotFound", str(exc))
+    raise exc
 
 
 class _Api:
@@ -42,65 +69,57 @@ class _Api:
         self.orch = orchestrator
 
     async def submit(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _error(413, f"request body over {MAX_BODY_BYTES} bytes; split the graph")
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(400, f"body is not JSON: {exc}")
-        if not isinstance(payload, dict):
-            return _error(400, 'send a JSON object: a task {"skill": ..., "input": ...} or a graph {"tasks": [...]}')
+        payload = request_json(request)
+        if payload is NO_BODY or not isinstance(payload, dict):
+            return error_response(
+                400,
+                "InvalidRequest",
+                'send a JSON object: a task {"skill": ..., "input": ...} or a graph {"tasks": [...]}',
+            )
         try:
             run_id = await self.orch.submit(payload)
-        except ValidationError as exc:
-            return _error(400, f"invalid run request: {describe_validation_error(exc)}")
-        except GraphError as exc:
-            return _error(400, str(exc))
-        except OverflowError as exc:
-            return _error(429, str(exc))
+        except (ValidationError, LimitExceeded, GraphError) as exc:
+            return _refusal(exc)
         return JSONResponse(
             {"id": run_id, "status": "pending", "url": f"/runs/{run_id}", "events": f"/runs/{run_id}/events"},
             status_code=202,
         )
 
     async def list_runs(self, request: Request) -> Response:
+        query = request.query_params
         try:
-            limit = min(int(request.query_params.get("limit", 50)), 500)
-            offset = max(int(request.query_params.get("offset", 0)), 0)
-        except ValueError:
-            return _error(400, "limit and offset must be integers")
-        runs = await self.orch.list_runs(status=request.query_params.get("status"), limit=limit, offset=offset)
+            limit = parse_int("limit", query["limit"]) if "limit" in query else 50
+            offset = parse_int("offset", query["offset"]) if "offset" in query else 0
+            runs = await self.orch.list_runs(status=query.get("status"), limit=limit, offset=offset)
+        except InvalidQuery as exc:
+            return _refusal(exc)
         return JSONResponse(jsonable({"runs": runs}))
 
     async def get_run(self, request: Request) -> Response:
         try:
             run = await self.orch.get_run(request.path_params["run_id"])
         except RunNotFound as exc:
-            return _error(404, str(exc))
+            return _refusal(exc)
         return JSONResponse(jsonable(run))
 
     async def cancel(self, request: Request) -> Response:
         try:
             cancelled = await self.orch.cancel(request.path_params["run_id"])
         except RunNotFound as exc:
-            return _error(404, str(exc))
+            return _refusal(exc)
         return JSONResponse({"cancelled": cancelled})
 
     async def events(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+        header = request.headers.get("last-event-id")
+        name, raw = ("Last-Event-ID", header) if header else ("after", request.query_params.get("after") or "0")
         try:
-            after = int(raw)
-        except ValueError:
-            return _error(400, f"Last-Event-ID must be an event number, not {raw[:40]!r}")
-        stream = self.orch.events(run_id, after)
-        try:
+            stream = self.orch.events(run_id, parse_int(name, raw))
             first = await anext(stream)
-        except RunNotFound as exc:
-            return _error(404, str(exc))
         except StopAsyncIteration:
             first = None
+        except (InvalidQuery, RunNotFound) as exc:
+            return _refusal(exc)
         return StreamingResponse(
             _sse(first, stream),
             media_type="text/event-stream",
@@ -109,17 +128,11 @@ class _Api:
 
     async def agents(self, request: Request) -> Response:
         lister = getattr(self.orch.registry, "list", None)
-        records = await _to_thread(lister) if lister else []
+        records = await anyio.to_thread.run_sync(lister) if lister else []
         return JSONResponse({"agents": [r.model_dump(mode="json") for r in records]})
 
     async def health(self, _: Request) -> Response:
         return JSONResponse({"status": "ok", "active_runs": len(self.orch.active)})
-
-
-async def _to_thread(fn: Any) -> Any:
-    import anyio
-
-    return await anyio.to_thread.run_sync(fn)
 
 
 def _frame(event: dict[str, Any]) -> bytes:
@@ -134,8 +147,9 @@ async def _sse(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]
         yield _frame(event)
 
 
-def create_app(orchestrator: Orchestrator, *, mcp: bool = True) -> Starlette:
-    """The orchestrator's ASGI app; its lifespan runs the orchestrator (and the MCP session manager)."""
+def create_app(orchestrator: Orchestrator, *, mcp: bool = True, policy: BoundaryPolicy | None = None) -> Boundary:
+    """The orchestrator's ASGI app behind the boundary ``policy`` (default: loopback hosts, 10 MB bodies);
+    its lifespan runs the orchestrator (and the MCP session manager)."""
     api = _Api(orchestrator)
     routes: list[BaseRoute] = [
         Route("/runs", api.submit, methods=["POST"]),
@@ -151,7 +165,15 @@ def create_app(orchestrator: Orchestrator, *, mcp: bool = True) -> Starlette:
         from orchestrator.mcp import orchestrator_mcp
 
         server = orchestrator_mcp(orchestrator)
-        routes.extend(server.streamable_http_app(streamable_http_path="/mcp").routes)
+        # Host and Origin are the boundary's job (one policy for the whole app, from the bind address and flags).
+        open_transport = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        mcp_app = server.streamable_http_app(
+            streamable_http_path="/mcp",
+            transport_security=open_transport,
+            max_sessions=MCP_MAX_SESSIONS,
+            session_idle_timeout=MCP_SESSION_IDLE_S,
+        )
+        routes.extend(mcp_app.routes)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -164,4 +186,4 @@ def create_app(orchestrator: Orchestrator, *, mcp: bool = True) -> Starlette:
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.orchestrator = orchestrator
-    return app
+    return Boundary(app, policy or BoundaryPolicy(max_body_bytes=MAX_BODY_BYTES))

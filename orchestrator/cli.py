@@ -14,7 +14,9 @@ from typing import Any
 
 import anyio
 
-__all__ = ["main", "build_parser", "DEFAULT_URL", "DEFAULT_PORT"]
+from orchestrator.limits import RUN_STATUSES
+
+__all__ = ["main", "build_parser", "serve_parts", "DEFAULT_URL", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 8100
 DEFAULT_URL = os.environ.get("SCALEOUT_ORCHESTRATOR_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--db", help="database URL or SQLite path (default $SCALEOUT_DB_URL or ./scaleout.db)")
     serve.add_argument("--no-resume", action="store_true", help="fail unfinished runs at start instead of resuming")
+    _add_security_flags(serve)
     serve.set_defaults(func=_serve)
 
     run = sub.add_parser("run", help="run a graph from a JSON file, or one task needing SKILL")
@@ -45,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list, show or watch runs")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True)
     lst = runs_sub.add_parser("list", help="recent runs")
-    lst.add_argument("--status", choices=["pending", "running", "succeeded", "failed", "cancelled"])
+    lst.add_argument("--status", choices=RUN_STATUSES)
     lst.add_argument("--limit", type=int, default=20)
     show = runs_sub.add_parser("show", help="one run as JSON: tasks, attempts, usage")
     show.add_argument("run_id")
@@ -67,6 +70,42 @@ def build_parser() -> argparse.ArgumentParser:
     return top
 
 
+def _add_security_flags(serve: argparse.ArgumentParser) -> None:
+    from orchestrator.limits import MAX_BODY_BYTES, RunLimits
+    from protocol.serving import ServerLimits
+
+    limits, server = RunLimits(), ServerLimits()
+    serve.add_argument(
+        "--allow-stdio",
+        metavar="PATH",
+        help="allowlist of MCP stdio commands this orchestrator may start (default $SCALEOUT_STDIO_ALLOWLIST or "
+        "~/.config/scaleout/stdio-allowlist; 'scaleout registry add-stdio' appends to it)",
+    )
+    serve.add_argument(
+        "--allow-fetch",
+        metavar="CIDR",
+        action="append",
+        default=[],
+        help="let agent calls reach this private range (repeatable); loopback is allowed only when bound to it",
+    )
+    serve.add_argument("--allow-host", action="append", default=[], help="answer to this Host too (repeatable)")
+    serve.add_argument(
+        "--allow-origin", action="append", default=[], help="accept requests from web pages at this origin"
+    )
+    serve.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="largest request body")
+    serve.add_argument(
+        "--header-timeout", type=float, default=server.header_timeout_s, help="seconds for a request head to arrive"
+    )
+    serve.add_argument("--max-tasks", type=int, default=limits.max_tasks, help="tasks in one graph")
+    serve.add_argument(
+        "--max-concurrency", type=int, default=limits.max_concurrency, help="highest concurrency a graph may ask"
+    )
+    serve.add_argument("--max-active-runs", type=int, default=limits.max_active_runs, help="runs in progress at once")
+    serve.add_argument(
+        "--max-input-bytes", type=int, default=limits.max_input_bytes, help="JSON size of one task's input"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scaleout`` console script."""
     args = build_parser().parse_args(argv)
@@ -76,17 +115,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def serve_parts(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The app and server limits ``orchestrator serve`` runs with (raises SystemExit on a bad setting)."""
+    from pydantic import ValidationError
 
     from orchestrator.api import create_app
+    from orchestrator.limits import RunLimits
     from orchestrator.service import Orchestrator
+    from protocol.boundary import BoundaryPolicy
+    from protocol.egress import EgressPolicy
+    from protocol.serving import ServerLimits
+    from protocol.validation import describe_validation_error
     from registry import Registry
+    from registry.stdio import StdioAllowlist
 
+    try:
+        limits = RunLimits(
+            max_tasks=args.max_tasks,
+            max_concurrency=args.max_concurrency,
+            max_active_runs=args.max_active_runs,
+            max_input_bytes=args.max_input_bytes,
+        )
+        policy = BoundaryPolicy.for_bind(
+            args.host,
+            args.port,
+            allow_hosts=args.allow_host,
+            allow_origins=args.allow_origin,
+            max_body_bytes=args.max_body_bytes,
+        )
+        server = ServerLimits(header_timeout_s=args.header_timeout)
+        egress = EgressPolicy.for_bind(args.host, args.allow_fetch)
+        allowlist = StdioAllowlist.load(args.allow_stdio)
+    except ValidationError as exc:
+        raise SystemExit(f"error: {describe_validation_error(exc)}") from None
+    except ValueError as exc:  # a CIDR that is not one, an unreadable allowlist line
+        raise SystemExit(f"error: {exc}") from None
     registry = Registry(args.db)
-    app = create_app(Orchestrator(registry, registry.url, resume=not args.no_resume))
+    orchestrator = Orchestrator(
+        registry,
+        registry.url,
+        resume=not args.no_resume,
+        limits=limits,
+        stdio_allowlist=allowlist,
+        egress=egress,
+    )
+    return create_app(orchestrator, policy=policy), server
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from protocol.serving import serve
+
+    app, limits = serve_parts(args)
     print(f"orchestrator on http://{args.host}:{args.port} (MCP at /mcp)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    serve(app, args.host, args.port, limits)
     return 0
 
 

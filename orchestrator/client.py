@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
@@ -20,11 +21,26 @@ TERMINAL_EVENTS = frozenset({"run.succeeded", "run.failed", "run.cancelled"})
 
 
 class OrchestratorError(RuntimeError):
-    """The orchestrator refused a request; ``status`` is the HTTP status, the message its explanation."""
+    """The orchestrator refused a request: ``status`` the HTTP status, ``kind`` the error type, then the reason."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
+    def __init__(self, status: int, message: str, kind: str = "") -> None:
+        super().__init__(f"HTTP {status}: {kind + ': ' if kind else ''}{message}")
         self.status = status
+        self.kind = kind
+        self.message = message
+
+
+def _error(status: int, body: bytes) -> OrchestratorError:
+    """The error an error response stands for: ``{"error": {"type", "message"}}`` (or any other body as text)."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict):
+        return OrchestratorError(status, str(error.get("message", "")), str(error.get("type", "")))
+    if isinstance(error, str):  # an older orchestrator
+        return OrchestratorError(status, error)
+    return OrchestratorError(status, body.decode("utf-8", "replace")[:500] or "no reason given")
 
 
 class OrchestratorClient:
@@ -46,13 +62,11 @@ class OrchestratorClient:
             await self._http.aclose()
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        if method == "POST" and "json" not in kwargs:
+            kwargs["json"] = {}  # every POST is JSON (the server refuses anything else with 415)
         response = await self._http.request(method, self.base_url + path, **kwargs)
         if response.status_code >= 400:
-            try:
-                message = response.json().get("error", response.text)
-            except ValueError:
-                message = response.text
-            raise OrchestratorError(response.status_code, message)
+            raise _error(response.status_code, response.content)
         return response.json()
 
     async def submit(self, spec: dict[str, Any] | BaseModel) -> str:
@@ -67,10 +81,10 @@ class OrchestratorClient:
         return list((await self._json("GET", "/runs", params=params))["runs"])
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
-        return dict(await self._json("GET", f"/runs/{run_id}"))
+        return dict(await self._json("GET", f"/runs/{quote(run_id, safe='')}"))
 
     async def cancel(self, run_id: str) -> bool:
-        return bool((await self._json("POST", f"/runs/{run_id}/cancel"))["cancelled"])
+        return bool((await self._json("POST", f"/runs/{quote(run_id, safe='')}/cancel"))["cancelled"])
 
     async def events(
         self, run_id: str, *, last_event_id: int = 0, reconnects: int = 5
@@ -80,11 +94,13 @@ class OrchestratorClient:
         while True:
             try:
                 async with self._http.stream(
-                    "GET", f"{self.base_url}/runs/{run_id}/events", headers={"Last-Event-ID": str(last)}, timeout=None
+                    "GET",
+                    f"{self.base_url}/runs/{quote(run_id, safe='')}/events",
+                    headers={"Last-Event-ID": str(last)},
+                    timeout=None,
                 ) as response:
                     if response.status_code >= 400:
-                        body = json.loads(await response.aread() or b"{}")
-                        raise OrchestratorError(response.status_code, body.get("error", "events unavailable"))
+                        raise _error(response.status_code, await response.aread())
                     async for event in _parse_sse(response):
                         last = int(event["seq"])
                         failures = 0

@@ -56,8 +56,17 @@ class TaskGraph:
             raise GraphError("invalid task graph: " + "; ".join(problems[:10]))
 
     def check_served(self, is_served: Callable[[TaskSpec], bool]) -> None:
-        """Raise GraphError naming every task whose capability no registered agent offers."""
-        missing = [t for t in self.tasks.values() if not is_served(t)]
+        """Raise GraphError naming every task whose capability no registered agent offers (one question per
+        distinct need: a thousand tasks needing the same skill ask the registry once)."""
+        verdicts: dict[tuple[Any, ...], bool] = {}
+        missing = []
+        for task in self.tasks.values():
+            need = (task.skill, tuple(task.tags), task.text, tuple(task.constraints.model_dump().values()))
+            served = verdicts.get(need)
+            if served is None:
+                served = verdicts[need] = is_served(task)
+            if not served:
+                missing.append(task)
         if missing:
             names = ", ".join(f"{t.id!r} ({_need(t)})" for t in missing[:10])
             raise GraphError(f"no healthy agent serves: {names}; register one, or fix the skill name")

@@ -3,6 +3,9 @@
 httpx writes a request's head and body with separate socket writes; with TCP_NODELAY on loopback that is two
 segments, two wake-ups of the server and one more system call per call. ``CoalescingTransport`` holds writes
 until the request is complete (the first read) or 64 KiB are pending, then sends them with one write.
+
+With an ``EgressPolicy``, ``protocol.egress`` sits in front of the coalescing backend: every host is resolved and
+checked before a connection is made, and the connection goes to the address that was checked.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 
 import httpcore
 import httpx
+
+from protocol.egress import EgressPolicy, guard_transport
 
 __all__ = ["CoalescingTransport", "MAX_PENDING_BYTES", "http_client"]
 
@@ -90,10 +95,18 @@ class CoalescingTransport(httpx.AsyncHTTPTransport):
 
 
 def http_client(
-    *, timeout_s: float, headers: dict[str, str] | None = None, max_connections: int = 256
+    *,
+    timeout_s: float,
+    headers: dict[str, str] | None = None,
+    max_connections: int = 256,
+    egress: EgressPolicy | None = None,
 ) -> httpx.AsyncClient:
-    """A shared ``httpx.AsyncClient`` with keep-alive (up to 64 idle connections) and coalesced request writes."""
+    """A shared ``httpx.AsyncClient`` with keep-alive (up to 64 idle connections) and coalesced request writes;
+    with ``egress`` every connection is checked against that policy first. Redirects are never followed."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
+    transport = CoalescingTransport(limits=limits)
+    if egress is not None:
+        guard_transport(transport, egress)
     return httpx.AsyncClient(
-        timeout=timeout_s, headers=headers, limits=limits, transport=CoalescingTransport(limits=limits)
+        timeout=timeout_s, headers=headers, limits=limits, transport=transport, follow_redirects=False
     )

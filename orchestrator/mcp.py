@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from orchestrator.service import Orchestrator
+from protocol.validation import describe_validation_error
 
 __all__ = ["orchestrator_mcp"]
 
@@ -28,35 +33,46 @@ def orchestrator_mcp(orchestrator: Orchestrator) -> MCPServer:
         spec: dict[str, Any] = {"skill": skill, "input": input}
         if deadline_s:
             spec["constraints"] = {"deadline_s": deadline_s}
-        return await _submit(orchestrator, spec, wait)
+        with _refusals():
+            return await _submit(orchestrator, spec, wait)
 
     @server.tool()
     async def submit_graph(graph: dict[str, Any], wait: bool = False) -> dict[str, Any]:
         """Run a task graph ({"tasks": [...]}, inputs may hold {"$ref": "ID.output.path"}); returns the run id."""
-        return await _submit(orchestrator, graph, wait)
+        with _refusals():
+            return await _submit(orchestrator, graph, wait)
 
     @server.tool()
     async def run_status(run_id: str) -> dict[str, Any]:
         """The status, tasks (outputs, errors) and usage of a run."""
-        run = await orchestrator.get_run(run_id, attempts=False)
+        with _refusals():
+            run = await orchestrator.get_run(run_id, attempts=False)
         return _summary(run)
 
     @server.tool()
     async def cancel_run(run_id: str) -> dict[str, Any]:
         """Cancel an active run (its tasks are cancelled on the agents)."""
-        return {"run_id": run_id, "cancelled": await orchestrator.cancel(run_id)}
+        with _refusals():
+            return {"run_id": run_id, "cancelled": await orchestrator.cancel(run_id)}
 
     @server.tool()
     async def list_runs(status: str | None = None, limit: int = 20) -> dict[str, Any]:
-        """The most recent runs, optionally only those with ``status``."""
-        runs = await orchestrator.list_runs(status=status, limit=min(limit, 200))
+        """The most recent runs (``limit`` 1-500), optionally only those with ``status`` (pending, running,
+        succeeded, failed or cancelled)."""
+        with _refusals():
+            runs = await orchestrator.list_runs(status=status, limit=limit)  # validates status and limit
         return {"runs": to_jsonable_python(runs)}
 
     @server.tool()
     async def list_agents(skill: str | None = None, limit: int = 50) -> dict[str, Any]:
         """Healthy registered agents (optionally only those serving ``skill``) with their skills and models."""
+        if skill is not None and (len(skill) > 200 or any(c in skill for c in "\x00\r\n")):
+            raise ToolError("skill must be one line of at most 200 characters with no NUL")
+        if isinstance(limit, bool) or not 1 <= limit <= 200:
+            raise ToolError(f"limit must be an integer from 1 to 200, not {limit!r}")
         registry = orchestrator.registry
-        records = await anyio.to_thread.run_sync(lambda: registry.search(skill=skill, limit=min(limit, 200)))
+        with _refusals():
+            records = await anyio.to_thread.run_sync(lambda: registry.search(skill=skill, limit=limit))
         return {
             "agents": [
                 {
@@ -72,6 +88,17 @@ def orchestrator_mcp(orchestrator: Orchestrator) -> MCPServer:
         }
 
     return server
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """Bad arguments become a tool error with a one-line reason (anything else stays a crash, logged)."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ToolError(f"invalid run request: {describe_validation_error(exc)}") from None
+    except (ValueError, LookupError) as exc:  # GraphError, LimitExceeded, InvalidQuery, RunNotFound
+        raise ToolError(" ".join(str(exc).split())) from None
 
 
 async def _submit(orchestrator: Orchestrator, spec: dict[str, Any], wait: bool) -> dict[str, Any]:

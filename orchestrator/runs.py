@@ -3,10 +3,17 @@
 Writes are batched: the executor queues operations on a ``RunWriter``, which applies them in one transaction
 per batch in a worker thread (gathered for up to 50 ms, or until someone flushes), so thousands of task events
 cost a few commits, not thousands. Everything reaches the database before a run is reported finished.
+
+Requests are validated against the columns before they are accepted (``orchestrator.spec``); what agents send
+back (error texts, task ids) is fitted to its column here (NUL replaced, length cut), so no reply can make a
+write fail. If a batch still fails, its operations are applied one at a time: only the bad one is lost, the
+error goes to whoever flushed with that batch, and the writer goes on.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,12 +25,14 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from pydantic_core import to_json
 from sqlalchemy import event as sa_event
 
 from orchestrator import tables as t
 
 __all__ = ["RunStore", "RunWriter", "Op", "now", "ACTIVE", "TERMINAL"]
 
+_log = logging.getLogger(__name__)
 ACTIVE = ("pending", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -48,9 +57,13 @@ class RunStore:
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
         args: dict[str, Any] = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
-        self.engine = sa.create_engine(url, **args)
+        self.engine = sa.create_engine(url, json_serializer=_json_text, **args)
         if url.startswith("sqlite"):
             sa_event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._text_columns = {
+            table.name: [(c.name, getattr(c.type, "length", None)) for c in table.columns if _is_text(c)]
+            for table in t.metadata.sorted_tables
+        }
         if migrate:
             self.migrate()
 
@@ -97,6 +110,11 @@ class RunStore:
                 raise ValueError(f"unknown store operation {op.kind!r}")
         tables = {"runs": t.runs, "tasks": t.tasks, "attempts": t.attempts}
         keys = {"runs": ("id",), "tasks": ("run_id", "task_id"), "attempts": ("id",)}
+        for name in ("runs", "tasks", "attempts"):
+            for row in (*inserts[name].values(), *updates[name].values()):
+                self._fit(tables[name].name, row)
+        for row in events:
+            self._fit(t.events.name, row)
         with self.engine.begin() as conn:
             for name in ("runs", "tasks", "attempts"):
                 for rows in _by_columns(list(inserts[name].values())):
@@ -118,6 +136,14 @@ class RunStore:
                     conn.execute(
                         stmt, [{(k if k.startswith("k_") else f"v_{k}"): v for k, v in r.items()} for r in rows]
                     )
+
+    def _fit(self, table: str, row: dict[str, Any]) -> None:
+        """Make the strings of ``row`` storable in ``table`` on every database: no NUL, no longer than the column."""
+        for column, length in self._text_columns[table]:
+            value = row.get(column)
+            if isinstance(value, str) and ("\x00" in value or (length is not None and len(value) > length)):
+                value = value.replace("\x00", "\ufffd")
+                row[column] = value[: length - 1] + "\u2026" if length is not None and len(value) > length else value
 
     # -- reads ----------------------------------------------------------------------------------------
 
@@ -183,12 +209,33 @@ def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(groups.values())
 
 
+def _json_text(value: Any) -> str:
+    """JSON for a JSON column, the same on every database: NaN and infinities (which an agent's reply may hold,
+    and PostgreSQL refuses) become null."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return to_json(value, inf_nan_mode="null").decode()
+
+
+def _is_text(column: sa.Column[Any]) -> bool:
+    return isinstance(column.type, sa.String)  # sa.Text is a String
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+class _Flush:
+    """A flush request in the writer's queue: set when the writes before it are committed (or failed)."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.error: BaseException | None = None
 
 
 class RunWriter:
@@ -200,37 +247,37 @@ class RunWriter:
         # Gather writes this long before a commit (fewer, larger transactions); a flush cuts the wait short.
         self.linger_s = linger_s
         self._wake = anyio.Event()
-        send, receive = anyio.create_memory_object_stream[Op | anyio.Event](max_buffer_size=math.inf)
-        self._send: MemoryObjectSendStream[Op | anyio.Event] = send
-        self._receive: MemoryObjectReceiveStream[Op | anyio.Event] = receive
-        self.error: BaseException | None = None
+        send, receive = anyio.create_memory_object_stream[Op | _Flush](max_buffer_size=math.inf)
+        self._send: MemoryObjectSendStream[Op | _Flush] = send
+        self._receive: MemoryObjectReceiveStream[Op | _Flush] = receive
+        self.error: BaseException | None = None  # the last write that failed (it was dropped; later ones go on)
 
     def put(self, kind: str, values: Any, *key: str) -> None:
         """Queue one write; it reaches the database with the next batch."""
         self._send.send_nowait(Op(kind, values, key))
 
     async def flush(self) -> None:
-        """Wait until everything queued so far is committed."""
-        done = anyio.Event()
-        self._send.send_nowait(done)
+        """Wait until everything queued so far is committed; raises if a write of the last batch failed."""
+        marker = _Flush()
+        self._send.send_nowait(marker)
         self._wake.set()
-        await done.wait()
-        if self.error is not None:
-            raise RuntimeError(f"the run store failed: {self.error}") from self.error
+        await marker.done.wait()
+        if marker.error is not None:
+            raise RuntimeError(f"the run store failed: {marker.error}") from marker.error
 
     async def run(self) -> None:
         """The writer loop: take what is queued (up to ``max_batch``), commit it, repeat until closed."""
         async with self._receive:
             async for first in self._receive:
-                if self.linger_s and not isinstance(first, anyio.Event) and not self._wake.is_set():
+                if self.linger_s and not isinstance(first, _Flush) and not self._wake.is_set():
                     with anyio.move_on_after(self.linger_s):
                         await self._wake.wait()
                 self._wake = anyio.Event()
                 batch: list[Op] = []
-                waiters: list[anyio.Event] = []
-                item: Op | anyio.Event = first
+                waiters: list[_Flush] = []
+                item: Op | _Flush = first
                 while True:
-                    if isinstance(item, anyio.Event):
+                    if isinstance(item, _Flush):
                         waiters.append(item)
                     else:
                         batch.append(item)
@@ -240,13 +287,30 @@ class RunWriter:
                         item = self._receive.receive_nowait()
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                if batch:
-                    try:
-                        await anyio.to_thread.run_sync(self.store.apply, batch)
-                    except Exception as exc:  # recorded and raised to whoever flushes next
-                        self.error = exc
+                failure = await anyio.to_thread.run_sync(self._apply, batch) if batch else None
                 for waiter in waiters:
-                    waiter.set()
+                    waiter.error = failure
+                    waiter.done.set()
+
+    def _apply(self, batch: list[Op]) -> BaseException | None:
+        """Commit ``batch``; if it fails, commit its operations one by one and drop only those that fail."""
+        try:
+            self.store.apply(batch)
+            return None
+        except Exception as exc:
+            first: BaseException = exc
+        dropped = 0
+        for op in batch:
+            try:
+                self.store.apply([op])
+            except Exception as exc:
+                dropped += 1
+                first = exc if dropped == 1 else first
+        if dropped:
+            self.error = first
+            _log.warning("run store: %d of %d writes failed and were dropped: %s", dropped, len(batch), first)
+            return first
+        return None
 
     async def aclose(self) -> None:
         """Flush, then stop the loop."""

@@ -17,12 +17,23 @@ from agents.agent import Agent
 from orchestrator.energy import EnergyModel
 from orchestrator.executor import Executor, StatsSink
 from orchestrator.graph import TaskGraph
+from orchestrator.limits import (
+    LimitExceeded,
+    RunLimits,
+    check_after,
+    check_graph_limits,
+    check_list_query,
+    check_request_size,
+    valid_run_id,
+)
 from orchestrator.router import RegistryLike, Router
 from orchestrator.runs import RunStore, RunWriter, now
 from orchestrator.spec import GraphSpec, TaskSpec, as_graph
 from orchestrator.state import RunState
 from orchestrator.transports import Transport, Transports
 from protocol.a2a import new_id
+from protocol.egress import EgressPolicy
+from registry.stdio import StdioAllowlist
 
 __all__ = ["Orchestrator", "RunNotFound", "RESTART_REASON"]
 
@@ -46,18 +57,25 @@ class Orchestrator:
         router: Router | None = None,
         energy: EnergyModel | None = None,
         resume: bool = True,
-        max_active_runs: int = 1_000,
         record_stats: bool = True,
+        limits: RunLimits | None = None,
+        stdio_allowlist: StdioAllowlist | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
+        """``limits`` bound what runs are accepted; ``stdio_allowlist`` names the only commands an ``mcp+stdio:``
+        target may start (default: the host's allowlist file); ``egress`` says which addresses agent calls may
+        reach (default: public and loopback addresses, never link-local or private ranges)."""
         self.registry = registry
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         self.router = router or Router(registry)
-        self._transports = Transports(local_agents) if transport is None else None
+        self.limits = limits or RunLimits()
+        self._transports = (
+            Transports(local_agents, stdio_allowlist=stdio_allowlist, egress=egress) if transport is None else None
+        )
         self.transport: Transport = transport or self._transports  # type: ignore[assignment]
         self.stats = StatsSink(self.router)
         self.executor = Executor(self.router, self.transport, energy=energy, stats=self.stats if record_stats else None)
         self.resume = resume
-        self.max_active_runs = max_active_runs
         self.writer = RunWriter(self.store)
         self.active: dict[str, RunState] = {}
         self._tg: TaskGroup | None = None
@@ -92,18 +110,25 @@ class Orchestrator:
     # -- runs ---------------------------------------------------------------------------------------------
 
     async def validate(self, spec: GraphSpec | TaskSpec | dict[str, Any]) -> TaskGraph:
-        """Parse and check a request: acyclic, every reference bound, every need served (raises GraphError)."""
-        graph = TaskGraph(as_graph(spec))
+        """Parse and check a request: within the limits (LimitExceeded), well-formed (pydantic ValidationError),
+        acyclic, every reference bound and every need served (GraphError). The CPU work runs in a thread."""
+        check_request_size(spec, self.limits)  # before any parsing: a huge graph costs nothing
+        graph = await anyio.to_thread.run_sync(self._build, spec)
         await anyio.to_thread.run_sync(graph.check_served, self.router.serves)
         return graph
+
+    def _build(self, spec: GraphSpec | TaskSpec | dict[str, Any]) -> TaskGraph:
+        graph_spec = as_graph(spec)
+        check_graph_limits(graph_spec, self.limits)
+        return TaskGraph(graph_spec)
 
     async def submit(self, spec: GraphSpec | TaskSpec | dict[str, Any]) -> str:
         """Validate and start a run; returns its id at once (follow it with ``wait`` or ``events``)."""
         if self._tg is None:
             raise RuntimeError("the orchestrator is not running; use 'async with orchestrator.running():'")
-        if len(self.active) >= self.max_active_runs:
-            raise OverflowError(f"{self.max_active_runs} runs are active; wait for some to finish")
+        self._check_capacity()
         graph = await self.validate(spec)
+        self._check_capacity()  # others may have started while this one was validated
         run_id = new_id()
         stamp = now()
         self.writer.put(
@@ -126,6 +151,14 @@ class Orchestrator:
         self._start(state)
         return run_id
 
+    def _check_capacity(self) -> None:
+        if len(self.active) >= self.limits.max_active_runs:
+            raise LimitExceeded(
+                429,
+                f"{self.limits.max_active_runs} runs are active, this orchestrator's limit (RunLimits.max_active_runs,"
+                " 'orchestrator serve --max-active-runs'); wait for some to finish",
+            )
+
     async def run(self, spec: GraphSpec | TaskSpec | dict[str, Any]) -> dict[str, Any]:
         """Submit a run, wait for its end, return its full record."""
         return await self.wait(await self.submit(spec))
@@ -139,6 +172,8 @@ class Orchestrator:
 
     async def cancel(self, run_id: str) -> bool:
         """Cancel an active run and its tasks on the agents; False when it had already ended."""
+        if not valid_run_id(run_id):
+            raise RunNotFound(_no_run(run_id))
         state = self.active.get(run_id)
         if state is None:
             if await anyio.to_thread.run_sync(self.store.get_run, run_id) is None:
@@ -151,6 +186,8 @@ class Orchestrator:
 
     async def get_run(self, run_id: str, *, attempts: bool = True) -> dict[str, Any]:
         """The stored record of a run: status, error, usage, tasks and (optionally) attempts."""
+        if not valid_run_id(run_id):
+            raise RunNotFound(_no_run(run_id))
         await self.writer.flush()
         run = await anyio.to_thread.run_sync(self.store.get_run, run_id)
         if run is None:
@@ -161,11 +198,16 @@ class Orchestrator:
         return run
 
     async def list_runs(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        """The most recent runs (newest first); raises InvalidQuery for an unknown status or out-of-range numbers."""
+        check_list_query(status, limit, offset)
         await self.writer.flush()
         return await anyio.to_thread.run_sync(lambda: self.store.list_runs(status=status, limit=limit, offset=offset))
 
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
         """The run's events with ``seq > after``: stored ones first, then live ones until the run ends."""
+        check_after(after)
+        if not valid_run_id(run_id):
+            raise RunNotFound(_no_run(run_id))
         last = after
         while True:
             state = self.active.get(run_id)
@@ -296,3 +338,7 @@ class Orchestrator:
                 self._start(state)
             else:
                 await self._close(state, "failed", RESTART_REASON + " (resume is off)")
+
+
+def _no_run(run_id: str) -> str:
+    return f"no run {str(run_id)[:80]!r}; list runs with GET /runs"

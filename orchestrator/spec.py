@@ -6,22 +6,55 @@ Inputs may reference earlier outputs with ``{"$ref": "TASK_ID.output"}`` or ``{"
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from protocol.validation import stored_text
 
 __all__ = ["Constraints", "TaskSpec", "GraphSpec", "RunSpec", "Ref", "REF_KEY", "parse_ref", "find_refs", "as_graph"]
 
 REF_KEY = "$ref"
-_TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
-_REF = re.compile(r"^(?P<task>[A-Za-z0-9][A-Za-z0-9_\-]{0,63})\.output(?:\.(?P<path>[^\s]{1,500}))?$")
+_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}")  # always fullmatch: '$' would let "a\n" through
+_REF = re.compile(r"(?P<task>[A-Za-z0-9][A-Za-z0-9_\-]{0,63})\.output(?:\.(?P<path>[^\s]{1,500}))?")
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` unchanged; refuses NaN and infinities anywhere inside (JSON has none; PostgreSQL's json refuses
+    them while SQLite would store them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("must not contain NaN or Infinity (they are not JSON numbers)")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+# Every string that reaches a column fits it: length, no NUL, one line (protocol.validation.stored_text).
+if TYPE_CHECKING:
+    TaskId = str
+    Name = str
+    Skill = str
+    Tag = str
+    Text = str
+else:
+    TaskId = stored_text(64, min_length=1)
+    Name = stored_text(200)
+    Skill = stored_text(200)
+    Tag = stored_text(200, min_length=1)
+    Text = stored_text(2_000, single_line=False)
 
 
 class Constraints(BaseModel):
     """Limits on how a task may run: per-attempt deadline, cost ceiling, model size, attempts and backoff."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     deadline_s: float | None = Field(default=None, gt=0, le=86_400, description="per-attempt time limit (s)")
     max_cost: float | None = Field(default=None, ge=0, description="highest per-call cost hint accepted")
@@ -36,19 +69,23 @@ class Constraints(BaseModel):
 class TaskSpec(BaseModel):
     """One unit of work: what capability it needs (skill, tags or free text), its input, its constraints."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    id: str = Field(default="task", description="unique within the graph")
-    skill: str | None = Field(default=None, max_length=200)
-    tags: list[str] = Field(default_factory=list, max_length=20)
-    text: str | None = Field(default=None, max_length=2_000, description="free-text description of the need")
-    input: Any = Field(default_factory=dict, description="skill input; may hold {'$ref': 'ID.output.path'}")
-    output_schema: dict[str, Any] | None = Field(default=None, description="JSON schema the output must meet")
+    id: TaskId = Field(default="task", description="unique within the graph; 1-64 letters, digits, '_' or '-'")
+    skill: Skill | None = Field(default=None)
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    text: Text | None = Field(default=None, description="free-text description of the need")
+    input: Annotated[Any, AfterValidator(_finite_json)] = Field(
+        default_factory=dict, description="skill input; may hold {'$ref': 'ID.output.path'}"
+    )
+    output_schema: Annotated[dict[str, Any] | None, AfterValidator(_finite_json)] = Field(
+        default=None, description="JSON schema the output must meet"
+    )
     constraints: Constraints = Field(default_factory=Constraints)
 
     @model_validator(mode="after")
     def _check(self) -> TaskSpec:
-        if not _TASK_ID.match(self.id):
+        if not _TASK_ID.fullmatch(self.id):
             raise ValueError(f"task id {self.id!r} must be 1-64 letters, digits, '_' or '-'")
         if not (self.skill or self.tags or self.text):
             raise ValueError(f"task {self.id!r} must name a skill, tags or a text describing what it needs")
@@ -58,13 +95,13 @@ class TaskSpec(BaseModel):
 class GraphSpec(BaseModel):
     """A run: tasks forming a DAG through their ``$ref`` inputs (and optional explicit ``after`` edges)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    tasks: list[TaskSpec] = Field(min_length=1, max_length=100_000)
-    after: dict[str, list[str]] = Field(default_factory=dict, description="extra ordering: task -> tasks first")
-    concurrency: int = Field(default=16, ge=1, le=1_000)
+    tasks: list[TaskSpec] = Field(min_length=1, max_length=1_000_000, description="at most RunLimits.max_tasks")
+    after: dict[TaskId, list[TaskId]] = Field(default_factory=dict, description="extra ordering: task -> tasks first")
+    concurrency: int = Field(default=16, ge=1, le=10_000, description="at most RunLimits.max_concurrency")
     deadline_s: float | None = Field(default=None, gt=0, le=7 * 86_400, description="limit for the whole run")
-    name: str = Field(default="", max_length=200)
+    name: Name = Field(default="", description="up to 200 characters, one line")
 
 
 RunSpec = GraphSpec | TaskSpec
@@ -91,7 +128,7 @@ def parse_ref(value: Any) -> Ref | None:
     target = value[REF_KEY]
     if len(value) != 1 or not isinstance(target, str):
         raise ValueError(f'a reference is {{"$ref": "TASK_ID.output[.path]"}} alone; got {str(value)[:120]}')
-    match = _REF.match(target)
+    match = _REF.fullmatch(target)
     if match is None:
         raise ValueError(f"reference {target!r} must look like 'TASK_ID.output' or 'TASK_ID.output.field.sub'")
     path = match.group("path")

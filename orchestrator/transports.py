@@ -4,13 +4,17 @@
 - ``a2a``: A2A JSON-RPC over HTTP through ``agents.client.HttpAgentClient`` (one shared httpx pool);
 - ``mcp``: a tool on an MCP server (``mcp+http://host/mcp`` or ``mcp+stdio:command args``).
 
+Registry records come from the network, so nothing in one is trusted: a stdio command starts only when this
+host's ``StdioAllowlist`` names it exactly, and every HTTP connection (A2A and MCP) goes through the
+``protocol.egress`` policy, which resolves and checks the address before connecting.
+
 Each A2A call sends the attempt id as the message's ``contextId``; cancelling an attempt finds the agent's task
 by that context id and sends ``CancelTask``, so a cancelled or timed-out attempt stops on the agent too.
 """
 
 from __future__ import annotations
 
-import shlex
+import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,8 +28,10 @@ from agents.tasks import USAGE_METADATA_KEY
 from agents.usage import Usage
 from orchestrator.http import http_client
 from protocol.a2a import PROTOCOL_VERSION, TERMINAL_STATES, VERSION_HEADER, ListTasksRequest, Task, TaskState
+from protocol.egress import EgressPolicy
 from protocol.jsonrpc import A2AError
 from registry.models import AgentRecord
+from registry.stdio import STDIO_SCHEME, StdioAllowlist, StdioNotAllowed
 
 __all__ = ["CallResult", "AgentCallError", "AgentUnreachable", "Transport", "Transports"]
 
@@ -59,14 +65,27 @@ class Transports:
     """Routes each call to the transport an agent record names; use inside ``async with``."""
 
     def __init__(
-        self, local_agents: list[Agent] | None = None, *, http_timeout_s: float = 600.0, local_history: int = 1_000
+        self,
+        local_agents: list[Agent] | None = None,
+        *,
+        http_timeout_s: float = 600.0,
+        local_history: int = 1_000,
+        stdio_allowlist: StdioAllowlist | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
+        """``stdio_allowlist`` (default: this host's file, re-read when it changes) names the commands an
+        ``mcp+stdio:`` target may start; ``egress`` (default ``EgressPolicy()``) the addresses calls may reach."""
         self._local_agents = {a.name: a for a in local_agents or []}
         self.local_history = local_history  # finished tasks an in-process agent keeps (the orchestrator has its own)
         self._local: dict[str, LocalAgentClient] = {}
         self._remote: dict[str, HttpAgentClient] = {}  # one client per agent URL, all on one keep-alive pool
         self._stack = AsyncExitStack()
-        self._http = http_client(timeout_s=http_timeout_s, headers={VERSION_HEADER: PROTOCOL_VERSION})
+        self.egress = egress or EgressPolicy()
+        self.stdio_allowlist = stdio_allowlist if stdio_allowlist is not None else StdioAllowlist.load()
+        self._allowlist_stamp = _stamp(self.stdio_allowlist)
+        self._http = http_client(
+            timeout_s=http_timeout_s, headers={VERSION_HEADER: PROTOCOL_VERSION}, egress=self.egress
+        )
 
     async def __aenter__(self) -> Transports:
         # Local runtimes own task groups, so they start here, in the task that will also close them.
@@ -98,7 +117,7 @@ class Transports:
     async def call(self, agent: AgentRecord, skill: str, arguments: Any, *, attempt_id: str) -> CallResult:
         """Run ``skill`` on ``agent`` with ``arguments``; raise AgentCallError/AgentUnreachable on failure."""
         if agent.transport == "mcp":
-            return await _call_mcp(agent, skill, arguments)
+            return await _call_mcp(agent, skill, arguments, self._allowlist(), self.egress)
         client = await self._client(agent)
         try:
             # history_length=0: the reply need not echo our own message back
@@ -125,6 +144,23 @@ class Transports:
             except (A2AError, httpx.HTTPError, AgentCallError):
                 pass  # the agent is gone or the task already ended: nothing left to cancel
 
+    def _allowlist(self) -> StdioAllowlist:
+        """The stdio allowlist, re-read when its file changed (``registry add-stdio`` appends to it)."""
+        current = self.stdio_allowlist
+        stamp = _stamp(current)
+        if current.path is not None and stamp != self._allowlist_stamp:
+            self.stdio_allowlist = StdioAllowlist.load(current.path)
+            self._allowlist_stamp = stamp
+        return self.stdio_allowlist
+
+
+def _stamp(allowlist: StdioAllowlist) -> tuple[int, int] | None:
+    try:
+        info = os.stat(allowlist.path) if allowlist.path is not None else None
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size) if info is not None else None
+
 
 def _result(task: Task) -> CallResult:
     usage = Usage.model_validate((task.metadata or {}).get(USAGE_METADATA_KEY) or {})
@@ -141,17 +177,22 @@ def _result(task: Task) -> CallResult:
     raise AgentCallError(f"agent task {task.id} completed without an output artifact")
 
 
-async def _call_mcp(agent: AgentRecord, skill: str, arguments: Any) -> CallResult:
+async def _call_mcp(
+    agent: AgentRecord, skill: str, arguments: Any, allowlist: StdioAllowlist, egress: EgressPolicy
+) -> CallResult:
     try:
         from agents.mcp_client import McpToolClient, McpToolError
     except ImportError:  # pragma: no cover - the MCP client ships with agents
         raise AgentUnreachable("agents.mcp_client is not available; MCP tools cannot be called") from None
     url = agent.url
-    if url.startswith("mcp+stdio:"):
-        command = shlex.split(url.removeprefix("mcp+stdio:"))
-        tools = McpToolClient.stdio(command[0], command[1:])
-    else:
-        tools = McpToolClient.http(url.removeprefix("mcp+"))
+    try:
+        if url.startswith(STDIO_SCHEME):
+            command = allowlist.check(url)  # a command from a registry record runs only when this host allows it
+            tools = McpToolClient.stdio(command[0], command[1:])
+        else:
+            tools = McpToolClient.http(url.removeprefix("mcp+"), egress=egress)
+    except (StdioNotAllowed, ValueError) as exc:
+        raise AgentCallError(str(exc)) from None
     try:
         async with tools:
             output = await tools.call_tool(skill, arguments if isinstance(arguments, dict) else {"input": arguments})

@@ -9,6 +9,7 @@ from registry.errors import (
     CardFetchError,
     CardValidationError,
     InvalidQuery,
+    InvalidRequest,
     McpDiscoveryError,
     NameConflict,
     RegistryError,
@@ -25,6 +26,7 @@ from registry.models import (
     ModelInfo,
     Registration,
     SkillRecord,
+    StdioRegistration,
 )
 from registry.store import Registry
 
@@ -38,6 +40,7 @@ __all__ = [
     "HealthStatus",
     "ModelInfo",
     "Registration",
+    "StdioRegistration",
     "SkillRecord",
     "RegistryError",
     "AgentNotFound",
@@ -48,4 +51,5 @@ __all__ = [
     "RegistryUnavailable",
     "RegistryReadOnly",
     "InvalidQuery",
+    "InvalidRequest",
 ]

@@ -1,30 +1,37 @@
-"""HTTP API of the registry (Starlette): register by URL or card JSON, list, get, search, heartbeat, stats.
+"""HTTP API of the registry (Starlette behind ``protocol.boundary.Boundary``): register by URL or card JSON, list,
+get, search, heartbeat, stats.
 
-Errors come back as ``{"error": {"type": "<RegistryError subclass>", "message": "..."}}`` with a fitting
-HTTP status, so ``registry.client`` can raise the same exception on the other side.
+The boundary checks Host, Origin, content type, body size, arrival time and JSON depth before any route runs;
+routes read the parsed body with ``request_json``. Bodies, query parameters and path ids are validated by pydantic
+models (``registry.schemas``), so bad input answers a 4xx with a one-line reason. Errors come back as
+``{"error": {"type": "<RegistryError subclass or boundary kind>", "message": "..."}}`` with a fitting HTTP status,
+so ``registry.client`` can raise the same exception on the other side.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
 
 import anyio
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from protocol.boundary import NO_BODY, Boundary, BoundaryPolicy, request_json
+from protocol.egress import EgressPolicy
+from protocol.validation import describe_validation_error
 from registry import discovery
 from registry.errors import (
     AgentNotFound,
     CardFetchError,
     CardValidationError,
     InvalidQuery,
+    InvalidRequest,
     McpDiscoveryError,
     NameConflict,
     RegistryError,
@@ -32,8 +39,17 @@ from registry.errors import (
     RegistryUnavailable,
 )
 from registry.health import HealthChecker
-from registry.models import HealthStatus, Registration
-from registry.schemas import RecordCallRequest, RegisterMcpRequest, RegisterUrlRequest, SearchParams, StatusRequest
+from registry.models import Registration
+from registry.schemas import (
+    ListParams,
+    PathId,
+    RecordCallRequest,
+    RegisterMcpRequest,
+    RegisterUrlRequest,
+    SearchParams,
+    StatusRequest,
+)
+from registry.stdio import StdioAllowlist
 from registry.store import Registry
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
@@ -45,11 +61,13 @@ _STATUS: dict[type[RegistryError], int] = {
     NameConflict: 409,
     CardValidationError: 422,
     InvalidQuery: 422,
+    InvalidRequest: 422,
     CardFetchError: 502,
     McpDiscoveryError: 502,
     RegistryReadOnly: 503,
     RegistryUnavailable: 503,
 }
+_PATH_ID: TypeAdapter[str] = TypeAdapter(PathId)
 
 
 def _error(exc: RegistryError) -> JSONResponse:
@@ -65,38 +83,45 @@ def _dump(value: Any) -> Any:
     return value
 
 
-async def _body(request: Request, model: type[B]) -> B:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidQuery(f"request body larger than {MAX_BODY_BYTES} bytes")
+def _body(request: Request, model: type[B]) -> B:
+    """The body the boundary parsed, validated as ``model`` (InvalidRequest, one line, when it does not fit)."""
+    data = request_json(request)
     try:
-        return model.model_validate(json.loads(raw or b"{}"))
-    except (json.JSONDecodeError, ValidationError) as exc:
-        raise CardValidationError(f"invalid {model.__name__}: {exc}") from None
+        return model.model_validate({} if data is NO_BODY else data)
+    except ValidationError as exc:
+        raise InvalidRequest(f"invalid {model.__name__} body: {describe_validation_error(exc)}") from None
 
 
-def _search_params(request: Request) -> SearchParams:
+def _agent_id(request: Request) -> str:
+    """The ``{agent_id}`` path parameter (an id or name as the columns hold them)."""
+    try:
+        return _PATH_ID.validate_python(request.path_params["agent_id"])
+    except ValidationError as exc:
+        reason = describe_validation_error(exc).removeprefix("<root>: ")
+        raise InvalidRequest(f"invalid agent id or name in the path: {reason}") from None
+
+
+def _query(request: Request, model: type[B], names: dict[str, str], lists: tuple[str, ...]) -> B:
+    """Query parameters (``names``: parameter -> field; ``lists`` may repeat) validated as ``model``."""
     q = request.query_params
-    status: list[str] | None = q.getlist("status") or None
-    raw: dict[str, Any] = {
-        "skill": q.get("skill"),
-        "tags": q.getlist("tag") or None,
-        "text": q.get("q"),
-        "max_cost": q.get("max_cost"),
-        "max_latency_ms": q.get("max_latency_ms"),
-        "all_tags": q.get("all_tags", "false").lower() in ("1", "true", "yes"),
-        "limit": q.get("limit", 20),
-        "offset": q.get("offset", 0),
-    }
-    if status != ["any"]:
-        raw["status"] = status or [HealthStatus.HEALTHY]
-    else:
+    raw: dict[str, Any] = {}
+    for param, field in names.items():
+        if param in lists:
+            if values := q.getlist(param):
+                raw[field] = values
+        elif param in q:
+            raw[field] = q[param]
+    if raw.get("status") == ["any"]:
         raw["status"] = None
     try:
-        return SearchParams.model_validate({k: v for k, v in raw.items() if v is not None or k == "status"})
+        return model.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidQuery(f"invalid search parameters: {exc}") from None
+        raise InvalidQuery(f"invalid query parameters: {describe_validation_error(exc)}") from None
 
+
+_SEARCH = {p: p for p in ("skill", "status", "max_cost", "max_latency_ms", "all_tags", "limit", "offset")}
+_SEARCH |= {"tag": "tags", "q": "text"}
+_LIST = {p: p for p in ("limit", "offset", "status")}
 
 Handler = Callable[[Request], Awaitable[Any]]
 
@@ -114,58 +139,73 @@ def _endpoint(handler: Handler, status_code: int = 200) -> Callable[[Request], A
     return endpoint
 
 
-def create_app(registry: Registry | str | None = None, *, health_interval: float | None = None) -> Starlette:
-    """The registry API over ``registry`` (a Registry, or a database URL); optionally sweeps health."""
+def create_app(
+    registry: Registry | str | None = None,
+    *,
+    health_interval: float | None = None,
+    policy: BoundaryPolicy | None = None,
+    egress: EgressPolicy | None = None,
+    stdio_allowlist: StdioAllowlist | None = None,
+) -> Boundary:
+    """The registry API over ``registry`` (a Registry, or a database URL) behind the HTTP boundary.
+
+    ``policy`` (default: loopback host names, 2 MB bodies) guards every request; ``egress`` (default
+    ``EgressPolicy()``) says which addresses register-url, register-mcp and the health sweep may reach;
+    ``stdio_allowlist`` names the stdio MCP commands the health sweep may start (default: none). With
+    ``health_interval`` the app sweeps health every that many seconds.
+    """
     reg = registry if isinstance(registry, Registry) else Registry(registry)
+    egress = egress or EgressPolicy()
     run = anyio.to_thread.run_sync
 
     async def list_agents(request: Request) -> Any:
-        q = request.query_params
-        try:
-            limit, offset = int(q.get("limit", 100)), int(q.get("offset", 0))
-        except ValueError:
-            raise InvalidQuery("limit and offset must be integers") from None
-        status = [HealthStatus(s) for s in q.getlist("status")] if q.getlist("status") else None
-        return await run(lambda: reg.list(limit, offset, status=status))
+        p = _query(request, ListParams, _LIST, ("status",))
+        return await run(lambda: reg.list(p.limit, p.offset, status=p.status))
 
     async def register_card(request: Request) -> Any:
-        return await run(reg.register, await _body(request, Registration))
+        return await run(reg.register, _body(request, Registration))
 
     async def register_url(request: Request) -> Any:
-        body = await _body(request, RegisterUrlRequest)
+        body = _body(request, RegisterUrlRequest)
         return await discovery.register_url(
-            reg, body.url, model=body.model, cost=body.cost, agent_id=body.agent_id, timeout_s=body.timeout
+            reg,
+            body.url,
+            model=body.model,
+            cost=body.cost,
+            agent_id=body.agent_id,
+            timeout_s=body.timeout,
+            egress=egress,
         )
 
     async def register_mcp(request: Request) -> Any:
-        body = await _body(request, RegisterMcpRequest)
+        body = _body(request, RegisterMcpRequest)
         return await discovery.register_mcp(
-            reg, body.url, name=body.name, model=body.model, cost=body.cost, timeout_s=body.timeout
+            reg, body.url, name=body.name, model=body.model, cost=body.cost, timeout_s=body.timeout, egress=egress
         )
 
     async def get_agent(request: Request) -> Any:
-        return await run(reg.find, request.path_params["agent_id"])
+        return await run(reg.find, _agent_id(request))
 
     async def delete_agent(request: Request) -> Any:
-        await run(reg.deregister, request.path_params["agent_id"])
+        await run(reg.deregister, _agent_id(request))
 
     async def heartbeat(request: Request) -> Any:
-        await run(reg.heartbeat, request.path_params["agent_id"])
+        await run(reg.heartbeat, _agent_id(request))
 
     async def record_call(request: Request) -> Any:
-        body = await _body(request, RecordCallRequest)
+        agent_id, body = _agent_id(request), _body(request, RecordCallRequest)
         fn = partial(reg.record_call, success=body.success, latency_s=body.latency_s, tokens=body.tokens)
-        await run(fn, request.path_params["agent_id"])
+        await run(fn, agent_id)
 
     async def set_status(request: Request) -> Any:
-        body = await _body(request, StatusRequest)
-        await run(reg.set_status, request.path_params["agent_id"], body.status)
+        agent_id, body = _agent_id(request), _body(request, StatusRequest)
+        await run(reg.set_status, agent_id, body.status)
 
     async def history(request: Request) -> Any:
-        return await run(reg.history, request.path_params["agent_id"])
+        return await run(reg.history, _agent_id(request))
 
     async def search(request: Request) -> Any:
-        p = _search_params(request)
+        p = _query(request, SearchParams, _SEARCH, ("status", "tag"))
         fn = partial(
             reg.search,
             p.skill,
@@ -187,7 +227,8 @@ def create_app(registry: Registry | str | None = None, *, health_interval: float
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
             if health_interval is not None:
-                tg.start_soon(HealthChecker(reg).run, health_interval)
+                checker = HealthChecker(reg, egress=egress, stdio_allowlist=stdio_allowlist)
+                tg.start_soon(checker.run, health_interval)
             yield
             tg.cancel_scope.cancel()
 
@@ -206,5 +247,5 @@ def create_app(registry: Registry | str | None = None, *, health_interval: float
         Route("/search", _endpoint(search), methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.registry = reg
-    return app
+    app.state.registry, app.state.egress, app.state.stdio_allowlist = reg, egress, stdio_allowlist
+    return Boundary(app, policy or BoundaryPolicy(max_body_bytes=MAX_BODY_BYTES))

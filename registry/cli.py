@@ -1,7 +1,8 @@
-"""`scaleout registry ...` commands: serve | add URL | list | search QUERY | show ID | remove ID.
+"""`scaleout registry ...` commands: serve | add URL | add-stdio NAME -- COMMAND | list | search | show | remove.
 
 Tables for people by default, ``--json`` for scripts. Commands work on the database directly (``--db`` or
-$SCALEOUT_DB_URL), or through a running registry server with ``--api URL``.
+$SCALEOUT_DB_URL), or through a running registry server with ``--api URL``; ``add-stdio`` only on the database,
+on the host that will start the command (it also appends the command to that host's stdio allowlist).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
@@ -95,15 +97,27 @@ async def _with_backend(args: argparse.Namespace, direct: Backend, remote: Backe
 
 
 def _run_add(args: argparse.Namespace) -> Any:
+    from protocol.egress import EgressPolicy
     from registry import discovery
 
     cost = CostHints(per_call=args.cost_per_call) if args.cost_per_call is not None else None
-    is_mcp = args.mcp or args.url.startswith(("mcp+", "stdio:"))
+    if args.url.startswith(("stdio:", "mcp+stdio:")):
+        raise RegistryError(
+            "a stdio MCP server is a command on this host: add it with "
+            "'scaleout registry add-stdio NAME -- COMMAND ARGS' (which also allows it in this host's stdio allowlist)"
+        )
+    is_mcp = args.mcp or args.url.startswith("mcp+")
+    try:
+        egress = EgressPolicy.for_bind("127.0.0.1", args.allow_fetch or ())  # this host, and ranges allowed
+    except ValueError as exc:
+        raise RegistryError(f"invalid --allow-fetch: {exc}") from None
 
     async def direct(reg: Any) -> AgentRecord:
         if is_mcp:
-            return await discovery.register_mcp(reg, args.url, name=args.name, cost=cost, timeout_s=args.timeout)
-        return await discovery.register_url(reg, args.url, cost=cost, timeout_s=args.timeout)
+            return await discovery.register_mcp(
+                reg, args.url, name=args.name, cost=cost, timeout_s=args.timeout, egress=egress
+            )
+        return await discovery.register_url(reg, args.url, cost=cost, timeout_s=args.timeout, egress=egress)
 
     async def remote(client: Any) -> AgentRecord:
         if is_mcp:
@@ -111,6 +125,57 @@ def _run_add(args: argparse.Namespace) -> Any:
         return await client.register_url(args.url, cost=cost, fetch_timeout_s=args.timeout)
 
     return anyio.run(_with_backend, args, direct, remote)
+
+
+def _stdio_command(args: argparse.Namespace) -> list[str]:
+    """The command of ``add-stdio`` (the words after ``--``; options between NAME and ``--`` are parsed too)."""
+    words = list(args.command)
+    if "--" in words:
+        at = words.index("--")
+        head, words = words[:at], words[at + 1 :]
+        if head:
+            args.stdio_options.parse_args(head, namespace=args)
+    elif words and words[0].startswith("-"):
+        _, rest = args.stdio_options.parse_known_args(words, namespace=args)
+        if rest:
+            raise RegistryError("put the command after '--': scaleout registry add-stdio NAME [options] -- COMMAND")
+        words = []
+    if not words:
+        raise RegistryError("give the command to start after '--': scaleout registry add-stdio NAME -- COMMAND ARGS")
+    return words
+
+
+def _run_add_stdio(args: argparse.Namespace) -> AgentRecord:
+    import anyio.to_thread as to_thread
+
+    from registry import discovery
+    from registry.stdio import StdioAllowlist
+    from registry.store import Registry
+
+    argv = _stdio_command(args)
+    if args.api:
+        raise RegistryError(
+            "add-stdio runs on the host that will start the command, on its database (--db), not through --api: "
+            "it also writes that host's stdio allowlist"
+        )
+    try:
+        allowlist = StdioAllowlist.load(args.allowlist)
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"cannot read the stdio allowlist: {exc}") from None
+    cost = CostHints(per_call=args.cost_per_call) if args.cost_per_call is not None else None
+
+    async def add(reg: Registry) -> AgentRecord:
+        # list the tools with only this command allowed; persist it once the server has answered
+        trial = StdioAllowlist([argv], allowlist.path)
+        described = await discovery.describe_mcp(argv, name=args.name, timeout_s=args.timeout, stdio_allowlist=trial)
+        try:
+            allowlist.add(argv)
+        except OSError as exc:
+            raise RegistryError(f"cannot write the stdio allowlist {allowlist.path}: {exc}") from None
+        return await to_thread.run_sync(reg.register, described.model_copy(update={"cost": cost}))
+
+    with Registry(args.db) as reg:
+        return anyio.run(add, reg)
 
 
 def _command(args: argparse.Namespace, out: TextIO) -> None:
@@ -128,6 +193,10 @@ def _command(args: argparse.Namespace, out: TextIO) -> None:
     if args.registry_command == "add":
         record = _run_add(args)
         _emit(args, record, f"registered {record.name} ({record.id}) with {len(record.skills)} skills", out)
+    elif args.registry_command == "add-stdio":
+        record = _run_add_stdio(args)
+        text = f"registered {record.name} ({record.id}) with {len(record.skills)} skills; allowed {record.url}"
+        _emit(args, record, text, out)
     elif args.registry_command == "list":
         records = call("list", args.limit, args.offset)
         _emit(args, records, _summary(records), out)
@@ -154,12 +223,36 @@ def _command(args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from pydantic import ValidationError
 
+    from protocol.boundary import BoundaryPolicy
+    from protocol.egress import EgressPolicy
+    from protocol.serving import ServerLimits, serve
+    from protocol.validation import describe_validation_error
     from registry.api import create_app
+    from registry.stdio import StdioAllowlist
 
-    app = create_app(args.db, health_interval=args.health_interval)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    try:
+        policy = BoundaryPolicy.for_bind(
+            args.host,
+            args.port,
+            allow_hosts=args.allow_host or (),
+            allow_origins=args.allow_origin or (),
+            max_body_bytes=args.max_body_bytes,
+        )
+        egress = EgressPolicy.for_bind(args.host, args.allow_fetch or ())
+        limits = ServerLimits(header_timeout_s=args.header_timeout)
+        if args.allow_stdio and not Path(args.allow_stdio).expanduser().is_file():
+            raise ValueError(f"--allow-stdio {args.allow_stdio}: no such file")
+        allowlist = StdioAllowlist.load(args.allow_stdio) if args.allow_stdio else None
+    except ValueError as exc:
+        reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        print(f"error: invalid setting: {reason}", file=sys.stderr)
+        return 2
+    app = create_app(
+        args.db, health_interval=args.health_interval, policy=policy, egress=egress, stdio_allowlist=allowlist
+    )
+    serve(app, args.host, args.port, limits, log_level="info")
     return 0
 
 
@@ -190,13 +283,47 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--health-interval", type=float, default=None, help="sweep health every N seconds")
+    serve.add_argument(
+        "--allow-fetch",
+        action="append",
+        metavar="CIDR",
+        help="private range that discovery and the health sweep may fetch from (repeatable; loopback is allowed "
+        "by default only when --host is loopback)",
+    )
+    serve.add_argument("--allow-host", action="append", metavar="HOST[:PORT]", help="extra Host header answered")
+    serve.add_argument("--allow-origin", action="append", metavar="ORIGIN", help="extra browser Origin accepted")
+    serve.add_argument("--max-body-bytes", type=int, default=2_000_000, help="largest request body (413 past it)")
+    serve.add_argument("--header-timeout", type=float, default=10.0, help="seconds for a complete request head")
+    serve.add_argument(
+        "--allow-stdio", metavar="PATH", help="stdio allowlist whose commands the health sweep may start"
+    )
 
     add = sub.add_parser("add", help="register the agent at URL (A2A card, or an MCP server)", parents=[common])
-    add.add_argument("url", help="A2A base/card URL, mcp+http://host/mcp, or stdio:'command args'")
+    add.add_argument("url", help="A2A base/card URL or mcp+http://host/mcp (stdio commands: add-stdio)")
     add.add_argument("--mcp", action="store_true", help="URL is an MCP server (Streamable HTTP)")
     add.add_argument("--name", help="name for an MCP server (default: the name it reports)")
     add.add_argument("--cost-per-call", type=float, default=None)
     add.add_argument("--timeout", type=float, default=10.0)
+    add.add_argument(
+        "--allow-fetch",
+        action="append",
+        metavar="CIDR",
+        help="private range the card or server may be fetched from (repeatable; without --api)",
+    )
+
+    options = argparse.ArgumentParser(add_help=False, parents=[common])
+    options.add_argument("--allowlist", metavar="PATH", help="stdio allowlist to extend (default: see docs)")
+    options.add_argument("--cost-per-call", type=float, default=None)
+    options.add_argument("--timeout", type=float, default=20.0)
+    stdio = sub.add_parser(
+        "add-stdio",
+        help="list the tools of a stdio MCP server, allow its command on this host and register it",
+        parents=[options],
+        usage="%(prog)s [options] NAME -- COMMAND [ARGS ...]",
+    )
+    stdio.add_argument("name", help="name to register the server under")
+    stdio.add_argument("command", nargs=argparse.REMAINDER, help="the command line, after '--'")
+    stdio.set_defaults(stdio_options=options)
 
     lst = sub.add_parser("list", help="list registered agents", parents=[common])
     lst.add_argument("--limit", type=int, default=100)

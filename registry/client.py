@@ -1,4 +1,8 @@
-"""Async Python client of the registry HTTP API (httpx); raises the same RegistryError subclasses."""
+"""Async Python client of the registry HTTP API (httpx); raises the same RegistryError subclasses.
+
+Errors map by their ``type`` (``InvalidRequest``, ``InvalidQuery``, ``NameConflict``, ...); refusals of the
+server's HTTP boundary (415, 413, 421, 403, 400 bad JSON) come back as ``RegistryError`` with the server's message.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +51,8 @@ class RegistryClient:
             await self._http.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        if method in ("POST", "PUT", "PATCH"):  # the server takes JSON only, bodyless requests included
+            kwargs["headers"] = {"Content-Type": "application/json", **kwargs.get("headers", {})}
         try:
             resp = await self._http.request(method, f"{self.base_url}{path}", **kwargs)
         except httpx.HTTPError as exc:

@@ -151,8 +151,9 @@ def to_skill(row: Row[Any]) -> SkillRecord:
 
 def to_record(row: Row[Any], skills: list[SkillRecord]) -> AgentRecord:
     """An AgentRecord from a registry_agents row and its skills."""
+    # rows were validated on the way in: construct, so an old row never fails a newer, stricter check
     model = (
-        ModelInfo(
+        ModelInfo.model_construct(
             name=row.model_name,
             parameters=row.model_parameters,
             quantisation=row.model_quantisation,
@@ -173,7 +174,7 @@ def to_record(row: Row[Any], skills: list[SkillRecord]) -> AgentRecord:
         tags=row.tags or [],
         provider=row.provider,
         model=model,
-        cost=CostHints(per_call=row.cost_per_call, per_1k_tokens=row.cost_per_1k_tokens),
+        cost=CostHints.model_construct(per_call=row.cost_per_call, per_1k_tokens=row.cost_per_1k_tokens),
         status=HealthStatus(row.status),
         last_heartbeat=utc(row.last_heartbeat),
         consecutive_failures=row.consecutive_failures,

@@ -1,42 +1,109 @@
 """Discovery: read an A2A Agent Card from a URL, or list an MCP server's tools, and register the result.
 
-Every network step is bounded by a timeout; failures become CardFetchError / CardValidationError /
-McpDiscoveryError with the URL and a hint how to fix it.
+Every fetch of a URL connects through ``protocol.egress`` (``http_client`` / ``mcp_http_client`` below, the one
+place the registry opens outbound HTTP connections): the host is resolved and its address checked against an
+``EgressPolicy`` before any connection. Card fetches follow at most ``MAX_REDIRECTS`` redirects, only within the
+same scheme, host and port; the whole fetch is bounded by its timeout and the card by ``MAX_CARD_BYTES``. A stdio
+MCP server is started only when its command is in the caller's ``StdioAllowlist``. Failures become
+CardFetchError / CardValidationError / McpDiscoveryError with the URL and a hint how to fix it.
 """
 
 from __future__ import annotations
 
-import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import anyio
 import httpx
+import httpx2  # type: ignore[import-not-found]  # the MCP SDK's HTTP client
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from protocol.a2a import AGENT_CARD_PATH, AgentCard, AgentInterface, AgentSkill
+from protocol.egress import EgressPolicy, guard_transport, guarded_client
 from protocol.validation import describe_validation_error
 from registry.errors import CardFetchError, CardValidationError, McpDiscoveryError
-from registry.models import AgentRecord, CostHints, ModelInfo, Registration
+from registry.models import AgentRecord, CostHints, ModelInfo, Registration, StdioRegistration
+from registry.stdio import STDIO_SCHEME, StdioAllowlist, StdioNotAllowed
 from registry.store import Registry
 
 __all__ = [
     "MAX_CARD_BYTES",
+    "MAX_MCP_RESPONSE_BYTES",
+    "MAX_REDIRECTS",
     "card_url_for",
     "parse_card",
+    "http_client",
+    "mcp_http_client",
     "fetch_card",
     "mcp_target",
     "describe_mcp",
+    "probe_mcp",
     "ping_mcp",
     "register_url",
     "register_mcp",
 ]
 
 MAX_CARD_BYTES = 1_000_000
+MAX_MCP_RESPONSE_BYTES = 10_000_000
+MAX_REDIRECTS = 3
 McpTarget = str | Sequence[str] | StdioServerParameters
+
+
+def http_client(egress: EgressPolicy, timeout_s: float) -> httpx.AsyncClient:
+    """The HTTP client of every card fetch: connects only where ``egress`` allows and follows no redirect itself."""
+    return guarded_client(egress, timeout_s=timeout_s)
+
+
+def mcp_http_client(egress: EgressPolicy, timeout_s: float) -> Any:
+    """The MCP SDK's HTTP client (httpx2) for MCP discovery and probes: guarded by ``egress`` the same way, and
+    each response capped at MAX_MCP_RESPONSE_BYTES (the SDK reads JSON responses whole)."""
+    transport = _CappedTransport(guard_transport(httpx2.AsyncHTTPTransport(), egress), MAX_MCP_RESPONSE_BYTES)
+    return httpx2.AsyncClient(timeout=timeout_s, transport=transport, follow_redirects=False)
+
+
+class _CappedTransport(httpx2.AsyncBaseTransport):  # type: ignore[misc]
+    """An httpx2 transport whose response bodies end in an error past ``limit`` bytes."""
+
+    def __init__(self, inner: Any, limit: int) -> None:
+        self.inner, self.limit = inner, limit
+
+    async def handle_async_request(self, request: Any) -> Any:
+        response = await self.inner.handle_async_request(request)
+        response.stream = _CappedStream(response.stream, self.limit, str(request.url))
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def __aenter__(self) -> _CappedTransport:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.inner.__aexit__(*exc)
+
+
+class _CappedStream(httpx2.AsyncByteStream):  # type: ignore[misc]
+    def __init__(self, inner: Any, limit: int, url: str) -> None:
+        self.inner, self.limit, self.url = inner, limit, url
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self.inner:
+            seen += len(chunk)
+            if seen > self.limit:
+                raise httpx2.ReadError(f"the response of {self.url} is larger than {self.limit} bytes")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def card_url_for(url: str) -> str:
@@ -49,8 +116,8 @@ def card_url_for(url: str) -> str:
 def parse_card(payload: bytes | str | dict[str, Any], source: str = "the request") -> AgentCard:
     """Validate an Agent Card (JSON text or dict); raises CardValidationError naming the bad fields."""
     try:
-        data = json.loads(payload) if isinstance(payload, bytes | str) else payload
-    except json.JSONDecodeError as exc:
+        data = from_json(payload) if isinstance(payload, bytes | str) else payload
+    except ValueError as exc:
         raise CardValidationError(f"the agent card from {source} is not JSON: {exc}") from None
     try:
         return AgentCard.model_validate(data)
@@ -61,45 +128,83 @@ def parse_card(payload: bytes | str | dict[str, Any], source: str = "the request
         ) from None
 
 
-async def fetch_card(url: str, *, timeout_s: float = 10.0) -> tuple[AgentCard, str]:
-    """Fetch and validate the card of the agent at ``url``; returns the card and the URL it came from."""
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        return None
+
+
+async def _get_card(client: httpx.AsyncClient, url: str) -> tuple[bytes, str]:
+    """GET the card at ``url``, following up to MAX_REDIRECTS redirects on the same origin; body and final URL."""
+    where = url
+    for hop in range(MAX_REDIRECTS + 1):
+        async with client.stream("GET", where, headers={"Accept": "application/json"}) as resp:
+            if resp.is_redirect:
+                target = urljoin(where, resp.headers["location"])
+                if _origin(target) is None or _origin(target) != _origin(url):
+                    raise CardFetchError(
+                        f"GET {where} redirected to {target[:300]}, another scheme, host or port; the registry "
+                        f"follows redirects only on the same origin: register {target[:300]} itself if you trust it"
+                    )
+                if hop == MAX_REDIRECTS:
+                    raise CardFetchError(f"GET {url} redirected more than {MAX_REDIRECTS} times; register the end URL")
+                where = target
+                continue
+            if resp.status_code != 200:
+                raise CardFetchError(
+                    f"GET {where} answered HTTP {resp.status_code}; an A2A agent serves its card at "
+                    f"<base URL>{AGENT_CARD_PATH}"
+                )
+            body = bytearray()
+            async for chunk in resp.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_CARD_BYTES:
+                    raise CardValidationError(f"the agent card at {where} is larger than 1 MB")
+            return bytes(body), where
+    raise AssertionError("unreachable")
+
+
+async def fetch_card(url: str, *, timeout_s: float = 10.0, egress: EgressPolicy | None = None) -> tuple[AgentCard, str]:
+    """Fetch and validate the card of the agent at ``url``; returns the card and the URL it came from.
+
+    ``egress`` says which addresses may be reached (default ``EgressPolicy()``: public and loopback addresses).
+    """
     where = card_url_for(url)
     if not where.startswith(("http://", "https://")):
         raise CardFetchError(f"{url!r} is not an http(s) URL; pass the agent's base URL or its card URL")
     try:
-        async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=True) as client:
-            async with client.stream("GET", where, headers={"Accept": "application/json"}) as resp:
-                if resp.status_code != 200:
-                    raise CardFetchError(
-                        f"GET {where} answered HTTP {resp.status_code}; an A2A agent serves its card at "
-                        f"<base URL>{AGENT_CARD_PATH}"
-                    )
-                body = bytearray()
-                async for chunk in resp.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_CARD_BYTES:
-                        raise CardValidationError(f"the agent card at {where} is larger than 1 MB")
-    except httpx.TimeoutException:
+        with anyio.fail_after(timeout_s):
+            async with http_client(egress or EgressPolicy(), timeout_s) as client:
+                body, where = await _get_card(client, where)
+    except (TimeoutError, httpx.TimeoutException):
         raise CardFetchError(
             f"timed out after {timeout_s:g} s fetching {where}; is the agent running and reachable?"
         ) from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, OSError) as exc:
+        if "egress refused" in str(exc):
+            raise CardFetchError(f"refused to fetch {where}: {exc}") from None
         raise CardFetchError(
             f"cannot fetch {where}: {exc.__class__.__name__}: {exc}; check the URL and that the agent is up"
         ) from None
-    return parse_card(bytes(body), where), where
+    return parse_card(body, where), where
 
 
 def mcp_target(target: McpTarget) -> tuple[str | StdioServerParameters, str]:
     """What the MCP client connects to, and the registry URL for it (mcp+http://... or mcp+stdio:...)."""
     if isinstance(target, StdioServerParameters):
-        return target, "mcp+stdio:" + shlex.join([target.command, *target.args])
+        return target, STDIO_SCHEME + shlex.join([target.command, *target.args])
     if isinstance(target, str):
         plain = target.removeprefix("mcp+")
         if plain.startswith(("http://", "https://")):
             return plain, "mcp+" + plain
         if plain.startswith("stdio:"):
-            target = shlex.split(plain.removeprefix("stdio:"))
+            try:
+                target = shlex.split(plain.removeprefix("stdio:"))
+            except ValueError as exc:
+                raise McpDiscoveryError(f"cannot read the command line {target!r}: {exc}") from None
         else:
             raise McpDiscoveryError(
                 f"unknown MCP target {target!r}; use http(s)://host/mcp, or stdio:'command args' "
@@ -108,16 +213,46 @@ def mcp_target(target: McpTarget) -> tuple[str | StdioServerParameters, str]:
     words = list(target)
     if not words:
         raise McpDiscoveryError("an MCP stdio command needs at least the program to run")
-    return StdioServerParameters(command=words[0], args=words[1:]), "mcp+stdio:" + shlex.join(words)
+    return StdioServerParameters(command=words[0], args=words[1:]), STDIO_SCHEME + shlex.join(words)
 
 
-async def describe_mcp(target: McpTarget, *, name: str | None = None, timeout_s: float = 20.0) -> Registration:
-    """Connect to an MCP server, list its tools, and describe it as a Registration (tools become skills)."""
+@asynccontextmanager
+async def _connect(
+    server: str | StdioServerParameters, timeout_s: float, egress: EgressPolicy | None, allow: StdioAllowlist | None
+) -> AsyncIterator[Client]:
+    """An MCP client session: over guarded HTTP, or a stdio process started only when ``allow`` names it."""
+    if isinstance(server, StdioServerParameters):
+        try:
+            (allow if allow is not None else StdioAllowlist()).check([server.command, *server.args])
+        except StdioNotAllowed as exc:
+            raise McpDiscoveryError(str(exc)) from None
+        async with Client(server, read_timeout_seconds=timeout_s) as client:
+            yield client
+        return
+    async with mcp_http_client(egress or EgressPolicy(), timeout_s) as http:
+        transport = streamable_http_client(server, http_client=http)
+        async with Client(transport, read_timeout_seconds=timeout_s) as client:  # type: ignore[arg-type]
+            yield client
+
+
+async def describe_mcp(
+    target: McpTarget,
+    *,
+    name: str | None = None,
+    timeout_s: float = 20.0,
+    egress: EgressPolicy | None = None,
+    stdio_allowlist: StdioAllowlist | None = None,
+) -> Registration:
+    """Connect to an MCP server, list its tools, and describe it as a Registration (tools become skills).
+
+    An HTTP server is reached only where ``egress`` allows; a stdio command is started only when
+    ``stdio_allowlist`` names it (none is, without one), and its description is a ``StdioRegistration``.
+    """
     server, url = mcp_target(target)
     tools: list[Any] = []
     try:
         with anyio.fail_after(timeout_s):
-            async with Client(server, read_timeout_seconds=timeout_s) as client:
+            async with _connect(server, timeout_s, egress, stdio_allowlist) as client:
                 info = client.server_info
                 instructions = client.instructions
                 cursor: str | None = None
@@ -127,6 +262,8 @@ async def describe_mcp(target: McpTarget, *, name: str | None = None, timeout_s:
                     cursor = page.next_cursor
                     if not cursor or len(tools) > 1000:
                         break
+    except McpDiscoveryError:
+        raise
     except TimeoutError:
         raise McpDiscoveryError(
             f"the MCP server {url} did not list its tools within {timeout_s:g} s; is it running?"
@@ -137,6 +274,7 @@ async def describe_mcp(target: McpTarget, *, name: str | None = None, timeout_s:
     if not server_name:
         raise McpDiscoveryError(f"the MCP server {url} did not give a name; pass name=...")
     description = (info.description if info else None) or instructions or f"MCP server {server_name}"
+    kind = Registration if isinstance(server, str) else StdioRegistration
     try:
         card = AgentCard(
             name=server_name[:200],
@@ -153,10 +291,13 @@ async def describe_mcp(target: McpTarget, *, name: str | None = None, timeout_s:
                 for t in tools
             ],
         )
+        schemas = {t.name: (t.input_schema, t.output_schema) for t in tools}
+        return kind(card=card, transport="mcp", url=url, skill_schemas=schemas)
     except ValidationError as exc:
-        raise CardValidationError(f"the MCP server {url} describes itself invalidly: {exc}") from None
-    schemas = {t.name: (t.input_schema, t.output_schema) for t in tools}
-    return Registration(card=card, transport="mcp", url=url, skill_schemas=schemas)
+        raise CardValidationError(
+            f"the MCP server {url} describes itself in a way the registry cannot store: "
+            f"{describe_validation_error(exc)}"
+        ) from None
 
 
 def _reason(exc: BaseException) -> str:
@@ -165,16 +306,41 @@ def _reason(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {exc}"
 
 
-async def ping_mcp(url: str, *, timeout_s: float = 10.0) -> bool:
-    """True when the MCP server registered under ``url`` answers a ping within ``timeout_s``."""
-    server, _ = mcp_target(url)
+async def probe_mcp(
+    url: str,
+    *,
+    timeout_s: float = 10.0,
+    egress: EgressPolicy | None = None,
+    stdio_allowlist: StdioAllowlist | None = None,
+) -> str | None:
+    """None when the MCP server registered under ``url`` answers within ``timeout_s``, else why not.
+
+    The probe connects and lists the first page of tools (``ping`` is gone from the 2026-07-28 protocol).
+    """
     try:
+        server, _ = mcp_target(url)
         with anyio.fail_after(timeout_s):
-            async with Client(server, read_timeout_seconds=timeout_s) as client:
-                await client.send_ping()
-        return True
-    except Exception:  # noqa: BLE001 - any failure is a failed probe
-        return False
+            async with _connect(server, timeout_s, egress, stdio_allowlist) as client:
+                await client.list_tools()
+        return None
+    except McpDiscoveryError as exc:
+        return str(exc)
+    except TimeoutError:
+        return f"the MCP server {url} did not answer within {timeout_s:g} s"
+    except Exception as exc:  # noqa: BLE001 - any failure is a failed probe
+        return f"the MCP server {url} does not answer: {_reason(exc)}"
+
+
+async def ping_mcp(
+    url: str,
+    *,
+    timeout_s: float = 10.0,
+    egress: EgressPolicy | None = None,
+    stdio_allowlist: StdioAllowlist | None = None,
+) -> bool:
+    """True when the MCP server registered under ``url`` answers within ``timeout_s`` (see probe_mcp)."""
+    reason = await probe_mcp(url, timeout_s=timeout_s, egress=egress, stdio_allowlist=stdio_allowlist)
+    return reason is None
 
 
 async def register_url(
@@ -185,10 +351,16 @@ async def register_url(
     cost: CostHints | None = None,
     agent_id: str | None = None,
     timeout_s: float = 10.0,
+    egress: EgressPolicy | None = None,
 ) -> AgentRecord:
     """Fetch the agent card at ``url``, validate it and register it (idempotent)."""
-    card, where = await fetch_card(url, timeout_s=timeout_s)
-    reg = Registration(card=card, model=model, cost=cost, agent_id=agent_id, card_url=where)
+    card, where = await fetch_card(url, timeout_s=timeout_s, egress=egress)
+    try:
+        reg = Registration(card=card, model=model, cost=cost, agent_id=agent_id, card_url=where)
+    except ValidationError as exc:
+        raise CardValidationError(
+            f"the agent card at {where} cannot be registered: {describe_validation_error(exc)}"
+        ) from None
     return await anyio.to_thread.run_sync(registry.register, reg)
 
 
@@ -200,8 +372,10 @@ async def register_mcp(
     model: ModelInfo | None = None,
     cost: CostHints | None = None,
     timeout_s: float = 20.0,
+    egress: EgressPolicy | None = None,
+    stdio_allowlist: StdioAllowlist | None = None,
 ) -> AgentRecord:
     """List an MCP server's tools and register it, each tool a skill with its input/output schemas."""
-    reg = await describe_mcp(target, name=name, timeout_s=timeout_s)
+    reg = await describe_mcp(target, name=name, timeout_s=timeout_s, egress=egress, stdio_allowlist=stdio_allowlist)
     reg = reg.model_copy(update={"model": model, "cost": cost})
     return await anyio.to_thread.run_sync(registry.register, reg)

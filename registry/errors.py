@@ -12,6 +12,7 @@ __all__ = [
     "RegistryUnavailable",
     "RegistryReadOnly",
     "InvalidQuery",
+    "InvalidRequest",
 ]
 
 
@@ -49,3 +50,7 @@ class RegistryReadOnly(RegistryError):
 
 class InvalidQuery(RegistryError, ValueError):
     """A search or list request has out-of-range parameters."""
+
+
+class InvalidRequest(RegistryError, ValueError):
+    """A request body or path parameter does not validate (the message names the fields, on one line)."""

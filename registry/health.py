@@ -1,7 +1,9 @@
 """Health sweep: probe every agent (re-fetch its card, ping its MCP server, or check its heartbeat age).
 
 A success recovers an unhealthy agent; ``failures_to_unhealthy`` failures in a row mark it unhealthy. A card
-whose version changed is re-registered in place (history kept). Draining agents stay draining.
+whose version changed is re-registered in place (history kept). Draining agents stay draining. Fetches and pings
+connect only where the ``EgressPolicy`` allows; a stdio MCP server is started only when the ``StdioAllowlist``
+names its command, otherwise its probe fails with that reason (so it turns unhealthy rather than staying healthy).
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from datetime import timedelta
 from functools import partial
 
 import anyio
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from protocol.egress import EgressPolicy
+from protocol.validation import describe_validation_error
 from registry.convert import now
-from registry.discovery import fetch_card, ping_mcp
+from registry.discovery import fetch_card, probe_mcp
 from registry.errors import AgentNotFound, RegistryError
 from registry.models import AgentRecord, HealthStatus, Registration
+from registry.stdio import STDIO_SCHEME, StdioAllowlist
 from registry.store import Registry
 
 __all__ = ["SweepReport", "HealthChecker"]
@@ -30,6 +35,7 @@ class SweepReport(BaseModel):
     unhealthy: list[str] = Field(default_factory=list)
     updated: list[str] = Field(default_factory=list)
     skipped: list[str] = Field(default_factory=list)
+    reasons: dict[str, str] = Field(default_factory=dict, description="why each failed agent failed")
 
 
 class HealthChecker:
@@ -43,6 +49,8 @@ class HealthChecker:
         timeout: float = 5.0,
         concurrency: int = 16,
         stale_after: timedelta | None = None,
+        egress: EgressPolicy | None = None,
+        stdio_allowlist: StdioAllowlist | None = None,
     ) -> None:
         if failures_to_unhealthy < 1:
             raise ValueError("failures_to_unhealthy must be at least 1")
@@ -51,27 +59,39 @@ class HealthChecker:
         self.timeout = timeout
         self.limiter = anyio.CapacityLimiter(concurrency)
         self.stale_after = stale_after
+        self.egress = egress or EgressPolicy()
+        self.stdio_allowlist = stdio_allowlist if stdio_allowlist is not None else StdioAllowlist()
 
     async def probe(self, record: AgentRecord, report: SweepReport) -> bool | None:
-        """Probe one agent: True/False, or None when it cannot be probed (in-process, no heartbeat rule)."""
+        """Probe one agent: True/False (the reason in ``report.reasons``), or None when it cannot be probed."""
         if record.transport == "a2a":
             try:
-                card, where = await fetch_card(record.card_url or record.url, timeout_s=self.timeout)
-            except RegistryError:
-                return False
-            if card.version != record.version:
-                reg = Registration(card=card, agent_id=record.id, card_url=where)
-                try:
+                where = record.card_url or record.url
+                card, where = await fetch_card(where, timeout_s=self.timeout, egress=self.egress)
+                if card.version != record.version:
+                    reg = Registration(card=card, agent_id=record.id, card_url=where)
                     await anyio.to_thread.run_sync(self.registry.register, reg)
                     report.updated.append(record.id)
-                except RegistryError:
-                    return False
+            except ValidationError as exc:
+                report.reasons[record.id] = f"its new card cannot be registered: {describe_validation_error(exc)}"
+                return False
+            except RegistryError as exc:
+                report.reasons[record.id] = str(exc)
+                return False
             return True
-        if record.transport == "mcp" and record.url.startswith("mcp+http"):
-            return await ping_mcp(record.url, timeout_s=self.timeout)
+        if record.transport == "mcp" and record.url.startswith(("mcp+http://", "mcp+https://", STDIO_SCHEME)):
+            reason = await probe_mcp(
+                record.url, timeout_s=self.timeout, egress=self.egress, stdio_allowlist=self.stdio_allowlist
+            )
+            if reason is not None:
+                report.reasons[record.id] = reason
+            return reason is None
         if self.stale_after is not None:
             seen = record.last_heartbeat
-            return seen is not None and now() - seen <= self.stale_after
+            if seen is not None and now() - seen <= self.stale_after:
+                return True
+            report.reasons[record.id] = f"no heartbeat for more than {self.stale_after}"
+            return False
         return None
 
     async def _check(self, record: AgentRecord, report: SweepReport) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, Row, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from protocol.a2a import AgentCard
+from protocol.validation import describe_validation_error
 from registry import db
 from registry.calls import apply_calls, validate_calls
 from registry.convert import now, prepare, to_record, to_skill, utc
@@ -29,6 +31,7 @@ from registry.models import (
     Transport,
 )
 from registry.ranking import ranked_row, write_ranked
+from registry.schemas import MAX_OFFSET, SearchParams
 from registry.search import search_rows
 from registry.tables import agent_tags, agents, skills, versions
 from registry.writes import insert_batch, upsert
@@ -274,11 +277,20 @@ class Registry:
         Ranking: text relevance / tag overlap, then healthy first, success rate, p50 latency, cost, name.
         ``max_cost`` bounds the declared per-call cost; agents without observed latency pass ``max_latency_ms``.
         """
-        _check_page(limit, offset, maximum=1000)
-        if skill is not None and not 0 < len(skill) <= 200:
-            raise InvalidQuery("skill must be 1 to 200 characters")
-        if tags is not None and len(tags) > 50:
-            raise InvalidQuery("at most 50 tags per search")
+        try:
+            SearchParams(
+                skill=skill,
+                tags=None if tags is None else list(tags),
+                text=None,  # free text is split into words, whatever it holds (registry.search)
+                status=None,
+                max_cost=max_cost,
+                max_latency_ms=max_latency_ms,
+                all_tags=all_tags,
+                limit=limit,
+                offset=offset,
+            )
+        except ValidationError as exc:
+            raise InvalidQuery(f"invalid search: {describe_validation_error(exc)}") from None
 
         def run(conn: Connection) -> Records:
             rows = search_rows(
@@ -300,6 +312,8 @@ class Registry:
 
     @staticmethod
     def _pk(conn: Connection, agent_id: str, *, by_name: bool = False) -> int:
+        if not 0 < len(agent_id) <= 200 or "\x00" in agent_id:
+            raise AgentNotFound(_not_found(agent_id[:200]))  # no stored id or name looks like this
         pk = conn.execute(select(agents.c.pk).where(agents.c.id == agent_id)).scalar_one_or_none()
         if pk is None and by_name:
             pk = conn.execute(select(agents.c.pk).where(agents.c.name == agent_id)).scalar_one_or_none()
@@ -330,8 +344,8 @@ class Registry:
 def _check_page(limit: int, offset: int, *, maximum: int = 10_000) -> None:
     if not 1 <= limit <= maximum:
         raise InvalidQuery(f"limit must be between 1 and {maximum}, got {limit}")
-    if offset < 0:
-        raise InvalidQuery(f"offset must not be negative, got {offset}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidQuery(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
 
 
 def _not_found(agent_id: str) -> str:

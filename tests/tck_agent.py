@@ -21,10 +21,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agents.agent import Agent, SkillContext
-from agents.jsonrpc_server import JsonRpcEndpoint
+from agents.jsonrpc_server import JsonRpcEndpoint, render_jsonrpc_error
+from agents.serve import default_policy
 from agents.task_handle import TaskHandle
 from agents.tasks import TaskRuntime
 from protocol.a2a import AGENT_CARD_PATH, Artifact, Part
+from protocol.boundary import Boundary
 
 __all__ = ["tck_agent", "tck_executor", "create_tck_app", "RESUBSCRIBE_HOLD_S"]
 
@@ -114,8 +116,8 @@ async def tck_executor(handle: TaskHandle) -> None:
         handle.complete(f"Unhandled messageId prefix: {mid}")
 
 
-def create_tck_app(base_url: str) -> Starlette:
-    """Card at /.well-known/agent-card.json and JSON-RPC at POST / for the TCK agent."""
+def create_tck_app(base_url: str) -> Boundary:
+    """Card at /.well-known/agent-card.json and JSON-RPC at POST / for the TCK agent, behind the boundary."""
     agent = tck_agent()
     runtime = TaskRuntime(agent, executor=tck_executor, input_modes=["*/*"], task_timeout_s=60.0)
     endpoint = JsonRpcEndpoint(runtime)
@@ -135,17 +137,18 @@ def create_tck_app(base_url: str) -> Starlette:
         Route(AGENT_CARD_PATH, card_endpoint, methods=["GET"]),
         Route("/", endpoint.handle, methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    return Boundary(app, default_policy(base_url), render=render_jsonrpc_error)
 
 
 def main() -> None:
-    import uvicorn
+    """Serve the TCK agent on 127.0.0.1 as ``scaleout agent serve`` serves agents."""
+    from protocol.serving import serve
 
     parser = argparse.ArgumentParser(description="Serve the TCK-mode agent on loopback")
     parser.add_argument("--port", type=int, default=9999)
     args = parser.parse_args()
-    app = create_tck_app(f"http://127.0.0.1:{args.port}")
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    serve(create_tck_app(f"http://127.0.0.1:{args.port}"), "127.0.0.1", args.port)
 
 
 if __name__ == "__main__":

@@ -103,3 +103,30 @@ async def test_finished_tasks_are_frozen_and_still_read_back_whole() -> None:
         assert [t.id for t in listed.tasks] == [first.id]
         with pytest.raises(TaskNotCancelableError):
             await client.cancel_task(first.id)
+
+
+@pytest.mark.anyio
+async def test_retained_bytes_count_each_finished_task_once_and_evict_oldest_first() -> None:
+    from tests.tck_agent import tck_agent, tck_executor
+
+    runtime = TaskRuntime(tck_agent(), executor=tck_executor, input_modes=["*/*"], max_retained_bytes=3_000)
+    with anyio.fail_after(10):
+        async with runtime.running():
+            waiting = await runtime.send(
+                SendMessageRequest(message=Message.user(Part.from_text("x"), message_id="tck-input-required-1"))
+            )
+            assert isinstance(waiting, Task) and runtime._retained_bytes == 0  # a live task is not counted
+            canceled = await runtime.cancel(waiting.id)  # canceled between turns: no turn left to count it
+            assert canceled.status.state == TaskState.CANCELED
+            size = runtime._retained_bytes
+            assert size == runtime._find(waiting.id).retained_bytes > 0
+            done = []
+            for n in range(40):
+                message = Message.user(Part.from_text("y" * 200), message_id=f"tck-complete-task-{n}")
+                reply = await runtime.send(SendMessageRequest(message=message))
+                assert isinstance(reply, Task)
+                done.append(reply.id)
+    assert runtime._retained_bytes <= 3_000
+    kept = [task_id for task_id in [waiting.id, *done] if task_id in runtime._tasks]
+    assert kept and kept == done[-len(kept) :]  # the oldest went first
+    assert runtime._retained_bytes == sum(runtime._tasks[t].retained_bytes for t in kept)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import pytest
@@ -21,6 +24,8 @@ from orchestrator.router import Router
 from orchestrator.service import Orchestrator
 from registry import CostHints, ModelInfo, Registry
 from registry.models import AgentRecord
+
+PG_ENV = "SCALEOUT_TEST_PG_URL"
 
 
 class WorkIn(BaseModel):
@@ -115,7 +120,15 @@ class Platform:
 
     def orchestrator(self, **kwargs: Any) -> Orchestrator:
         kwargs.setdefault("router", Router(self.registry, cache_ttl_s=0))
-        return Orchestrator(self.registry, self.db_url, local_agents=self.local, **kwargs)
+        orchestrator = Orchestrator(self.registry, self.db_url, local_agents=self.local, **kwargs)
+        self.stack.callback(orchestrator.store.close)
+        return orchestrator
+
+
+@pytest.fixture(autouse=True)
+def _own_stdio_allowlist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orchestrators in tests read a stdio allowlist of their own (empty), never the user's file."""
+    monkeypatch.setenv("SCALEOUT_STDIO_ALLOWLIST", str(tmp_path / "stdio-allowlist"))
 
 
 @pytest.fixture
@@ -135,3 +148,40 @@ def local_platform(db_url: str) -> Iterator[Platform]:
     with ExitStack() as stack:
         registry = stack.enter_context(Registry(db_url))
         yield Platform("local", registry, db_url, stack)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose connections use a fresh, empty schema (dropped afterwards); skips without one."""
+    import sqlalchemy as sa
+
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"set {PG_ENV} to a PostgreSQL database to run this test (.ci/start-postgres prints one)")
+    base = base.replace("postgresql://", "postgresql+psycopg://", 1)
+    schema = f"o_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db_url(request: pytest.FixtureRequest, db_url: str) -> str:
+    """The same test on a SQLite file and on a fresh PostgreSQL schema."""
+    return db_url if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def any_platform(any_db_url: str) -> Iterator[Platform]:
+    """A local-agent platform on SQLite or PostgreSQL (see ``any_db_url``)."""
+    with ExitStack() as stack:
+        registry = Registry(any_db_url)
+        stack.callback(registry.close)
+        yield Platform("local", registry, any_db_url, stack)

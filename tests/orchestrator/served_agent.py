@@ -5,3 +5,5 @@ from __future__ import annotations
 from tests.orchestrator.conftest import Behaviour, worker
 
 agent = worker("doomed", Behaviour(mode="slow", delay=120))
+
+stdio_worker = worker("stdio-worker", skill="shout")  # served over MCP stdio by the allowlist test

@@ -56,8 +56,11 @@ async def test_bad_requests_are_explained(server: str) -> None:
                 await client.submit({"input": {}})
             with pytest.raises(OrchestratorError, match="404"):
                 await client.get_run("missing")
-            response = await http.post(server + "/runs", content=b"{not json")
-    assert response.status_code == 400 and "not JSON" in response.json()["error"]
+            response = await http.post(
+                server + "/runs", content=b"{not json", headers={"Content-Type": "application/json"}
+            )
+    error = response.json()["error"]
+    assert response.status_code == 400 and error["type"] == "InvalidJSON" and "not valid UTF-8 JSON" in error["message"]
 
 
 async def test_events_resume_from_last_event_id(server: str) -> None:

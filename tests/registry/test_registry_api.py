@@ -14,6 +14,7 @@ from registry import (
     CostHints,
     HealthStatus,
     InvalidQuery,
+    InvalidRequest,
     ModelInfo,
     NameConflict,
     Registry,
@@ -49,6 +50,8 @@ async def test_client_round_trip(registry: Registry, card) -> None:
                 assert [r.id for r in await client.search(text="invoice")] == ["reader-1"]
                 assert [r.id for r in await client.search(skill="echo", max_cost=1)] == [by_url.id]
                 await client.record_call("reader-1", success=True, latency_s=0.25, tokens=7)
+                with pytest.raises(InvalidRequest, match="latency_s"):
+                    await client.record_call("reader-1", success=True, latency_s=-1)
                 stats = (await client.get("reader-1")).stats
                 assert (stats.calls, stats.tokens, stats.latency_p50_ms) == (1, 7, 250.0)
                 await client.set_status("reader-1", HealthStatus.DRAINING)
@@ -78,7 +81,8 @@ async def test_bad_requests_and_unreachable_server(db_url: str) -> None:
     with serve_in_thread(create_app(db_url)) as api, anyio.fail_after(30):
         async with httpx.AsyncClient() as http:
             resp = await http.post(f"{api}/agents", json={"card": {"name": ""}})
-            assert resp.status_code == 422 and resp.json()["error"]["type"] == "CardValidationError"
+            assert resp.status_code == 422 and resp.json()["error"]["type"] == "InvalidRequest"
+            assert "\n" not in resp.json()["error"]["message"]
             resp = await http.post(f"{api}/agents/register-mcp", json={"url": "stdio:rm -rf /"})
             assert resp.status_code == 422  # commands are never run on behalf of HTTP callers
             resp = await http.get(f"{api}/search", params={"q": '"foo" OR * NEAR(', "status": "any"})

@@ -60,3 +60,75 @@ def test_cli_through_api(tmp_path: Path, card) -> None:
             assert code == 0 and "parse_invoice" in text
             code, text = cli("registry", "remove", "reader", "--api", api)
             assert code == 0 and reg.count() == 0
+
+
+def test_serve_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import httpx
+
+    import protocol.serving
+
+    served: dict[str, object] = {}
+    monkeypatch.setattr(protocol.serving, "serve", lambda app, host, port, limits, **_: served.update(locals()))
+    allow = tmp_path / "allow"
+    allow.write_text("python -m tools\n")
+    code, _ = cli(
+        "registry",
+        "serve",
+        "--db",
+        f"sqlite:///{tmp_path}/r.db",
+        "--host",
+        "0.0.0.0",
+        "--allow-fetch",
+        "10.0.0.0/8",
+        "--allow-host",
+        "registry.example:8600",
+        "--allow-origin",
+        "https://ui.example",
+        "--max-body-bytes",
+        "1000",
+        "--header-timeout",
+        "3",
+        "--allow-stdio",
+        str(allow),
+    )
+    assert code == 0 and served["host"] == "0.0.0.0" and served["limits"].header_timeout_s == 3  # type: ignore[attr-defined]
+    app = served["app"]
+    state = app.app.state  # type: ignore[attr-defined]
+    assert not state.egress.allow_loopback and state.egress.refusal("10.1.2.3") is None  # bound beyond loopback
+    assert state.stdio_allowlist.allows(["python", "-m", "tools"])
+    with serve_in_thread(app) as base, httpx.Client(timeout=30) as http:
+        assert http.get(f"{base}/healthz", headers={"Host": "registry.example:8600"}).status_code == 200
+        assert http.get(f"{base}/healthz", headers={"Host": "evil.example:8600"}).status_code == 421
+        assert http.get(f"{base}/healthz", headers={"Origin": "https://ui.example"}).status_code == 200
+        resp = http.post(
+            f"{base}/agents", content=b"[" + b" " * 2000 + b"]", headers={"Content-Type": "application/json"}
+        )
+        assert resp.status_code == 413 and "1000 bytes" in resp.json()["error"]["message"]
+    for flag, value in (("--allow-fetch", "not-a-cidr"), ("--max-body-bytes", "0"), ("--allow-stdio", "/no/file")):
+        code, _ = cli("registry", "serve", "--db", f"sqlite:///{tmp_path}/r.db", flag, value)
+        assert code == 2 and "invalid setting" in capsys.readouterr().err
+
+
+def test_add_fetches_private_ranges_only_when_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from typing import Any
+
+    from agents.testing import no_network
+    from protocol.egress import guarded_client
+    from registry import discovery
+
+    attempts: list[tuple[str, int]] = []
+
+    class Recorder:
+        async def connect_tcp(self, host: str, port: int, **_: Any) -> Any:
+            attempts.append((host, port))
+            raise OSError("recording backend: no real connection in tests")
+
+    monkeypatch.setattr(discovery, "http_client", lambda e, t: guarded_client(e, timeout_s=t, inner=Recorder()))
+    db = f"sqlite:///{tmp_path}/r.db"
+    with no_network():
+        code, _ = cli("registry", "add", "http://10.1.2.3:8080/", "--db", db, "--timeout", "5")
+        assert code == 1 and "--allow-fetch" in capsys.readouterr().err and attempts == []
+        code, _ = cli("registry", "add", "http://10.1.2.3:8080/", "--db", db, "--allow-fetch", "10.0.0.0/8")
+        assert code == 1 and attempts == [("10.1.2.3", 8080)]  # allowed: the (recorded) connection is tried

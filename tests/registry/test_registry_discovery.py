@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agents.examples import echo_agent
@@ -18,6 +19,7 @@ from agents.serve import create_app
 from agents.testing import free_port, no_network, serve_in_thread
 from registry import CardFetchError, CardValidationError, McpDiscoveryError, Registry
 from registry.discovery import card_url_for, register_mcp, register_url
+from registry.stdio import StdioAllowlist
 
 HERE = Path(__file__).parent
 
@@ -46,8 +48,21 @@ def _bad_server() -> Starlette:
         await anyio.sleep(5)
         return JSONResponse({})
 
+    async def drip(_: object) -> Response:  # each byte in time, the whole card never
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(100):
+                yield b" "
+                await anyio.sleep(0.1)
+
+        return StreamingResponse(body(), media_type="application/json")
+
+    async def big(_: object) -> Response:
+        return Response(b" " * 1_100_000, media_type="application/json")
+
     return Starlette(
         routes=[
+            Route("/drip/.well-known/agent-card.json", drip),
+            Route("/big/.well-known/agent-card.json", big),
             Route("/html/.well-known/agent-card.json", not_json),
             Route("/bad/.well-known/agent-card.json", not_card),
             Route("/slow/.well-known/agent-card.json", slow),
@@ -64,6 +79,10 @@ async def test_bad_cards_and_unreachable_urls(registry: Registry) -> None:
             await register_url(registry, f"{base}/bad")
         with pytest.raises(CardFetchError, match="timed out after 0.3 s"):
             await register_url(registry, f"{base}/slow", timeout_s=0.3)
+        with pytest.raises(CardFetchError, match="timed out after 0.5 s"):
+            await register_url(registry, f"{base}/drip", timeout_s=0.5)  # the whole fetch is bounded
+        with pytest.raises(CardValidationError, match="larger than 1 MB"):
+            await register_url(registry, f"{base}/big")
         with pytest.raises(CardFetchError, match="HTTP 404"):
             await register_url(registry, f"{base}/missing")
         with pytest.raises(CardFetchError, match="check the URL"):
@@ -99,22 +118,44 @@ async def test_register_mcp_over_http(registry: Registry) -> None:
 
 
 @pytest.mark.anyio
-async def test_register_mcp_over_stdio(registry: Registry) -> None:
+async def test_register_mcp_over_stdio(registry: Registry, tmp_path: Path) -> None:
     command = [sys.executable, str(HERE / "mcp_stdio_server.py")]
     with anyio.fail_after(60):
-        rec = await register_mcp(registry, "stdio:" + shlex.join(command))
+        with pytest.raises(McpDiscoveryError, match="not in this host's stdio allowlist"):
+            await register_mcp(registry, "stdio:" + shlex.join(command))  # no allowlist: nothing is started
+        allowlist = StdioAllowlist([command], tmp_path / "allow")
+        rec = await register_mcp(registry, "stdio:" + shlex.join(command), stdio_allowlist=allowlist)
     assert rec.name == "units" and rec.url == "mcp+stdio:" + shlex.join(command)
     assert [s.id for s in rec.skills] == ["mm_to_inch"]
     assert rec.skills[0].input_schema is not None and "mm" in rec.skills[0].input_schema["properties"]
 
 
 @pytest.mark.anyio
-async def test_mcp_failures(registry: Registry) -> None:
+async def test_mcp_failures(registry: Registry, tmp_path: Path) -> None:
+    missing = ["/definitely/not/a/program"]
     with anyio.fail_after(30):
         with pytest.raises(McpDiscoveryError, match="cannot list the tools"):
-            await register_mcp(registry, "stdio:/definitely/not/a/program", timeout_s=10)
+            allowlist = StdioAllowlist([missing], tmp_path / "allow")
+            await register_mcp(registry, "stdio:" + missing[0], timeout_s=10, stdio_allowlist=allowlist)
         with pytest.raises(McpDiscoveryError, match="unknown MCP target"):
             await register_mcp(registry, "gopher://x")
         with pytest.raises(McpDiscoveryError):
             await register_mcp(registry, f"http://127.0.0.1:{free_port()}/mcp", timeout_s=5)
+    assert registry.count() == 0
+
+
+@pytest.mark.anyio
+async def test_mcp_responses_are_capped(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry import discovery
+
+    monkeypatch.setattr(discovery, "MAX_MCP_RESPONSE_BYTES", 10_000)
+
+    async def huge(_: object) -> Response:
+        payload = b'{"jsonrpc": "2.0", "id": 0, "result": {"pad": "' + b"x" * 100_000 + b'"}}'
+        return Response(payload, media_type="application/json")
+
+    app = Starlette(routes=[Route("/mcp", huge, methods=["GET", "POST", "DELETE"])])
+    with serve_in_thread(app) as base, anyio.fail_after(30):
+        with pytest.raises(McpDiscoveryError, match="larger than 10000 bytes"):
+            await register_mcp(registry, f"{base}/mcp", timeout_s=10)
     assert registry.count() == 0

@@ -56,3 +56,26 @@ async def test_sweep_updates_changed_card_and_checks_heartbeat_age(registry: Reg
         assert local.id in report.unhealthy
         registry.heartbeat(local.id)
         assert registry.get(local.id).status is HealthStatus.HEALTHY
+
+
+@pytest.mark.anyio
+async def test_sweep_probes_mcp_servers_over_http(registry: Registry) -> None:
+    from mcp.server.mcpserver import MCPServer
+
+    from registry.discovery import register_mcp
+
+    server = MCPServer("calc", version="0.3.0")
+
+    @server.tool()
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    checker = HealthChecker(registry, failures_to_unhealthy=1, timeout=10)
+    with anyio.fail_after(60):
+        with serve_in_thread(server.streamable_http_app()) as base:
+            rec = await register_mcp(registry, f"{base}/mcp")
+            report = await checker.sweep()
+            assert report.ok == [rec.id], report.reasons  # ping is gone from MCP: the probe lists tools
+        report = await checker.sweep()
+    assert report.unhealthy == [rec.id] and "does not answer" in report.reasons[rec.id]
