@@ -261,14 +261,28 @@ class Agent:
                 ) from None
         return result, ctx.usage
 
-    def card(self, url: str, *, streaming: bool = True) -> AgentCard:
-        """The A2A Agent Card for this agent served at ``url``."""
+    def card(
+        self,
+        url: str,
+        *,
+        streaming: bool = True,
+        security_schemes: dict[str, Any] | None = None,
+        security_requirements: list[dict[str, Any]] | None = None,
+        extended_card: bool = False,
+    ) -> AgentCard:
+        """The A2A Agent Card for this agent served at ``url``.
+
+        ``security_schemes`` / ``security_requirements`` (A2A 1.0 wire form) say how callers authenticate;
+        ``extended_card`` announces that authenticated callers may ask for ``GetExtendedAgentCard``.
+        """
         return AgentCard(
             name=self.name,
             description=self.description,
             version=self.version,
             supported_interfaces=[AgentInterface(url=url)],
             provider=self.provider,
-            capabilities=AgentCapabilities(streaming=streaming),
+            capabilities=AgentCapabilities(streaming=streaming, extended_agent_card=extended_card),
+            security_schemes=security_schemes or {},
+            security_requirements=security_requirements or [],
             skills=[s.card() for s in self.skills.values()],
         )

@@ -1,8 +1,14 @@
-"""Clients for A2A agents with one interface: over HTTP (httpx) or in-process (same semantics, no network)."""
+"""Clients for A2A agents with one interface: over HTTP (httpx) or in-process (same semantics, no network).
+
+``HttpAgentClient`` sends a bearer token (``token=``, else ``$SCALEOUT_TOKEN`` or the token file: see
+``protocol.auth.client_token``) and verifies HTTPS servers against the system CAs or ``ca_file``. An agent that
+refuses the caller (HTTP 401 or 403) raises ``AgentAccessError``.
+"""
 
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any, Protocol, Self
@@ -30,9 +36,32 @@ from protocol.a2a import (
     SubscribeToTaskRequest,
     Task,
 )
+from protocol.auth import bearer_headers
 from protocol.jsonrpc import A2AError, InvalidAgentResponseError, JSONRPCError, error_from_wire
 
-__all__ = ["AgentClient", "HttpAgentClient", "LocalAgentClient", "skill_message"]
+__all__ = ["AgentAccessError", "AgentClient", "HttpAgentClient", "LocalAgentClient", "skill_message", "tls_verify"]
+
+
+class AgentAccessError(A2AError):
+    """The agent refused the caller: ``http_status`` 401 (no valid bearer token) or 403 (a scope is missing)."""
+
+    code = -32600
+    reason = "UNAUTHENTICATED"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}", {"httpStatus": status})
+        self.http_status = status
+        if status == 403:
+            self.reason = "PERMISSION_DENIED"
+
+
+def tls_verify(ca_file: str | None = None, verify: ssl.SSLContext | bool | None = None) -> ssl.SSLContext | bool:
+    """What httpx verifies servers with: ``verify`` as given, else the CA bundle ``ca_file``, else the system's."""
+    if verify is not None:
+        return verify
+    if ca_file is not None:
+        return ssl.create_default_context(cafile=ca_file)
+    return True
 
 
 def skill_message(skill: str | None, arguments: Any, *, context_id: str | None = None) -> Message:
@@ -78,13 +107,29 @@ def _task_of(response: SendMessageResponse) -> Task:
 
 
 class HttpAgentClient:
-    """A2A JSON-RPC client over httpx. ``url`` is the agent's endpoint (its card's interface URL)."""
+    """A2A JSON-RPC client over httpx. ``url`` is the agent's endpoint (its card's interface URL).
 
-    def __init__(self, url: str, *, timeout: float = 60.0, http: httpx.AsyncClient | None = None) -> None:
+    ``token``: the bearer token sent with every call (default ``protocol.auth.client_token()``: the
+    ``SCALEOUT_TOKEN`` variable or the token file; none when neither is set; ``""``: none, whatever the
+    environment holds). ``ca_file`` / ``verify``: how an ``https://`` agent's certificate is checked
+    (``tls_verify``); both are ignored when ``http`` is given, whose own settings apply.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 60.0,
+        http: httpx.AsyncClient | None = None,
+        token: str | None = None,
+        ca_file: str | None = None,
+        verify: ssl.SSLContext | bool | None = None,
+    ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self._endpoint = httpx.URL(self.url)  # parsed once: httpx re-parses a str URL on every request
         self._own = http is None
-        self._http = http or httpx.AsyncClient(timeout=timeout)
+        self._http = http or httpx.AsyncClient(timeout=timeout, verify=tls_verify(ca_file, verify))
+        self._headers = {**_HEADERS, **(bearer_headers(token) if token != "" else {})}  # read once; never logged
         self._ids = 0
 
     async def __aenter__(self) -> Self:
@@ -100,7 +145,8 @@ class HttpAgentClient:
     @classmethod
     async def from_card_url(cls, card_url: str, **kwargs: Any) -> HttpAgentClient:
         """Fetch the card at ``card_url`` and connect to its first JSON-RPC interface."""
-        async with httpx.AsyncClient(timeout=kwargs.get("timeout", 60.0)) as http:
+        verify = tls_verify(kwargs.get("ca_file"), kwargs.get("verify"))
+        async with httpx.AsyncClient(timeout=kwargs.get("timeout", 60.0), verify=verify) as http:
             response = await http.get(card_url)
             response.raise_for_status()
         card = AgentCard.model_validate(response.json())
@@ -116,12 +162,16 @@ class HttpAgentClient:
         }
 
     async def _call(self, method: str, params: BaseModel) -> Any:
-        response = await self._http.post(self._endpoint, json=self._envelope(method, params), headers=_HEADERS)
+        response = await self._http.post(self._endpoint, json=self._envelope(method, params), headers=self._headers)
+        if response.status_code in (401, 403):
+            _refused(response.status_code, response.content)
         return _result(response.json())
 
     async def _stream(self, method: str, params: BaseModel) -> AsyncIterator[StreamResponse]:
-        headers = {**_HEADERS, "Accept": "text/event-stream"}
+        headers = {**self._headers, "Accept": "text/event-stream"}
         async with self._http.stream("POST", self._endpoint, json=self._envelope(method, params), headers=headers) as r:
+            if r.status_code in (401, 403):
+                _refused(r.status_code, await r.aread())
             if not r.headers.get("content-type", "").startswith("text/event-stream"):
                 _result(json.loads(await r.aread()))
                 raise InvalidAgentResponseError(f"{method} answered without an event stream")
@@ -159,6 +209,15 @@ class HttpAgentClient:
 
     def subscribe(self, task_id: str) -> AsyncIterator[StreamResponse]:
         return self._stream("SubscribeToTask", SubscribeToTaskRequest(id=task_id))
+
+
+def _refused(status: int, body: bytes) -> None:
+    """Raise AgentAccessError with the reason the agent gave (its JSON-RPC error message, when it sent one)."""
+    try:
+        message = str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        message = "the agent refused the caller's credentials" if status == 401 else "the caller lacks a scope"
+    raise AgentAccessError(status, message[:500])
 
 
 def _result(body: Any) -> Any:

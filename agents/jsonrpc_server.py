@@ -1,7 +1,9 @@
 """The A2A JSON-RPC binding over HTTP for one agent: validate, dispatch, encode (JSON or SSE).
 
 The body arrives already checked and parsed by ``protocol.boundary.Boundary`` (host, origin, JSON content type,
-size, depth, UTF-8); ``render_jsonrpc_error`` is the boundary's renderer for JSON-RPC surfaces (A2A and MCP).
+size, depth, UTF-8, and the caller's bearer token and scope); ``render_jsonrpc_error`` is the boundary's renderer
+for JSON-RPC surfaces (A2A and MCP). Every method runs as the caller the boundary authenticated
+(``protocol.access.request_principal``), which decides which tasks it sees.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from protocol.a2a import (
     StreamResponse,
     SubscribeToTaskRequest,
 )
+from protocol.access import request_principal
+from protocol.auth import Principal
 from protocol.boundary import NO_BODY, BoundaryRejection, request_json
 from protocol.jsonrpc import (
     A2AError,
@@ -80,10 +84,14 @@ def _error_response(error: A2AError, request_id: Any = None, status: int = 200) 
     return _json_response(body.model_dump(mode="json"), status=status)
 
 
+_AUTH_REASONS = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}
+
+
 def render_jsonrpc_error(rejection: BoundaryRejection) -> bytes:
     """A boundary rejection as a JSON-RPC error body with a null id (the HTTP status stays the rejection's).
 
-    -32005 for the content type, -32700 for bad JSON or UTF-8, -32600 for the rest (host, origin, size, depth, time).
+    -32005 for the content type, -32700 for bad JSON or UTF-8, -32600 for the rest (host, origin, size, depth, time,
+    and 401/403 for a missing or bad token or a missing scope, with the reason UNAUTHENTICATED or PERMISSION_DENIED).
     """
     error: A2AError
     if rejection.status == 415:
@@ -92,6 +100,8 @@ def render_jsonrpc_error(rejection: BoundaryRejection) -> bytes:
         error = ParseError(rejection.message, {"boundary": rejection.kind})
     else:
         error = InvalidRequestError(rejection.message, {"boundary": rejection.kind})
+        if rejection.status in _AUTH_REASONS:
+            error.reason = _AUTH_REASONS[rejection.status]
     return to_json(JSONRPCErrorResponse(id=None, error=error.to_jsonrpc()).model_dump(mode="json"))
 
 
@@ -103,19 +113,28 @@ def _params(model: type[BaseModel], params: dict[str, Any] | None) -> Any:
         raise InvalidParamsError(f"invalid params for {model.__name__.removesuffix('Request')}: {details}") from None
 
 
-class JsonRpcEndpoint:
-    """Starlette endpoint serving one agent's TaskRuntime over A2A JSON-RPC 2.0 (behind ``Boundary``)."""
+Unary = Callable[[dict[str, Any] | None, Principal], Awaitable[Any]]
+Streaming = Callable[[dict[str, Any] | None, Principal], AsyncIterator[StreamResponse]]
 
-    def __init__(self, runtime: TaskRuntime) -> None:
+
+class JsonRpcEndpoint:
+    """Starlette endpoint serving one agent's TaskRuntime over A2A JSON-RPC 2.0 (behind ``Boundary``).
+
+    ``extended_card``: the JSON-ready card ``GetExtendedAgentCard`` returns to authenticated callers (None: the
+    method answers "not configured", as it does for every caller of a server without keys).
+    """
+
+    def __init__(self, runtime: TaskRuntime, *, extended_card: dict[str, Any] | None = None) -> None:
         self.runtime = runtime
-        self._unary: dict[str, Callable[[dict[str, Any] | None], Awaitable[Any]]] = {
+        self.extended_card = extended_card
+        self._unary: dict[str, Unary] = {
             "SendMessage": self._send_message,
             "GetTask": self._get_task,
             "ListTasks": self._list_tasks,
             "CancelTask": self._cancel_task,
             "GetExtendedAgentCard": self._extended_card,
         }
-        self._streaming: dict[str, Callable[[dict[str, Any] | None], AsyncIterator[StreamResponse]]] = {
+        self._streaming: dict[str, Streaming] = {
             "SendStreamingMessage": self._send_streaming,
             "SubscribeToTask": self._subscribe,
         }
@@ -137,8 +156,9 @@ class JsonRpcEndpoint:
                     'not a JSON-RPC 2.0 request: send {"jsonrpc": "2.0", "method": ..., "params": {...}, "id": ...}'
                 ) from None
             self._check_version(request)
+            principal = request_principal(request)
             if rpc.method in self._streaming:
-                stream = self._streaming[rpc.method](rpc.params)
+                stream = self._streaming[rpc.method](rpc.params, principal)
                 first = await anext(stream)  # errors before the first event come back as plain JSON-RPC
                 return StreamingResponse(
                     self._sse(rpc.id, first, stream),
@@ -150,7 +170,7 @@ class JsonRpcEndpoint:
             handler = self._unary.get(rpc.method)
             if handler is None:
                 raise MethodNotFoundError(f"method {rpc.method!r} not found")
-            result = await handler(rpc.params)
+            result = await handler(rpc.params, principal)
             return _json_response(
                 {"jsonrpc": "2.0", "id": rpc.id, "result": result}, headers={VERSION_HEADER: PROTOCOL_VERSION}
             )
@@ -184,31 +204,38 @@ class JsonRpcEndpoint:
             error = JSONRPCErrorResponse(id=rpc_id, error=exc.to_jsonrpc()).model_dump(mode="json")
             yield f"data: {json.dumps(error)}\n\n".encode()
 
-    async def _send_message(self, params: dict[str, Any] | None) -> Any:
+    async def _send_message(self, params: dict[str, Any] | None, principal: Principal) -> Any:
         request = _params(SendMessageRequest, params)
-        return await self.runtime.send_wire(request)  # a SendMessageResponse, dumped without an extra copy
+        return await self.runtime.send_wire(request, principal)  # a SendMessageResponse, dumped without a copy
 
-    async def _send_streaming(self, params: dict[str, Any] | None) -> AsyncIterator[StreamResponse]:
+    async def _send_streaming(
+        self, params: dict[str, Any] | None, principal: Principal
+    ) -> AsyncIterator[StreamResponse]:
         request = _params(SendMessageRequest, params)
-        async for event in self.runtime.stream(request):
+        async for event in self.runtime.stream(request, principal):
             yield event
 
-    async def _subscribe(self, params: dict[str, Any] | None) -> AsyncIterator[StreamResponse]:
+    async def _subscribe(self, params: dict[str, Any] | None, principal: Principal) -> AsyncIterator[StreamResponse]:
         request = _params(SubscribeToTaskRequest, params)
-        async for event in self.runtime.subscribe(request.id):
+        async for event in self.runtime.subscribe(request.id, principal):
             yield event
 
-    async def _get_task(self, params: dict[str, Any] | None) -> Any:
+    async def _get_task(self, params: dict[str, Any] | None, principal: Principal) -> Any:
         request = _params(GetTaskRequest, params)
-        return self.runtime.get(request.id, request.history_length).wire()
+        return self.runtime.get(request.id, request.history_length, principal).wire()
 
-    async def _list_tasks(self, params: dict[str, Any] | None) -> Any:
+    async def _list_tasks(self, params: dict[str, Any] | None, principal: Principal) -> Any:
         request = _params(ListTasksRequest, params)
-        return self.runtime.list(request).wire()
+        return self.runtime.list(request, principal).wire()
 
-    async def _cancel_task(self, params: dict[str, Any] | None) -> Any:
+    async def _cancel_task(self, params: dict[str, Any] | None, principal: Principal) -> Any:
         request = _params(CancelTaskRequest, params)
-        return (await self.runtime.cancel(request.id)).wire()
+        return (await self.runtime.cancel(request.id, principal)).wire()
 
-    async def _extended_card(self, params: dict[str, Any] | None) -> Any:
-        raise ExtendedAgentCardNotConfiguredError("this agent has no extended agent card")
+    async def _extended_card(self, params: dict[str, Any] | None, principal: Principal) -> Any:
+        if self.extended_card is None or not principal.authenticated:
+            raise ExtendedAgentCardNotConfiguredError(
+                "this agent has no extended agent card (it is served to authenticated callers when the server "
+                "has keys: scaleout agent serve --jwks FILE)"
+            )
+        return self.extended_card

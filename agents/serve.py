@@ -2,8 +2,13 @@
 
 One agent is served at the root (``/.well-known/agent-card.json``, ``POST /``, ``/mcp``); several agents
 each get a prefix ``/agents/{name}`` with the same three routes under it. The whole app sits behind
-``protocol.boundary.Boundary`` (host, origin, JSON content type, body size, JSON depth), whose
-refusals are JSON-RPC errors since both A2A and MCP speak JSON-RPC.
+``protocol.boundary.Boundary`` (host, origin, JSON content type, body size, JSON depth, and access control:
+``ACCESS_RULES``), whose refusals are JSON-RPC errors since both A2A and MCP speak JSON-RPC.
+
+Access: the cards, the agent index and the MCP protected-resource metadata (RFC 9728) are public; A2A and MCP
+need the scope ``agents:call``. With keys (``AuthSettings.jwks_file``) callers send bearer tokens, the cards
+declare the bearer scheme, and ``GetExtendedAgentCard`` answers authenticated callers with the skills' JSON
+schemas; without keys the server runs on loopback only, and every caller is ``LOCAL_PRINCIPAL``.
 """
 
 from __future__ import annotations
@@ -26,16 +31,76 @@ from starlette.types import Receive, Scope, Send
 from agents.agent import Agent
 from agents.jsonrpc_server import MAX_BODY_BYTES, JsonRpcEndpoint, render_jsonrpc_error
 from agents.tasks import TaskRuntime
-from protocol.a2a import AGENT_CARD_PATH
+from protocol.a2a import AGENT_CARD_PATH, AgentCard, AgentExtension
+from protocol.access import PUBLIC, AccessPolicy, Rule, access_policy, check_rules
+from protocol.auth import AuthSettings
 from protocol.boundary import Boundary, BoundaryPolicy
 
-__all__ = ["AgentApp", "AgentServer", "create_app", "default_policy", "CARD_MAX_AGE_S"]
+__all__ = [
+    "ACCESS_RULES",
+    "AgentApp",
+    "AgentServer",
+    "BEARER_SCHEME",
+    "CALL_SCOPE",
+    "CARD_MAX_AGE_S",
+    "PROTECTED_RESOURCE_PATH",
+    "SKILL_SCHEMAS_EXTENSION",
+    "create_app",
+    "default_policy",
+    "extended_card",
+]
 
 CARD_MAX_AGE_S = 300
+CALL_SCOPE = "agents:call"
+BEARER_SCHEME = "bearer"
+PROTECTED_RESOURCE_PATH = "/.well-known/oauth-protected-resource"
+SKILL_SCHEMAS_EXTENSION = "urn:scaleout:a2a:skill-schemas:v1"
+
+ACCESS_RULES: list[Rule] = [
+    Rule.of("GET", AGENT_CARD_PATH, PUBLIC),
+    Rule.of("GET", "/agents", PUBLIC),
+    Rule.of("GET", "/agents/{name}" + AGENT_CARD_PATH, PUBLIC),
+    Rule.of("GET", PROTECTED_RESOURCE_PATH, PUBLIC),
+    Rule.of("GET", PROTECTED_RESOURCE_PATH + "/{rest:path}", PUBLIC),
+    Rule.of("POST", "/", CALL_SCOPE),
+    Rule.of("POST", "/agents/{name}/", CALL_SCOPE),
+    Rule.of("*", "/mcp", CALL_SCOPE),
+    Rule.of("*", "/mcp/{rest:path}", CALL_SCOPE),
+    Rule.of("*", "/agents/{name}/mcp", CALL_SCOPE),
+    Rule.of("*", "/agents/{name}/mcp/{rest:path}", CALL_SCOPE),
+]
+"""The scope every route of an agent server needs (``protocol.access``); a route without one answers 404."""
+
+_BEARER_SCHEMES = {BEARER_SCHEME: {"httpAuthSecurityScheme": {"scheme": "Bearer", "bearerFormat": "JWT"}}}
+_BEARER_REQUIREMENTS = [{"schemes": {BEARER_SCHEME: {"list": [CALL_SCOPE]}}}]
+
+
+def extended_card(agent: Agent, card: AgentCard) -> dict[str, Any]:
+    """The card ``GetExtendedAgentCard`` returns to authenticated callers: ``card`` plus, as the extension
+    ``SKILL_SCHEMAS_EXTENSION``, each skill's input and output JSON schema (what the public card leaves out)."""
+    schemas = {
+        skill_id: {
+            "input": skill.input_model.model_json_schema(),
+            "output": skill.output_model.model_json_schema(mode="serialization"),
+        }
+        for skill_id, skill in agent.skills.items()
+    }
+    extension = AgentExtension(
+        uri=SKILL_SCHEMAS_EXTENSION,
+        description="the JSON schema of each skill's input (the message's data part) and output (its artifact)",
+        params={"skills": schemas},
+    )
+    capabilities = card.capabilities.model_copy(update={"extensions": [*card.capabilities.extensions, extension]})
+    return card.model_copy(update={"capabilities": capabilities}).wire()
 
 
 class AgentServer:
-    """The agents of one process, their runtimes and their public URLs."""
+    """The agents of one process, their runtimes and their public URLs.
+
+    ``secured``: callers authenticate with bearer tokens (the cards say so, the extended card is served);
+    ``issuer``: the token issuer, named as the authorization server in the protected-resource metadata when
+    it is a URL.
+    """
 
     def __init__(
         self,
@@ -43,6 +108,8 @@ class AgentServer:
         base_url: str = "http://127.0.0.1:8000",
         *,
         mcp_options: dict[str, Any] | None = None,
+        secured: bool = False,
+        issuer: str | None = None,
     ) -> None:
         self.agents = [agents] if isinstance(agents, Agent) else list(agents)
         if not self.agents:
@@ -51,6 +118,8 @@ class AgentServer:
         if len(set(names)) != len(names):
             raise ValueError(f"agent names must be unique in one server: {names}")
         self.base_url = base_url.rstrip("/")
+        self.secured = secured
+        self.issuer = issuer
         self.runtimes = {a.name: TaskRuntime(a) for a in self.agents}
         self.mcp_apps = {a.name: _mcp_app(a, mcp_options or {}) for a in self.agents}
 
@@ -64,11 +133,41 @@ class AgentServer:
     def card_url(self, agent: Agent) -> str:
         return f"{self.base_url}{self.prefix(agent)}{AGENT_CARD_PATH}"
 
+    def mcp_url(self, agent: Agent) -> str:
+        """The streamable-HTTP MCP endpoint of ``agent``."""
+        return f"{self.base_url}{self.prefix(agent)}/mcp"
+
+    def card(self, agent: Agent) -> AgentCard:
+        """The public card of ``agent``; with ``secured`` it declares the bearer scheme and the extended card."""
+        if not self.secured:
+            return agent.card(self.url(agent))
+        return agent.card(
+            self.url(agent),
+            security_schemes=_BEARER_SCHEMES,
+            security_requirements=_BEARER_REQUIREMENTS,
+            extended_card=True,
+        )
+
+    def resource_metadata(self, resource: str) -> dict[str, Any]:
+        """RFC 9728 protected-resource metadata for ``resource`` (an MCP endpoint URL, or the server's)."""
+        issuer = self.issuer
+        servers = [issuer] if issuer and issuer.startswith(("https://", "http://")) else []
+        return {
+            "resource": resource,
+            "authorization_servers": servers,
+            "bearer_methods_supported": ["header"],
+            "scopes_supported": [CALL_SCOPE],
+            "resource_name": self.agents[0].name if len(self.agents) == 1 else "scaleout agents",
+        }
+
     def agent_routes(self, agent: Agent) -> list[BaseRoute]:
         """The card, JSON-RPC and MCP routes of one agent, relative to its prefix."""
-        endpoint = JsonRpcEndpoint(self.runtimes[agent.name])
+        card = self.card(agent)
+        endpoint = JsonRpcEndpoint(
+            self.runtimes[agent.name], extended_card=extended_card(agent, card) if self.secured else None
+        )
         routes: list[BaseRoute] = [
-            Route(AGENT_CARD_PATH, _card_endpoint(agent.card(self.url(agent)).wire()), methods=["GET"]),
+            Route(AGENT_CARD_PATH, _card_endpoint(card.wire()), methods=["GET"]),
             Route("/", endpoint.handle, methods=["POST"]),
         ]
         mcp = self.mcp_apps[agent.name]
@@ -76,26 +175,46 @@ class AgentServer:
             routes += [Route("/mcp", mcp), Mount("/mcp", app=mcp)]
         return routes
 
+    def metadata_routes(self) -> list[BaseRoute]:
+        """RFC 9728 metadata of the MCP endpoints: at the root, and path-inserted for each ``/mcp``."""
+        if all(mcp is None for mcp in self.mcp_apps.values()):
+            return []
+        if len(self.agents) == 1:
+            document = self.resource_metadata(self.mcp_url(self.agents[0]))
+            endpoint = _json_endpoint(document)
+            return [
+                Route(PROTECTED_RESOURCE_PATH, endpoint, methods=["GET"]),
+                Route(PROTECTED_RESOURCE_PATH + "/mcp", endpoint, methods=["GET"]),
+            ]
+        documents = {a.name: self.resource_metadata(self.mcp_url(a)) for a in self.agents}
+
+        async def of_agent(request: Request) -> Response:
+            document = documents.get(request.path_params["name"])
+            if document is None:
+                return JSONResponse({"error": f"no agent named {request.path_params['name']!r}"}, 404)
+            return JSONResponse(document)
+
+        return [
+            Route(PROTECTED_RESOURCE_PATH, _json_endpoint(self.resource_metadata(self.base_url)), methods=["GET"]),
+            Route(PROTECTED_RESOURCE_PATH + "/agents/{name}/mcp", of_agent, methods=["GET"]),
+        ]
+
     def routes(self) -> list[BaseRoute]:
         if len(self.agents) == 1:
-            return self.agent_routes(self.agents[0])
+            return self.agent_routes(self.agents[0]) + self.metadata_routes()
         # One mount for all agents, dispatched by name: a request costs one dict lookup, not a scan of every
         # agent's routes (a server may hold a thousand agents).
         routers = {a.name: Router(routes=self.agent_routes(a)) for a in self.agents}
         index = [{"name": a.name, "url": self.url(a), "card": self.card_url(a)} for a in self.agents]
 
-        async def by_name(scope: Scope, receive: Receive, send: Send) -> None:
-            router = routers.get(scope["path_params"]["name"])
-            if router is None:
-                response = JSONResponse({"error": f"no agent named {scope['path_params']['name']!r}"}, 404)
-                await response(scope, receive, send)
-                return
-            await router(scope, receive, send)
-
         async def list_agents(_: Request) -> Response:
             return JSONResponse({"agents": index})
 
-        return [Route("/agents", list_agents, methods=["GET"]), Mount("/agents/{name}", app=by_name)]
+        return [
+            Route("/agents", list_agents, methods=["GET"]),
+            Mount("/agents/{name}", app=_AgentsByName(routers)),
+            *self.metadata_routes(),
+        ]
 
     @asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -106,6 +225,32 @@ class AgentServer:
                 if mcp is not None:  # the streamable-HTTP session manager needs its task group running
                     await stack.enter_async_context(mcp.running())
             yield
+
+
+class _AgentsByName:
+    """ASGI app behind ``/agents/{name}``: that agent's routes. ``routes`` lists one agent's routes (every agent
+    has the same ones), so route listings (``protocol.access.route_paths``, ``check_rules``) see through it."""
+
+    def __init__(self, routers: dict[str, Router]) -> None:
+        self.routers = routers
+        self.routes = next(iter(routers.values())).routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        router = self.routers.get(scope["path_params"]["name"])
+        if router is None:
+            response = JSONResponse({"error": f"no agent named {scope['path_params']['name']!r}"}, 404)
+            await response(scope, receive, send)
+            return
+        await router(scope, receive, send)
+
+
+def _json_endpoint(document: dict[str, Any]) -> Callable[[Request], Awaitable[Response]]:
+    body = json.dumps(document, separators=(",", ":")).encode()
+
+    async def endpoint(_: Request) -> Response:
+        return Response(body, media_type="application/json", headers={"Cache-Control": f"max-age={CARD_MAX_AGE_S}"})
+
+    return endpoint
 
 
 def _card_endpoint(card: dict[str, Any]) -> Callable[[Request], Awaitable[Response]]:
@@ -137,8 +282,10 @@ def _mcp_app(agent: Agent, options: dict[str, Any]) -> Any:
 class AgentApp(Boundary):
     """The agents' ASGI app: the Starlette app behind the boundary; ``state.agent_server`` as on the inner app."""
 
-    def __init__(self, app: Starlette, server: AgentServer, policy: BoundaryPolicy) -> None:
-        super().__init__(app, policy, render=render_jsonrpc_error)
+    def __init__(
+        self, app: Starlette, server: AgentServer, policy: BoundaryPolicy, access: AccessPolicy | None = None
+    ) -> None:
+        super().__init__(app, policy, render=render_jsonrpc_error, access=access)
         self.starlette = app
         self.agent_server = server
         self.state = app.state
@@ -158,17 +305,28 @@ def create_app(
     policy: BoundaryPolicy | None = None,
     mcp_sessions_per_client: int | None = None,
     mcp_idle_timeout_s: float | None = None,
+    auth: AuthSettings | None = None,
+    host: str = "127.0.0.1",
 ) -> AgentApp:
     """An ASGI app serving ``agents`` behind the boundary; run it with uvicorn or ``scaleout agent serve``.
 
     ``policy`` defaults to ``default_policy(base_url)``; the MCP options override ``McpHttpApp``'s defaults.
+    ``auth`` names the keys callers' tokens are checked against; ``host`` is the bind address: without keys,
+    anything but loopback raises ``protocol.access.InsecureBind``.
     """
+    auth = auth or AuthSettings()
     mcp_options: dict[str, Any] = {}
     if mcp_sessions_per_client is not None:
         mcp_options["max_sessions_per_client"] = mcp_sessions_per_client
     if mcp_idle_timeout_s is not None:
         mcp_options["session_idle_timeout_s"] = mcp_idle_timeout_s
-    server = AgentServer(agents, base_url, mcp_options=mcp_options)
+    # The key set is read (and a bind beyond loopback without one refused) before anything else is built.
+    several = not isinstance(agents, Agent) and len(agents) > 1
+    metadata = f"{base_url.rstrip('/')}{PROTECTED_RESOURCE_PATH}{'' if several else '/mcp'}"
+    access = access_policy(ACCESS_RULES, auth, host=host, resource_metadata=metadata)
+    secured = access.verifier is not None
+    server = AgentServer(agents, base_url, mcp_options=mcp_options, secured=secured, issuer=auth.issuer)
     app = Starlette(routes=server.routes(), lifespan=server.lifespan)
+    check_rules(app.routes, ACCESS_RULES)
     app.state.agent_server = server
-    return AgentApp(app, server, policy or default_policy(base_url))
+    return AgentApp(app, server, policy or default_policy(base_url), access)

@@ -47,8 +47,9 @@ class _Subscriber:
 class TaskHandle:
     """The live view of one task: what executors drive and what streams listen to."""
 
-    def __init__(self, task: Task, message: Message, skill_id: str) -> None:
+    def __init__(self, task: Task, message: Message, skill_id: str, *, owner: str = "local") -> None:
         self._task: Task | None = task
+        self.owner = owner  # the principal's owner (tenant or subject) that created the task; never sent
         self._frozen: bytes | None = None  # a finished task's JSON (see ``snapshot`` and ``freeze``)
         self._index = (task.context_id, task.status.state, task.status.timestamp)  # valid once frozen
         self.message: Message | None = message  # the message the current turn answers

@@ -3,6 +3,11 @@
 Which skill a message is for: ``message.metadata["skill"]`` names it; without it the agent's default
 (first declared) skill runs. The skill input is the first data part (a JSON object), else the text parts.
 Every finished skill run carries its usage in ``Task.metadata["usage"]`` and in the artifact's metadata.
+
+Tenancy: every method takes the caller's ``Principal`` (``LOCAL_PRINCIPAL``, which sees everything, when
+omitted). A task belongs to the owner (tenant, else subject) of the principal that created it; GetTask,
+ListTasks, CancelTask, SubscribeToTask and follow-up messages see only the caller's own tasks unless it holds
+``admin``. Anyone else's task id answers TaskNotFound, word for word as an unknown id does.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from protocol.a2a import (
     TaskStatus,
     new_id,
 )
+from protocol.auth import ADMIN, LOCAL_PRINCIPAL, Principal
 from protocol.jsonrpc import (
     ContentTypeNotSupportedError,
     InvalidParamsError,
@@ -109,25 +115,25 @@ class TaskRuntime:
 
     # -- the A2A methods -------------------------------------------------------------------------------
 
-    async def send(self, request: SendMessageRequest) -> Task | Message:
+    async def send(self, request: SendMessageRequest, principal: Principal | None = None) -> Task | Message:
         """SendMessage: wait for a terminal or interrupted state (or return at once with ``returnImmediately``)."""
-        handle, history_length = await self._send(request)
+        handle, history_length = await self._send(request, principal or LOCAL_PRINCIPAL)
         return handle.reply if handle.reply is not None else handle.view(history_length)
 
-    async def send_wire(self, request: SendMessageRequest) -> dict[str, Any]:
+    async def send_wire(self, request: SendMessageRequest, principal: Principal | None = None) -> dict[str, Any]:
         """SendMessage answered as the JSON-ready ``SendMessageResponse`` (what the JSON-RPC binding sends)."""
-        handle, history_length = await self._send(request)
+        handle, history_length = await self._send(request, principal or LOCAL_PRINCIPAL)
         if handle.reply is not None:
             return {"message": handle.reply.wire()}
         return {"task": handle.wire(history_length)}
 
-    async def _send(self, request: SendMessageRequest) -> tuple[TaskHandle, int | None]:
+    async def _send(self, request: SendMessageRequest, principal: Principal) -> tuple[TaskHandle, int | None]:
         config = request.configuration
         history_length = config.history_length if config else None
         blocking = not (config and config.return_immediately)
         if self._tg is None:
             raise RuntimeError("TaskRuntime is not running; use 'async with runtime.running():'")
-        handle = self._prepare(request)
+        handle = self._prepare(request, principal)
         if blocking and self._runs_inline:
             await self._run_turn(handle, inline=True)
             return handle, history_length
@@ -137,22 +143,27 @@ class TaskRuntime:
             await settled.wait()
         return handle, history_length
 
-    async def stream(self, request: SendMessageRequest) -> AsyncIterator[StreamResponse]:
+    async def stream(
+        self, request: SendMessageRequest, principal: Principal | None = None
+    ) -> AsyncIterator[StreamResponse]:
         """SendStreamingMessage: the task (or a message), then its updates until terminal or interrupted."""
-        handle = self._prepare(request)
+        handle = self._prepare(request, principal or LOCAL_PRINCIPAL)
         receive = handle.subscribe(first=True)
         self._launch(handle)
         async with receive:
             async for event in receive:
                 yield event
 
-    def get(self, task_id: str, history_length: int | None = None) -> Task:
+    def get(self, task_id: str, history_length: int | None = None, principal: Principal | None = None) -> Task:
         """GetTask: the task with its last ``history_length`` messages (all when None)."""
-        return self._find(task_id).view(history_length)
+        return self._find(task_id, principal).view(history_length)
 
-    def list(self, request: ListTasksRequest) -> ListTasksResponse:
-        """ListTasks: newest status first, filtered by context, state and status time, paged."""
+    def list(self, request: ListTasksRequest, principal: Principal | None = None) -> ListTasksResponse:
+        """ListTasks: the caller's tasks (every task for admin), newest status first, filtered by context,
+        state and status time, paged."""
         handles = list(self._tasks.values())
+        if principal is not None and not principal.has(ADMIN):
+            handles = [h for h in handles if h.owner == principal.owner]
         if request.context_id:
             handles = [h for h in handles if h.context_id == request.context_id]
         if request.status and request.status != TaskState.UNSPECIFIED:
@@ -167,18 +178,18 @@ class TaskRuntime:
         views = [h.view(request.history_length, artifacts=request.include_artifacts) for h in page]
         return ListTasksResponse(tasks=views, next_page_token=next_token, page_size=size, total_size=len(handles))
 
-    async def cancel(self, task_id: str) -> Task:
+    async def cancel(self, task_id: str, principal: Principal | None = None) -> Task:
         """CancelTask: stop a live task; a task already in a terminal state cannot be canceled."""
-        handle = self._find(task_id)
+        handle = self._find(task_id, principal)
         if handle.state in TERMINAL_STATES:
             raise TaskNotCancelableError(f"task {task_id} is already {handle.state.value} and cannot be canceled")
         handle.cancel()
         self._count_finished(handle)  # a task canceled between turns has no turn left to count it
         return handle.view()
 
-    async def subscribe(self, task_id: str) -> AsyncIterator[StreamResponse]:
+    async def subscribe(self, task_id: str, principal: Principal | None = None) -> AsyncIterator[StreamResponse]:
         """SubscribeToTask: the current task, then its updates until a terminal state."""
-        handle = self._find(task_id)
+        handle = self._find(task_id, principal)
         if handle.state in TERMINAL_STATES:
             raise UnsupportedOperationError(f"task {task_id} is already {handle.state.value}; use GetTask to read it")
         receive = handle.subscribe()
@@ -221,13 +232,14 @@ class TaskRuntime:
 
     # -- internals -------------------------------------------------------------------------------------
 
-    def _find(self, task_id: str) -> TaskHandle:
+    def _find(self, task_id: str, principal: Principal | None = None) -> TaskHandle:
+        """The task ``task_id`` if ``principal`` may see it; anyone else's task is not found, like an unknown id."""
         handle = self._tasks.get(task_id)
-        if handle is None:
+        if handle is None or not _may_see(principal, handle):
             raise TaskNotFoundError(f"no task with id {task_id!r} on agent {self.agent.name!r}")
         return handle
 
-    def _prepare(self, request: SendMessageRequest) -> TaskHandle:
+    def _prepare(self, request: SendMessageRequest, principal: Principal) -> TaskHandle:
         message, config = request.message, request.configuration
         if config and config.accepted_output_modes and not (set(config.accepted_output_modes) & _SUPPORTED_OUTPUT):
             raise ContentTypeNotSupportedError(
@@ -236,7 +248,7 @@ class TaskRuntime:
         if config and config.task_push_notification_config:
             raise PushNotificationNotSupportedError("this agent does not send push notifications; poll or stream")
         if message.task_id:
-            return self._continue(message)
+            return self._continue(message, principal)
         skill, parsed = self._skill(message, None)
         task_id, context_id = new_id(), message.context_id or new_id()
         stored = message.model_copy(update={"task_id": task_id, "context_id": context_id})
@@ -247,16 +259,16 @@ class TaskRuntime:
             history=[stored],
             metadata={SKILL_METADATA_KEY: skill.id},
         )
-        handle = TaskHandle(task, stored, skill.id)
+        handle = TaskHandle(task, stored, skill.id, owner=principal.owner)
         handle.begin_turn(stored)
         handle.parsed_input = parsed
         self._tasks[task_id] = handle
         self._evict()
         return handle
 
-    def _continue(self, message: Message) -> TaskHandle:
-        """A follow-up message on an existing task: allowed only while it waits for input."""
-        handle = self._find(message.task_id or "")
+    def _continue(self, message: Message, principal: Principal) -> TaskHandle:
+        """A follow-up message on an existing task (the caller's own): allowed only while it waits for input."""
+        handle = self._find(message.task_id or "", principal)
         task = handle.task
         if message.context_id and message.context_id != task.context_id:
             raise InvalidParamsError(
@@ -358,6 +370,10 @@ class TaskRuntime:
         for task_id in victims:
             del self._tasks[task_id]
         self._retained_bytes = size
+
+
+def _may_see(principal: Principal | None, handle: TaskHandle) -> bool:
+    return principal is None or handle.owner == principal.owner or principal.has(ADMIN)
 
 
 def _encode_token(offset: int) -> str:

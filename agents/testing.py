@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from protocol.serving import Server, ServerLimits, server_config
+from protocol.serving import Server, ServerLimits, TlsFiles, server_config
 
 __all__ = ["free_port", "serve_in_thread", "no_network", "NetworkBlocked"]
 
@@ -23,11 +23,17 @@ def free_port() -> int:
 
 @contextmanager
 def serve_in_thread(
-    app: Any, port: int | None = None, *, startup_timeout: float = 20.0, limits: ServerLimits | None = None
+    app: Any,
+    port: int | None = None,
+    *,
+    startup_timeout: float = 20.0,
+    limits: ServerLimits | None = None,
+    tls: TlsFiles | None = None,
 ) -> Iterator[str]:
-    """Run ``app`` on 127.0.0.1 in a daemon thread, as the ``serve`` commands do; yields its base URL."""
+    """Run ``app`` on 127.0.0.1 in a daemon thread, as the ``serve`` commands do; yields its base URL
+    (``https://`` with ``tls``)."""
     port = port or free_port()
-    server = Server(server_config(app, "127.0.0.1", port, limits, lifespan="on"), limits)
+    server = Server(server_config(app, "127.0.0.1", port, limits, tls=tls, lifespan="on"), limits)
     thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")
     thread.start()
     deadline = time.monotonic() + startup_timeout
@@ -36,7 +42,7 @@ def serve_in_thread(
             raise RuntimeError(f"server on port {port} did not start within {startup_timeout} s")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

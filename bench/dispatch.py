@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
 import statistics
@@ -35,6 +36,7 @@ from agents.client import HttpAgentClient, skill_message
 from agents.examples import echo_agent
 from agents.serve import create_app
 from agents.testing import free_port
+from orchestrator.credentials import AgentCredentials
 from orchestrator.executor import Executor
 from orchestrator.graph import TaskGraph
 from orchestrator.limits import RunLimits
@@ -44,6 +46,7 @@ from orchestrator.service import Orchestrator
 from orchestrator.spec import GraphSpec
 from orchestrator.state import RunState
 from orchestrator.transports import CallResult, Transports
+from protocol.auth import AuthSettings, SigningKey
 from registry import HealthStatus, Registry
 
 LIMITS = RunLimits(max_tasks=1_000_000)  # the benchmark's graphs are larger than a server's default allows
@@ -201,6 +204,9 @@ def serve(kind: str, port: int) -> None:
     base = f"http://127.0.0.1:{port}"
     if kind == "agent":
         app: Any = create_app(echo_agent("echo-http"), base_url=base)
+    elif kind == "agent-auth":  # the same agent, every call's bearer token verified (keys from the parent)
+        auth = AuthSettings(jwks_file=Path(os.environ["SCALEOUT_BENCH_JWKS"]))
+        app = create_app(echo_agent("echo-http"), base_url=base, auth=auth)
     else:
         app = Starlette(routes=[Route("/", minimal, methods=["POST"])])
     serve_app(app, "127.0.0.1", port, access_log=False, lifespan="on")
@@ -282,7 +288,11 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
         f"\n== HTTP loopback, servers in child processes, {args.rounds} interleaved rounds of {args.http_tasks} "
         "sequential calls each"
     )
-    servers = {"agent": ServerProcess("agent"), "bare": ServerProcess("bare")}
+    key = SigningKey.generate()  # the authenticated agent trusts this key; the orchestrator carries a token from it
+    jwks = Path(db.removeprefix("sqlite:///")).with_name("jwks.json")
+    jwks.write_text(json.dumps({"keys": [key.jwk()]}))
+    os.environ["SCALEOUT_BENCH_JWKS"] = str(jwks)
+    servers = {"agent": ServerProcess("agent"), "bare": ServerProcess("bare"), "auth": ServerProcess("agent-auth")}
     if args.before:
         servers["before"] = ServerProcess("agent", checkout(args.before))
     try:
@@ -295,6 +305,23 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
                 registry, db, router=Router(registry, cache_ttl_s=60), record_stats=False, limits=LIMITS
             ),
         }
+        # the token's cost: two orchestrators set up alike (each its own registry with one agent), one calling the
+        # plain agent without a token, the other the authenticated agent with one
+        token = key.token("bench-orchestrator", ["agents:call"], issuer="scaleout", audience="scaleout", ttl_s=86_400)
+        for key_name, url, credentials in (
+            ("on_plain", base, None),
+            ("on_auth", await servers["auth"].ready(), AgentCredentials(token)),
+        ):
+            own_db = db.replace("bench.db", f"{key_name}.db")
+            own_registry = Registry(own_db)
+            own_registry.register_card(echo_agent("echo-http").card(url + "/"), url=url + "/")
+            orchestrators[key_name] = Orchestrator(
+                own_registry,
+                own_db,
+                router=Router(own_registry, cache_ttl_s=60),
+                agent_credentials=credentials,
+                limits=LIMITS,
+            )
         a2a_urls = {"a2a": base + "/"}
         if args.before:  # the old agent behind its own registry, so routing cannot mix the two
             before = await servers["before"].ready()
@@ -309,7 +336,7 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
         samples: dict[str, list[float]] = {"post": [], **{k: [] for k in a2a_urls}, **{k: [] for k in orchestrators}}
         means: dict[str, list[float]] = {k: [] for k in orchestrators}
         server_of = {"post": "bare", "a2a": "agent", "on": "agent", "off": "agent"}
-        server_of |= {"a2a_before": "before", "on_before": "before"}
+        server_of |= {"a2a_before": "before", "on_before": "before", "on_auth": "auth", "on_plain": "agent"}
         async with AsyncExitStack() as stack:
             http = await stack.enter_async_context(httpx.AsyncClient())
             clients = {k: await stack.enter_async_context(HttpAgentClient(u)) for k, u in a2a_urls.items()}
@@ -358,6 +385,8 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
         "a2a": "bare A2A SendMessage (HttpAgentClient)",
         "on": "orchestrated task, registry stats on",
         "off": "orchestrated task, stats reporting off",
+        "on_plain": "orchestrated, own registry, no token",
+        "on_auth": "orchestrated, own registry, bearer token",
         "a2a_before": f"bare A2A SendMessage, agent at {args.before}",
         "on_before": f"orchestrated task, stats on, agent at {args.before}",
     }
@@ -371,6 +400,8 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
         extra = f", {med / a2a_med:4.2f}x bare A2A" if key in ("on", "off") else ""
         figures = f"{med:9.1f} {p95:9.1f} {mean:9.1f} {cpu_us(key)}"
         print(f"{label[:43]:44}{figures}  -> {med / post_med:4.2f}x the bare POST{extra}")
+    auth_ratio = summary(samples["on_auth"])[0] / summary(samples["on_plain"])[0]
+    print(f"token verification: orchestrated task with a bearer token {auth_ratio:5.3f}x without (medians)")
     if args.before:
         a2a_ratio = summary(samples["a2a"])[0] / summary(samples["a2a_before"])[0]
         on_ratio = summary(samples["on"])[0] / summary(samples["on_before"])[0]
@@ -411,7 +442,7 @@ if __name__ == "__main__":
     parser.add_argument("--http-tasks", type=int, default=100, help="calls per round and kind")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over HTTP")
     parser.add_argument("--only", default="inproc,http,fanout", help="sections to run, comma-separated")
-    parser.add_argument("--serve", choices=["agent", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["agent", "agent-auth", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--fanout", type=int, default=10_000)
     parser.add_argument("--before", metavar="REV", help="also serve the agent from this git revision, same rounds")

@@ -3,6 +3,7 @@
 >>> from orchestrator import Orchestrator, TaskSpec, GraphSpec
 """
 
+from orchestrator.credentials import AgentCredentials
 from orchestrator.energy import EnergyModel
 from orchestrator.graph import GraphError, TaskGraph
 from orchestrator.limits import LimitExceeded, RunLimits
@@ -30,4 +31,5 @@ __all__ = [
     "Transports",
     "AgentCallError",
     "AgentUnreachable",
+    "AgentCredentials",
 ]

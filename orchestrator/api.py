@@ -2,11 +2,16 @@
 
 POST /runs (a graph or a single task) -> 202 {"id", "status"}; GET /runs; GET /runs/{id};
 GET /runs/{id}/events (SSE; resume with the Last-Event-ID header or ?after=N); POST /runs/{id}/cancel;
-GET /agents (what the registry knows); GET /health.
+GET /agents (what the registry knows); GET /health; GET /.well-known/oauth-protected-resource[/mcp] (RFC 9728).
 
-The whole app, /mcp included, sits behind ``protocol.boundary.Boundary``: Host and Origin checked, JSON content
-type required on every POST, the body streamed with a cap and parsed once with a depth limit. Every error is
+The whole app, /mcp included, sits behind ``protocol.boundary.Boundary``: Host and Origin checked, the caller's
+bearer token verified and the route's scope required (``ACCESS_RULES``), JSON content type required on every
+POST, the body streamed with a cap and parsed once with a depth limit. Every error is
 ``{"error": {"type": KIND, "message": MSG}}`` with a one-line message, as on the registry and the boundary.
+
+Runs belong to the principal that submitted them (its ``owner``: tenant, else subject): list, show, events and
+cancel see only the caller's own runs unless it holds ``admin``; another owner's run answers 404 exactly as an
+unknown id. With no keys on loopback every caller is ``LOCAL_PRINCIPAL`` (every scope): today's behaviour.
 """
 
 from __future__ import annotations
@@ -28,10 +33,39 @@ from starlette.routing import BaseRoute, Route
 from orchestrator.graph import GraphError
 from orchestrator.limits import MAX_BODY_BYTES, InvalidQuery, LimitExceeded, parse_int
 from orchestrator.service import Orchestrator, RunNotFound
+from protocol.access import PUBLIC, Rule, access_policy, check_rules, request_principal
+from protocol.auth import ADMIN, AuthSettings, Principal
 from protocol.boundary import NO_BODY, Boundary, BoundaryPolicy, request_json
 from protocol.validation import describe_validation_error
 
-__all__ = ["create_app", "MAX_BODY_BYTES", "jsonable", "error_response"]
+__all__ = [
+    "create_app",
+    "ACCESS_RULES",
+    "RESOURCE_METADATA_PATH",
+    "MAX_BODY_BYTES",
+    "jsonable",
+    "error_response",
+    "caller_owner",
+]
+
+RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
+ORCHESTRATOR_SCOPES = ("runs:submit", "runs:read", "runs:cancel", "registry:read", ADMIN)
+
+ACCESS_RULES: list[Rule] = [
+    Rule.of("GET", "/health", PUBLIC),
+    Rule.of("GET", RESOURCE_METADATA_PATH, PUBLIC),
+    Rule.of("GET", RESOURCE_METADATA_PATH + "/mcp", PUBLIC),
+    Rule.of("POST", "/runs", "runs:submit"),
+    Rule.of("GET", "/runs", "runs:read"),
+    Rule.of("GET", "/runs/{run_id}", "runs:read"),
+    Rule.of("GET", "/runs/{run_id}/events", "runs:read"),
+    Rule.of("POST", "/runs/{run_id}/cancel", "runs:cancel"),
+    Rule.of("GET", "/agents", "registry:read"),
+    # MCP: reading runs lets a caller in; each tool then checks its own scope (orchestrator.mcp)
+    Rule.of("*", "/mcp", "runs:read"),
+    Rule.of("*", "/mcp/{rest:path}", "runs:read"),
+]
+"""Which scope each route needs; every route of the app has one (``check_rules`` runs in ``create_app``)."""
 
 MCP_MAX_SESSIONS = 1_000  # MCP sessions open at once on /mcp
 MCP_SESSION_IDLE_S = 600.0  # an MCP session unused this long is closed
@@ -64,9 +98,19 @@ def _refusal(exc: Exception) -> JSONResponse:
     raise exc
 
 
+def caller_owner(principal: Principal) -> str | None:
+    """Whose runs ``principal`` sees: its owner's, or every run (None) when it holds ``admin``."""
+    return None if principal.has(ADMIN) else principal.owner
+
+
+def _owner(request: Request) -> str | None:
+    return caller_owner(request_principal(request))
+
+
 class _Api:
-    def __init__(self, orchestrator: Orchestrator) -> None:
+    def __init__(self, orchestrator: Orchestrator, public_url: str | None = None) -> None:
         self.orch = orchestrator
+        self.public_url = public_url.rstrip("/") if public_url else None
 
     async def submit(self, request: Request) -> Response:
         payload = request_json(request)
@@ -77,7 +121,7 @@ class _Api:
                 'send a JSON object: a task {"skill": ..., "input": ...} or a graph {"tasks": [...]}',
             )
         try:
-            run_id = await self.orch.submit(payload)
+            run_id = await self.orch.submit(payload, owner=request_principal(request).owner)
         except (ValidationError, LimitExceeded, GraphError) as exc:
             return _refusal(exc)
         return JSONResponse(
@@ -90,21 +134,23 @@ class _Api:
         try:
             limit = parse_int("limit", query["limit"]) if "limit" in query else 50
             offset = parse_int("offset", query["offset"]) if "offset" in query else 0
-            runs = await self.orch.list_runs(status=query.get("status"), limit=limit, offset=offset)
+            runs = await self.orch.list_runs(
+                status=query.get("status"), limit=limit, offset=offset, owner=_owner(request)
+            )
         except InvalidQuery as exc:
             return _refusal(exc)
         return JSONResponse(jsonable({"runs": runs}))
 
     async def get_run(self, request: Request) -> Response:
         try:
-            run = await self.orch.get_run(request.path_params["run_id"])
+            run = await self.orch.get_run(request.path_params["run_id"], owner=_owner(request))
         except RunNotFound as exc:
             return _refusal(exc)
         return JSONResponse(jsonable(run))
 
     async def cancel(self, request: Request) -> Response:
         try:
-            cancelled = await self.orch.cancel(request.path_params["run_id"])
+            cancelled = await self.orch.cancel(request.path_params["run_id"], owner=_owner(request))
         except RunNotFound as exc:
             return _refusal(exc)
         return JSONResponse({"cancelled": cancelled})
@@ -114,7 +160,7 @@ class _Api:
         header = request.headers.get("last-event-id")
         name, raw = ("Last-Event-ID", header) if header else ("after", request.query_params.get("after") or "0")
         try:
-            stream = self.orch.events(run_id, parse_int(name, raw))
+            stream = self.orch.events(run_id, parse_int(name, raw), owner=_owner(request))
             first = await anext(stream)
         except StopAsyncIteration:
             first = None
@@ -134,6 +180,21 @@ class _Api:
     async def health(self, _: Request) -> Response:
         return JSONResponse({"status": "ok", "active_runs": len(self.orch.active)})
 
+    async def resource_metadata(self, request: Request) -> Response:
+        """RFC 9728 protected-resource metadata: what this resource is and which scopes its tokens carry."""
+        # The Host header was checked by the boundary (only names this server answers to reach here).
+        base = self.public_url or f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+        resource = base + request.url.path.removeprefix(RESOURCE_METADATA_PATH)
+        return JSONResponse(
+            {
+                "resource": resource,
+                "resource_name": "scaleout orchestrator",
+                "scopes_supported": list(ORCHESTRATOR_SCOPES),
+                "bearer_methods_supported": ["header"],
+            },
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
+
 
 def _frame(event: dict[str, Any]) -> bytes:
     data = json.dumps(jsonable({k: event[k] for k in ("seq", "kind", "task_id", "data", "at")}))
@@ -147,10 +208,26 @@ async def _sse(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]
         yield _frame(event)
 
 
-def create_app(orchestrator: Orchestrator, *, mcp: bool = True, policy: BoundaryPolicy | None = None) -> Boundary:
+def create_app(
+    orchestrator: Orchestrator,
+    *,
+    mcp: bool = True,
+    policy: BoundaryPolicy | None = None,
+    auth: AuthSettings | None = None,
+    host: str = "127.0.0.1",
+    public_url: str | None = None,
+) -> Boundary:
     """The orchestrator's ASGI app behind the boundary ``policy`` (default: loopback hosts, 10 MB bodies);
-    its lifespan runs the orchestrator (and the MCP session manager)."""
-    api = _Api(orchestrator)
+    its lifespan runs the orchestrator (and the MCP session manager).
+
+    Callers authenticate with bearer tokens checked against ``auth``'s keys; with no keys, callers are
+    unauthenticated (every scope) and ``host``, the bind address, must be loopback (``InsecureBind`` otherwise).
+    ``public_url`` (how clients reach this server) makes the RFC 9728 metadata URLs absolute."""
+    api = _Api(orchestrator, public_url)
+    metadata_url = (api.public_url or "") + RESOURCE_METADATA_PATH + "/mcp"
+    access = access_policy(
+        ACCESS_RULES, auth or AuthSettings(), host=host, resource_metadata=metadata_url if mcp else None
+    )
     routes: list[BaseRoute] = [
         Route("/runs", api.submit, methods=["POST"]),
         Route("/runs", api.list_runs, methods=["GET"]),
@@ -159,6 +236,8 @@ def create_app(orchestrator: Orchestrator, *, mcp: bool = True, policy: Boundary
         Route("/runs/{run_id}/cancel", api.cancel, methods=["POST"]),
         Route("/agents", api.agents, methods=["GET"]),
         Route("/health", api.health, methods=["GET"]),
+        Route(RESOURCE_METADATA_PATH, api.resource_metadata, methods=["GET"]),
+        Route(RESOURCE_METADATA_PATH + "/mcp", api.resource_metadata, methods=["GET"]),
     ]
     server = None
     if mcp:
@@ -184,6 +263,7 @@ def create_app(orchestrator: Orchestrator, *, mcp: bool = True, policy: Boundary
                 async with server.session_manager.run():
                     yield
 
+    check_rules(routes, ACCESS_RULES)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.orchestrator = orchestrator
-    return Boundary(app, policy or BoundaryPolicy(max_body_bytes=MAX_BODY_BYTES))
+    return Boundary(app, policy or BoundaryPolicy(max_body_bytes=MAX_BODY_BYTES), access=access)

@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--db", help="database URL or SQLite path (default $SCALEOUT_DB_URL or ./scaleout.db)")
     serve.add_argument("--no-resume", action="store_true", help="fail unfinished runs at start instead of resuming")
+    _add_auth_flags(serve)
     _add_security_flags(serve)
     serve.set_defaults(func=_serve)
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--deadline", type=float, help="per-attempt deadline in seconds (with a skill id)")
     run.add_argument("--no-wait", action="store_true", help="print the run id and return")
     run.add_argument("--url", default=DEFAULT_URL, help=f"orchestrator URL (default {DEFAULT_URL})")
+    _add_client_flags(run)
     run.set_defaults(func=_run)
 
     runs = sub.add_parser("runs", help="list, show or watch runs")
@@ -58,9 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("run_id")
     for p in (lst, show, watch, cancel):
         p.add_argument("--url", default=DEFAULT_URL, help=f"orchestrator URL (default {DEFAULT_URL})")
+        _add_client_flags(p)
         p.set_defaults(func=_runs)
 
-    for module in ("agents.cli", "registry.cli"):
+    for module in ("agents.cli", "registry.cli", "orchestrator.auth_cli"):
         try:
             add = __import__(module, fromlist=["add_parser"]).add_parser
         except (ImportError, AttributeError) as exc:  # one missing piece must not break the other commands
@@ -68,6 +71,44 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         add(sub)
     return top
+
+
+def _add_client_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--token",
+        help="bearer token to send (default $SCALEOUT_TOKEN, else the file $SCALEOUT_TOKEN_FILE or "
+        "~/.config/scaleout/token; prefer those: a command line is visible to other users)",
+    )
+    command.add_argument("--ca-file", help="CA certificate(s) to verify an https orchestrator with (PEM)")
+
+
+def _add_auth_flags(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--jwks",
+        metavar="FILE",
+        help="trusted public keys (JWKS; 'scaleout auth keygen' writes one): callers must send a bearer token "
+        "signed by one of them. Without it the server is unauthenticated and binds to loopback only",
+    )
+    serve.add_argument("--audience", default="scaleout", help="the audience tokens must name (default scaleout)")
+    serve.add_argument("--issuer", help="the issuer tokens must name (default: any)")
+    serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain (with --tls-key)")
+    serve.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    serve.add_argument(
+        "--public-url", help="how clients reach this server (https://orch.example.com): its MCP resource URL"
+    )
+    serve.add_argument(
+        "--agent-token",
+        metavar="TOKEN",
+        help="bearer token this orchestrator sends to every agent it calls (default $SCALEOUT_AGENT_TOKEN; "
+        "prefer that or --agent-credentials: a command line is visible to other users)",
+    )
+    serve.add_argument(
+        "--agent-credentials",
+        metavar="FILE",
+        help='per-agent tokens: JSON {"<agent URL prefix>": "<token>"}; the longest matching prefix wins, then '
+        "--agent-token",
+    )
+    serve.add_argument("--ca-file", help="CA certificate(s) to verify https agents with (default: the system's)")
 
 
 def _add_security_flags(serve: argparse.ArgumentParser) -> None:
@@ -116,12 +157,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve_parts(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The app and server limits ``orchestrator serve`` runs with (raises SystemExit on a bad setting)."""
+    """The app and server limits ``orchestrator serve`` runs with (raises SystemExit on a bad setting, and
+    ``protocol.access.InsecureBind`` when bound beyond loopback without keys)."""
     from pydantic import ValidationError
 
-    from orchestrator.api import create_app
+    from orchestrator.api import ACCESS_RULES, create_app
+    from orchestrator.credentials import AgentCredentials
     from orchestrator.limits import RunLimits
     from orchestrator.service import Orchestrator
+    from protocol.access import InsecureBind, access_policy
+    from protocol.auth import AuthSettings
     from protocol.boundary import BoundaryPolicy
     from protocol.egress import EgressPolicy
     from protocol.serving import ServerLimits
@@ -129,7 +174,14 @@ def serve_parts(args: argparse.Namespace) -> tuple[Any, Any]:
     from registry import Registry
     from registry.stdio import StdioAllowlist
 
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("error: --tls-cert and --tls-key go together")
     try:
+        auth = AuthSettings(jwks_file=args.jwks, audience=args.audience, issuer=args.issuer)
+        access_policy(ACCESS_RULES, auth, host=args.host)  # InsecureBind, or an unreadable key set, before anything
+        credentials = AgentCredentials.from_config(args.agent_token, args.agent_credentials, ca_file=args.ca_file)
+        if args.ca_file:
+            credentials.verify()  # a CA file that cannot be read fails now, not at the first agent call
         limits = RunLimits(
             max_tasks=args.max_tasks,
             max_concurrency=args.max_concurrency,
@@ -142,13 +194,16 @@ def serve_parts(args: argparse.Namespace) -> tuple[Any, Any]:
             allow_hosts=args.allow_host,
             allow_origins=args.allow_origin,
             max_body_bytes=args.max_body_bytes,
+            public_url=args.public_url,
         )
         server = ServerLimits(header_timeout_s=args.header_timeout)
         egress = EgressPolicy.for_bind(args.host, args.allow_fetch)
         allowlist = StdioAllowlist.load(args.allow_stdio)
     except ValidationError as exc:
         raise SystemExit(f"error: {describe_validation_error(exc)}") from None
-    except ValueError as exc:  # a CIDR that is not one, an unreadable allowlist line
+    except InsecureBind:
+        raise
+    except (ValueError, OSError) as exc:  # a CIDR that is not one, an unreadable allowlist line, key or CA file
         raise SystemExit(f"error: {exc}") from None
     registry = Registry(args.db)
     orchestrator = Orchestrator(
@@ -158,16 +213,41 @@ def serve_parts(args: argparse.Namespace) -> tuple[Any, Any]:
         limits=limits,
         stdio_allowlist=allowlist,
         egress=egress,
+        agent_credentials=credentials,
     )
-    return create_app(orchestrator, policy=policy), server
+    app = create_app(orchestrator, policy=policy, auth=auth, host=args.host, public_url=_public_url(args))
+    return app, server
+
+
+def _public_url(args: argparse.Namespace) -> str | None:
+    """``--public-url``, else this server's own URL when it is bound to one address (None on a wildcard bind)."""
+    if args.public_url:
+        return str(args.public_url)
+    if args.host in ("0.0.0.0", "::", ""):
+        return None
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    return f"{'https' if args.tls_cert else 'http'}://{host}:{args.port}"
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from protocol.serving import serve
+    from protocol.access import InsecureBind
+    from protocol.serving import TlsFiles, serve
 
-    app, limits = serve_parts(args)
-    print(f"orchestrator on http://{args.host}:{args.port} (MCP at /mcp)", file=sys.stderr)
-    serve(app, args.host, args.port, limits)
+    try:
+        app, limits = serve_parts(args)
+    except InsecureBind as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    scheme = "https" if args.tls_cert else "http"
+    print(f"orchestrator on {scheme}://{args.host}:{args.port} (MCP at /mcp)", file=sys.stderr)
+    if not args.jwks:
+        print(
+            "note: no --jwks: callers are not authenticated (anyone who reaches this loopback port may do "
+            "anything); pass --jwks FILE to require tokens",
+            file=sys.stderr,
+        )
+    tls = TlsFiles(cert=args.tls_cert, key=args.tls_key) if args.tls_cert else None
+    serve(app, args.host, args.port, limits, tls=tls)
     return 0
 
 
@@ -191,23 +271,34 @@ def _spec(args: argparse.Namespace) -> dict[str, Any]:
     return spec
 
 
+def _client(args: argparse.Namespace) -> Any:
+    """An OrchestratorClient for ``--url`` with ``--token`` (else $SCALEOUT_TOKEN or the token file) and
+    ``--ca-file``."""
+    from orchestrator.client import OrchestratorClient
+
+    try:
+        return OrchestratorClient(args.url, token=args.token, ca_file=args.ca_file)
+    except OSError as exc:  # ssl.SSLError is one
+        raise SystemExit(f"error: cannot use --ca-file {args.ca_file}: {exc}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
-    from orchestrator.client import OrchestratorClient, OrchestratorError
+    from orchestrator.client import OrchestratorError
 
     spec = _spec(args)
 
     async def go() -> int:
-        async with OrchestratorClient(args.url) as client:
+        async with _client(args) as client:
             try:
                 run_id = await client.submit(spec)
-            except OrchestratorError as exc:
+                if args.no_wait:
+                    print(run_id)
+                    return 0
+                await _watch(client, run_id)
+                record = await client.get_run(run_id)
+            except OrchestratorError as exc:  # e.g. a token that may submit but not read runs
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-            if args.no_wait:
-                print(run_id)
-                return 0
-            await _watch(client, run_id)
-            record = await client.get_run(run_id)
             print(json.dumps(_brief(record), indent=2))
             return 0 if record["status"] == "succeeded" else 1
 
@@ -215,10 +306,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from orchestrator.client import OrchestratorClient, OrchestratorError
+    from orchestrator.client import OrchestratorError
 
     async def go() -> int:
-        async with OrchestratorClient(args.url) as client:
+        async with _client(args) as client:
             try:
                 if args.runs_command == "list":
                     for run in await client.list_runs(status=args.status, limit=args.limit):

@@ -3,17 +3,23 @@
 >>> async with OrchestratorClient("http://127.0.0.1:8100") as client:
 ...     run_id = await client.submit({"skill": "echo", "input": {"text": "hi"}})
 ...     async for event in client.events(run_id): print(event["kind"])
+
+Requests carry a bearer token: ``token=``, else ``$SCALEOUT_TOKEN``, else the file ``$SCALEOUT_TOKEN_FILE``
+(default ``~/.config/scaleout/token``); ``ca_file=`` verifies an https orchestrator against that CA.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
+
+from protocol.auth import bearer_headers
 
 __all__ = ["OrchestratorClient", "OrchestratorError", "TERMINAL_EVENTS"]
 
@@ -46,10 +52,26 @@ def _error(status: int, body: bytes) -> OrchestratorError:
 class OrchestratorClient:
     """Submit, list, show, watch and cancel runs on an orchestrator at ``base_url``."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        http: httpx.AsyncClient | None = None,
+        token: str | None = None,
+        ca_file: str | None = None,
+        verify: ssl.SSLContext | bool | None = None,
+    ) -> None:
+        """``token`` (default ``$SCALEOUT_TOKEN`` or the token file) is sent as ``Authorization: Bearer``;
+        ``ca_file`` (or an ``ssl.SSLContext`` / bool as ``verify``) checks an https server's certificate. With
+        ``http``, that client is used as given and it must carry the token itself."""
         self.base_url = base_url.rstrip("/")
         self._own = http is None
-        self._http = http or httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        if verify is None:
+            verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+        self._http = http or httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, headers=bearer_headers(token), verify=verify
+        )
 
     async def __aenter__(self) -> Self:
         return self

@@ -100,13 +100,17 @@ def http_client(
     headers: dict[str, str] | None = None,
     max_connections: int = 256,
     egress: EgressPolicy | None = None,
+    verify: ssl.SSLContext | bool = True,
+    auth: httpx.Auth | None = None,
 ) -> httpx.AsyncClient:
     """A shared ``httpx.AsyncClient`` with keep-alive (up to 64 idle connections) and coalesced request writes;
-    with ``egress`` every connection is checked against that policy first. Redirects are never followed."""
+    with ``egress`` every connection is checked against that policy first; ``verify`` checks servers'
+    certificates (a context trusting a CA file, or the system's store); ``auth`` signs every request.
+    Redirects are never followed (so no credential follows one)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
-    transport = CoalescingTransport(limits=limits)
+    transport = CoalescingTransport(limits=limits, verify=verify)
     if egress is not None:
         guard_transport(transport, egress)
     return httpx.AsyncClient(
-        timeout=timeout_s, headers=headers, limits=limits, transport=transport, follow_redirects=False
+        timeout=timeout_s, headers=headers, limits=limits, transport=transport, follow_redirects=False, auth=auth
     )

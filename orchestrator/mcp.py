@@ -1,4 +1,10 @@
-"""The orchestrator as an MCP server (mcp 2.3 ``MCPServer``): any MCP client can submit and follow runs."""
+"""The orchestrator as an MCP server (mcp 2.3 ``MCPServer``): any MCP client can submit and follow runs.
+
+Served at /mcp behind the boundary, which lets in callers holding ``runs:read``; each tool then checks the scope it
+needs against the principal of the HTTP request that carried the call (submit_task and submit_graph
+``runs:submit``, run_status and list_runs ``runs:read``, cancel_run ``runs:cancel``, list_agents
+``registry:read``), and sees only the caller's own runs unless it holds ``admin``.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
+from orchestrator.api import caller_owner
 from orchestrator.service import Orchestrator
+from protocol.access import request_principal
+from protocol.auth import LOCAL_PRINCIPAL, Principal
 from protocol.validation import describe_validation_error
 
 __all__ = ["orchestrator_mcp"]
@@ -27,45 +36,51 @@ def orchestrator_mcp(orchestrator: Orchestrator) -> MCPServer:
 
     @server.tool()
     async def submit_task(
-        skill: str, input: dict[str, Any], wait: bool = True, deadline_s: float | None = None
+        skill: str, input: dict[str, Any], ctx: Context, wait: bool = True, deadline_s: float | None = None
     ) -> dict[str, Any]:
         """Run one task needing ``skill`` with ``input``; with wait, return the finished run (else its id)."""
+        caller = _caller(ctx, "submit_task", "runs:submit")
         spec: dict[str, Any] = {"skill": skill, "input": input}
         if deadline_s:
             spec["constraints"] = {"deadline_s": deadline_s}
         with _refusals():
-            return await _submit(orchestrator, spec, wait)
+            return await _submit(orchestrator, spec, wait, caller)
 
     @server.tool()
-    async def submit_graph(graph: dict[str, Any], wait: bool = False) -> dict[str, Any]:
+    async def submit_graph(graph: dict[str, Any], ctx: Context, wait: bool = False) -> dict[str, Any]:
         """Run a task graph ({"tasks": [...]}, inputs may hold {"$ref": "ID.output.path"}); returns the run id."""
+        caller = _caller(ctx, "submit_graph", "runs:submit")
         with _refusals():
-            return await _submit(orchestrator, graph, wait)
+            return await _submit(orchestrator, graph, wait, caller)
 
     @server.tool()
-    async def run_status(run_id: str) -> dict[str, Any]:
+    async def run_status(run_id: str, ctx: Context) -> dict[str, Any]:
         """The status, tasks (outputs, errors) and usage of a run."""
+        owner = caller_owner(_caller(ctx, "run_status", "runs:read"))
         with _refusals():
-            run = await orchestrator.get_run(run_id, attempts=False)
+            run = await orchestrator.get_run(run_id, attempts=False, owner=owner)
         return _summary(run)
 
     @server.tool()
-    async def cancel_run(run_id: str) -> dict[str, Any]:
+    async def cancel_run(run_id: str, ctx: Context) -> dict[str, Any]:
         """Cancel an active run (its tasks are cancelled on the agents)."""
+        owner = caller_owner(_caller(ctx, "cancel_run", "runs:cancel"))
         with _refusals():
-            return {"run_id": run_id, "cancelled": await orchestrator.cancel(run_id)}
+            return {"run_id": run_id, "cancelled": await orchestrator.cancel(run_id, owner=owner)}
 
     @server.tool()
-    async def list_runs(status: str | None = None, limit: int = 20) -> dict[str, Any]:
+    async def list_runs(ctx: Context, status: str | None = None, limit: int = 20) -> dict[str, Any]:
         """The most recent runs (``limit`` 1-500), optionally only those with ``status`` (pending, running,
         succeeded, failed or cancelled)."""
-        with _refusals():
-            runs = await orchestrator.list_runs(status=status, limit=limit)  # validates status and limit
+        owner = caller_owner(_caller(ctx, "list_runs", "runs:read"))
+        with _refusals():  # validates status and limit
+            runs = await orchestrator.list_runs(status=status, limit=limit, owner=owner)
         return {"runs": to_jsonable_python(runs)}
 
     @server.tool()
-    async def list_agents(skill: str | None = None, limit: int = 50) -> dict[str, Any]:
+    async def list_agents(ctx: Context, skill: str | None = None, limit: int = 50) -> dict[str, Any]:
         """Healthy registered agents (optionally only those serving ``skill``) with their skills and models."""
+        _caller(ctx, "list_agents", "registry:read")
         if skill is not None and (len(skill) > 200 or any(c in skill for c in "\x00\r\n")):
             raise ToolError("skill must be one line of at most 200 characters with no NUL")
         if isinstance(limit, bool) or not 1 <= limit <= 200:
@@ -90,6 +105,19 @@ def orchestrator_mcp(orchestrator: Orchestrator) -> MCPServer:
     return server
 
 
+def _caller(ctx: Context, tool: str, scope: str) -> Principal:
+    """The principal of the HTTP request carrying this call (``LOCAL_PRINCIPAL`` in process, where no boundary
+    stands in front); a ToolError unless it holds ``scope``."""
+    try:
+        request = ctx.request_context.request
+    except ValueError:  # no request context: called in process
+        request = None
+    principal = request_principal(request) if request is not None and hasattr(request, "scope") else LOCAL_PRINCIPAL
+    if not principal.has(scope):
+        raise ToolError(f"{tool} needs the scope {scope!r}, which the caller's token does not hold")
+    return principal
+
+
 @contextmanager
 def _refusals() -> Iterator[None]:
     """Bad arguments become a tool error with a one-line reason (anything else stays a crash, logged)."""
@@ -101,11 +129,11 @@ def _refusals() -> Iterator[None]:
         raise ToolError(" ".join(str(exc).split())) from None
 
 
-async def _submit(orchestrator: Orchestrator, spec: dict[str, Any], wait: bool) -> dict[str, Any]:
-    run_id = await orchestrator.submit(spec)
+async def _submit(orchestrator: Orchestrator, spec: dict[str, Any], wait: bool, caller: Principal) -> dict[str, Any]:
+    run_id = await orchestrator.submit(spec, owner=caller.owner)
     if not wait:
         return {"run_id": run_id, "status": "pending"}
-    return _summary(await orchestrator.wait(run_id))
+    return _summary(await orchestrator.wait(run_id, owner=caller_owner(caller)))
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:

@@ -30,12 +30,18 @@ from sqlalchemy import event as sa_event
 
 from orchestrator import tables as t
 
-__all__ = ["RunStore", "RunWriter", "Op", "now", "ACTIVE", "TERMINAL"]
+__all__ = ["RunStore", "RunWriter", "Op", "now", "owned_by", "ACTIVE", "TERMINAL", "LOCAL_OWNER"]
 
 _log = logging.getLogger(__name__)
 ACTIVE = ("pending", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")
 _MIGRATIONS = Path(__file__).parent / "migrations"
+LOCAL_OWNER = "local"  # who owns runs stored without an owner (before access control, or by trusted callers)
+
+
+def owned_by(run_owner: str | None, owner: str | None) -> bool:
+    """True when a run whose stored owner is ``run_owner`` is visible to ``owner`` (None: a trusted caller)."""
+    return owner is None or (run_owner or LOCAL_OWNER) == owner
 
 
 def now() -> datetime:
@@ -152,7 +158,10 @@ class RunStore:
             row = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).mappings().first()
             return dict(row) if row else None
 
-    def list_runs(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    def list_runs(
+        self, *, status: str | None = None, limit: int = 50, offset: int = 0, owner: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest runs; with ``owner``, only that owner's (``LOCAL_OWNER`` includes rows with no owner)."""
         query = sa.select(
             t.runs.c.id,
             t.runs.c.name,
@@ -161,9 +170,13 @@ class RunStore:
             t.runs.c.created_at,
             t.runs.c.updated_at,
             t.runs.c.finished_at,
+            t.runs.c.owner,
         )
         if status:
             query = query.where(t.runs.c.status == status)
+        if owner is not None:
+            mine = t.runs.c.owner == owner
+            query = query.where(sa.or_(mine, t.runs.c.owner.is_(None)) if owner == LOCAL_OWNER else mine)
         query = query.order_by(t.runs.c.created_at.desc()).limit(min(limit, 500)).offset(offset)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]

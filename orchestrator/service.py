@@ -14,6 +14,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from agents.agent import Agent
+from orchestrator.credentials import AgentCredentials
 from orchestrator.energy import EnergyModel
 from orchestrator.executor import Executor, StatsSink
 from orchestrator.graph import TaskGraph
@@ -27,7 +28,7 @@ from orchestrator.limits import (
     valid_run_id,
 )
 from orchestrator.router import RegistryLike, Router
-from orchestrator.runs import RunStore, RunWriter, now
+from orchestrator.runs import RunStore, RunWriter, now, owned_by
 from orchestrator.spec import GraphSpec, TaskSpec, as_graph
 from orchestrator.state import RunState
 from orchestrator.transports import Transport, Transports
@@ -61,16 +62,21 @@ class Orchestrator:
         limits: RunLimits | None = None,
         stdio_allowlist: StdioAllowlist | None = None,
         egress: EgressPolicy | None = None,
+        agent_credentials: AgentCredentials | None = None,
     ) -> None:
         """``limits`` bound what runs are accepted; ``stdio_allowlist`` names the only commands an ``mcp+stdio:``
         target may start (default: the host's allowlist file); ``egress`` says which addresses agent calls may
-        reach (default: public and loopback addresses, never link-local or private ranges)."""
+        reach (default: public and loopback addresses, never link-local or private ranges);
+        ``agent_credentials`` the bearer tokens agent calls carry and the CA their TLS is checked against
+        (from configuration only; default: no token, the system's CAs)."""
         self.registry = registry
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         self.router = router or Router(registry)
         self.limits = limits or RunLimits()
         self._transports = (
-            Transports(local_agents, stdio_allowlist=stdio_allowlist, egress=egress) if transport is None else None
+            Transports(local_agents, stdio_allowlist=stdio_allowlist, egress=egress, credentials=agent_credentials)
+            if transport is None
+            else None
         )
         self.transport: Transport = transport or self._transports  # type: ignore[assignment]
         self.stats = StatsSink(self.router)
@@ -122,8 +128,12 @@ class Orchestrator:
         check_graph_limits(graph_spec, self.limits)
         return TaskGraph(graph_spec)
 
-    async def submit(self, spec: GraphSpec | TaskSpec | dict[str, Any]) -> str:
-        """Validate and start a run; returns its id at once (follow it with ``wait`` or ``events``)."""
+    async def submit(self, spec: GraphSpec | TaskSpec | dict[str, Any], *, owner: str | None = None) -> str:
+        """Validate and start a run; returns its id at once (follow it with ``wait`` or ``events``).
+
+        ``owner`` (a principal's ``owner``: its tenant, else its subject) is recorded on the run; the methods that
+        read or cancel runs take the same ``owner`` and see only that owner's runs. None, a trusted in-process
+        caller, records no owner (the run counts as owner "local") and sees every run."""
         if self._tg is None:
             raise RuntimeError("the orchestrator is not running; use 'async with orchestrator.running():'")
         self._check_capacity()
@@ -140,13 +150,14 @@ class Orchestrator:
                 "spec": graph.spec.model_dump(mode="json"),
                 "created_at": stamp,
                 "updated_at": stamp,
+                "owner": owner,
             },
         )
         self.writer.put(
             "insert_tasks",
             [{"run_id": run_id, "task_id": tid, "status": "pending", "attempts": 0} for tid in graph.order()],
         )
-        state = RunState(run_id, graph, self.writer)
+        state = RunState(run_id, graph, self.writer, owner=owner)
         state.emit("run.created", tasks=len(graph.tasks), name=graph.spec.name)
         self._start(state)
         return run_id
@@ -159,55 +170,66 @@ class Orchestrator:
                 " 'orchestrator serve --max-active-runs'); wait for some to finish",
             )
 
-    async def run(self, spec: GraphSpec | TaskSpec | dict[str, Any]) -> dict[str, Any]:
+    async def run(self, spec: GraphSpec | TaskSpec | dict[str, Any], *, owner: str | None = None) -> dict[str, Any]:
         """Submit a run, wait for its end, return its full record."""
-        return await self.wait(await self.submit(spec))
+        return await self.wait(await self.submit(spec, owner=owner), owner=owner)
 
-    async def wait(self, run_id: str) -> dict[str, Any]:
+    async def wait(self, run_id: str, *, owner: str | None = None) -> dict[str, Any]:
         """Wait until ``run_id`` ends; return its record (tasks, attempts, usage)."""
         state = self.active.get(run_id)
-        if state is not None:
+        if state is not None and owned_by(state.owner, owner):
             await state.done.wait()
-        return await self.get_run(run_id)
+        return await self.get_run(run_id, owner=owner)
 
-    async def cancel(self, run_id: str) -> bool:
-        """Cancel an active run and its tasks on the agents; False when it had already ended."""
+    async def cancel(self, run_id: str, *, owner: str | None = None) -> bool:
+        """Cancel an active run and its tasks on the agents; False when it had already ended. Another owner's
+        run raises RunNotFound exactly as an unknown id does."""
         if not valid_run_id(run_id):
             raise RunNotFound(_no_run(run_id))
         state = self.active.get(run_id)
+        if state is not None and not owned_by(state.owner, owner):
+            raise RunNotFound(_no_run(run_id))
         if state is None:
-            if await anyio.to_thread.run_sync(self.store.get_run, run_id) is None:
-                raise RunNotFound(f"no run {run_id!r}")
+            run = await anyio.to_thread.run_sync(self.store.get_run, run_id)
+            if run is None or not owned_by(run["owner"], owner):
+                raise RunNotFound(_no_run(run_id))
             return False
         state.cancel_requested = True
         state.scope.cancel()
         await state.done.wait()
         return True
 
-    async def get_run(self, run_id: str, *, attempts: bool = True) -> dict[str, Any]:
+    async def get_run(self, run_id: str, *, attempts: bool = True, owner: str | None = None) -> dict[str, Any]:
         """The stored record of a run: status, error, usage, tasks and (optionally) attempts."""
         if not valid_run_id(run_id):
             raise RunNotFound(_no_run(run_id))
         await self.writer.flush()
         run = await anyio.to_thread.run_sync(self.store.get_run, run_id)
-        if run is None:
-            raise RunNotFound(f"no run {run_id!r}; list runs with GET /runs")
+        if run is None or not owned_by(run["owner"], owner):
+            raise RunNotFound(_no_run(run_id))
         run["tasks"] = await anyio.to_thread.run_sync(self.store.tasks_of, run_id)
         if attempts:
             run["attempts"] = await anyio.to_thread.run_sync(self.store.attempts_of, run_id)
         return run
 
-    async def list_runs(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        """The most recent runs (newest first); raises InvalidQuery for an unknown status or out-of-range numbers."""
+    async def list_runs(
+        self, *, status: str | None = None, limit: int = 50, offset: int = 0, owner: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The most recent runs (newest first) of ``owner`` (every run when None); raises InvalidQuery for an
+        unknown status or out-of-range numbers."""
         check_list_query(status, limit, offset)
         await self.writer.flush()
-        return await anyio.to_thread.run_sync(lambda: self.store.list_runs(status=status, limit=limit, offset=offset))
+        return await anyio.to_thread.run_sync(
+            lambda: self.store.list_runs(status=status, limit=limit, offset=offset, owner=owner)
+        )
 
-    async def events(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+    async def events(self, run_id: str, after: int = 0, *, owner: str | None = None) -> AsyncIterator[dict[str, Any]]:
         """The run's events with ``seq > after``: stored ones first, then live ones until the run ends."""
         check_after(after)
         if not valid_run_id(run_id):
             raise RunNotFound(_no_run(run_id))
+        if owner is not None:
+            await self._check_owner(run_id, owner)
         last = after
         while True:
             state = self.active.get(run_id)
@@ -222,7 +244,7 @@ class Orchestrator:
                     break
             if live is None:
                 if last == after and await anyio.to_thread.run_sync(self.store.get_run, run_id) is None:
-                    raise RunNotFound(f"no run {run_id!r}")
+                    raise RunNotFound(_no_run(run_id))
                 return
             async with live:
                 async for event in live:
@@ -233,6 +255,18 @@ class Orchestrator:
                 live = None  # one more pass reads what the store got after the stream closed
 
     # -- internals ------------------------------------------------------------------------------------------
+
+    async def _check_owner(self, run_id: str, owner: str) -> None:
+        """RunNotFound unless ``run_id`` exists and belongs to ``owner``."""
+        state = self.active.get(run_id)
+        if state is not None:
+            if not owned_by(state.owner, owner):
+                raise RunNotFound(_no_run(run_id))
+            return
+        await self.writer.flush()
+        run = await anyio.to_thread.run_sync(self.store.get_run, run_id)
+        if run is None or not owned_by(run["owner"], owner):
+            raise RunNotFound(_no_run(run_id))
 
     def _start(self, state: RunState) -> None:
         assert self._tg is not None
@@ -318,7 +352,7 @@ class Orchestrator:
                     run_id,
                 )
                 continue
-            state = RunState(run_id, graph, self.writer)
+            state = RunState(run_id, graph, self.writer, owner=run.get("owner"))
             state.seq = await anyio.to_thread.run_sync(self.store.last_seq, run_id)
             running = await anyio.to_thread.run_sync(self._running_attempts, run_id)
             for attempt in running:

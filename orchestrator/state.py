@@ -23,6 +23,7 @@ class RunState:
     run_id: str
     graph: TaskGraph
     writer: RunWriter
+    owner: str | None = None  # who submitted it (a principal's owner); None: a trusted caller, counts as "local"
     seq: int = 0
     status: str = "pending"
     outputs: dict[str, Any] = field(default_factory=dict)

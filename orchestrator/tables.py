@@ -21,6 +21,9 @@ runs = sa.Table(
     sa.Column("updated_at", _ts, nullable=False),
     sa.Column("finished_at", _ts, nullable=True),
     sa.Column("usage", sa.JSON, nullable=True),
+    # the principal's owner (tenant, else subject) that submitted the run; NULL (older rows) counts as "local"
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Index("ix_orch_runs_owner_created_at", "owner", "created_at"),
 )
 
 tasks = sa.Table(

@@ -10,11 +10,18 @@ host's ``StdioAllowlist`` names it exactly, and every HTTP connection (A2A and M
 
 Each A2A call sends the attempt id as the message's ``contextId``; cancelling an attempt finds the agent's task
 by that context id and sends ``CancelTask``, so a cancelled or timed-out attempt stops on the agent too.
+
+Calls carry the orchestrator's own bearer token for that agent (``AgentCredentials``, from configuration, never
+from a registry record) and nothing else: an ``Authorization`` header from anywhere else is removed. An agent that
+answers 401 or 403 fails the attempt with an ``AgentCallError`` naming the status (the agent was reached; it
+refused the caller).
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Generator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,9 +33,10 @@ from agents.agent import Agent
 from agents.client import AgentClient, HttpAgentClient, LocalAgentClient, skill_message
 from agents.tasks import USAGE_METADATA_KEY
 from agents.usage import Usage
+from orchestrator.credentials import AgentCredentials
 from orchestrator.http import http_client
 from protocol.a2a import PROTOCOL_VERSION, TERMINAL_STATES, VERSION_HEADER, ListTasksRequest, Task, TaskState
-from protocol.egress import EgressPolicy
+from protocol.egress import EgressPolicy, guard_transport
 from protocol.jsonrpc import A2AError
 from registry.models import AgentRecord
 from registry.stdio import STDIO_SCHEME, StdioAllowlist, StdioNotAllowed
@@ -53,6 +61,44 @@ class AgentUnreachable(AgentCallError):
     """The agent could not be reached or the connection broke mid-call (e.g. its process died)."""
 
 
+_REFUSALS = {401: "Unauthorized", 403: "Forbidden"}
+_CHALLENGE_FIELD = re.compile(r'(error_description|error|scope)="([^"]{0,300})"')
+
+
+def refusal_reason(url: str, status: int, challenge: str | None) -> str:
+    """What an agent's 401/403 means, from its ``WWW-Authenticate`` challenge (never echoing a credential)."""
+    fields = dict(_CHALLENGE_FIELD.findall(challenge or ""))
+    detail = fields.get("error_description") or fields.get("error") or ""
+    if fields.get("scope"):
+        detail = f"{detail}; it needs the scope {fields['scope']!r}".lstrip("; ")
+    hint = (
+        " (configure this orchestrator's token for it: --agent-token or --agent-credentials)"
+        if status == 401
+        else " (the orchestrator's token lacks a scope the agent needs)"
+    )
+    what = f"HTTP {status} {_REFUSALS.get(status, '')}" + (f": {detail}" if detail else "")
+    return f"the agent at {url} refused the call: {what}{hint}"
+
+
+class AgentAuth(httpx.Auth):
+    """Puts the orchestrator's token for each agent on its requests (and removes any other ``Authorization``);
+    a 401 or 403 answer raises ``AgentCallError`` naming the status."""
+
+    def __init__(self, credentials: AgentCredentials) -> None:
+        self.credentials = credentials
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self.credentials.token_for(str(request.url))
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        else:
+            request.headers.pop("Authorization", None)  # e.g. the process's own $SCALEOUT_TOKEN: not for agents
+        response = yield request
+        if response.status_code in _REFUSALS:
+            url = str(request.url.copy_with(query=None, fragment=None))
+            raise AgentCallError(refusal_reason(url, response.status_code, response.headers.get("www-authenticate")))
+
+
 class Transport(Protocol):
     """Call a skill of an agent; cancel what an attempt started there."""
 
@@ -72,9 +118,11 @@ class Transports:
         local_history: int = 1_000,
         stdio_allowlist: StdioAllowlist | None = None,
         egress: EgressPolicy | None = None,
+        credentials: AgentCredentials | None = None,
     ) -> None:
         """``stdio_allowlist`` (default: this host's file, re-read when it changes) names the commands an
-        ``mcp+stdio:`` target may start; ``egress`` (default ``EgressPolicy()``) the addresses calls may reach."""
+        ``mcp+stdio:`` target may start; ``egress`` (default ``EgressPolicy()``) the addresses calls may reach;
+        ``credentials`` the bearer tokens calls carry and the CA agents' certificates are checked against."""
         self._local_agents = {a.name: a for a in local_agents or []}
         self.local_history = local_history  # finished tasks an in-process agent keeps (the orchestrator has its own)
         self._local: dict[str, LocalAgentClient] = {}
@@ -83,8 +131,13 @@ class Transports:
         self.egress = egress or EgressPolicy()
         self.stdio_allowlist = stdio_allowlist if stdio_allowlist is not None else StdioAllowlist.load()
         self._allowlist_stamp = _stamp(self.stdio_allowlist)
+        self.credentials = credentials if credentials is not None else AgentCredentials()
         self._http = http_client(
-            timeout_s=http_timeout_s, headers={VERSION_HEADER: PROTOCOL_VERSION}, egress=self.egress
+            timeout_s=http_timeout_s,
+            headers={VERSION_HEADER: PROTOCOL_VERSION},
+            egress=self.egress,
+            verify=self.credentials.verify(),
+            auth=AgentAuth(self.credentials),
         )
 
     async def __aenter__(self) -> Transports:
@@ -117,7 +170,7 @@ class Transports:
     async def call(self, agent: AgentRecord, skill: str, arguments: Any, *, attempt_id: str) -> CallResult:
         """Run ``skill`` on ``agent`` with ``arguments``; raise AgentCallError/AgentUnreachable on failure."""
         if agent.transport == "mcp":
-            return await _call_mcp(agent, skill, arguments, self._allowlist(), self.egress)
+            return await _call_mcp(agent, skill, arguments, self._allowlist(), self.egress, self.credentials)
         client = await self._client(agent)
         try:
             # history_length=0: the reply need not echo our own message back
@@ -178,29 +231,71 @@ def _result(task: Task) -> CallResult:
 
 
 async def _call_mcp(
-    agent: AgentRecord, skill: str, arguments: Any, allowlist: StdioAllowlist, egress: EgressPolicy
+    agent: AgentRecord,
+    skill: str,
+    arguments: Any,
+    allowlist: StdioAllowlist,
+    egress: EgressPolicy,
+    credentials: AgentCredentials,
 ) -> CallResult:
     try:
         from agents.mcp_client import McpToolClient, McpToolError
     except ImportError:  # pragma: no cover - the MCP client ships with agents
         raise AgentUnreachable("agents.mcp_client is not available; MCP tools cannot be called") from None
-    url = agent.url
-    try:
-        if url.startswith(STDIO_SCHEME):
-            command = allowlist.check(url)  # a command from a registry record runs only when this host allows it
-            tools = McpToolClient.stdio(command[0], command[1:])
-        else:
-            tools = McpToolClient.http(url.removeprefix("mcp+"), egress=egress)
-    except (StdioNotAllowed, ValueError) as exc:
-        raise AgentCallError(str(exc)) from None
-    try:
-        async with tools:
-            output = await tools.call_tool(skill, arguments if isinstance(arguments, dict) else {"input": arguments})
-    except McpToolError as exc:
-        raise AgentCallError(str(exc)) from None
-    except Exception as exc:  # connection failures surface as OSError, httpx errors or exception groups
-        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-            exc = exc.exceptions[0]  # type: ignore[assignment]
-        raise AgentUnreachable(f"MCP server {url} unreachable: {type(exc).__name__}: {exc}") from None
+    url = endpoint = agent.url
+    refused: list[tuple[int, str | None]] = []
+    async with AsyncExitStack() as stack:
+        try:
+            if url.startswith(STDIO_SCHEME):
+                command = allowlist.check(url)  # a command from a registry record runs only when this host allows it
+                tools = McpToolClient.stdio(command[0], command[1:])
+            else:
+                endpoint = url.removeprefix("mcp+")
+                if not endpoint.startswith(("http://", "https://")):
+                    raise ValueError(f"MCP URL must start with mcp+http:// or mcp+https://, got {url[:200]!r}")
+                http = await stack.enter_async_context(_mcp_http(endpoint, egress, credentials, refused))
+                from mcp.client.streamable_http import streamable_http_client
+
+                transport: Any = streamable_http_client(endpoint, http_client=http)
+                tools = McpToolClient(transport)  # the SDK client takes a transport as well as a URL
+        except (StdioNotAllowed, ValueError) as exc:
+            raise AgentCallError(str(exc)) from None
+        try:
+            async with tools:
+                output = await tools.call_tool(
+                    skill, arguments if isinstance(arguments, dict) else {"input": arguments}
+                )
+        except McpToolError as exc:
+            if refused:
+                raise AgentCallError(refusal_reason(endpoint, *refused[0])) from None
+            raise AgentCallError(str(exc)) from None
+        except Exception as exc:  # connection failures surface as OSError, httpx errors or exception groups
+            if refused:
+                raise AgentCallError(refusal_reason(endpoint, *refused[0])) from None
+            while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+                exc = exc.exceptions[0]  # type: ignore[assignment]
+            raise AgentUnreachable(f"MCP server {url} unreachable: {type(exc).__name__}: {exc}") from None
     usage = Usage.model_validate(tools.last_meta.get("scaleout/usage") or {})
     return CallResult(output, usage, None)
+
+
+def _mcp_http(
+    endpoint: str, egress: EgressPolicy, credentials: AgentCredentials, refused: list[tuple[int, str | None]]
+) -> Any:
+    """The MCP SDK's HTTP client (``httpx2``) for one call: egress-guarded, verifying TLS with the configured CA,
+    carrying the orchestrator's token for ``endpoint``, noting any 401/403 in ``refused``."""
+    import httpx2  # type: ignore[import-not-found]
+
+    async def note_refusal(response: Any) -> None:
+        if response.status_code in _REFUSALS and not refused:
+            refused.append((response.status_code, response.headers.get("www-authenticate")))
+
+    token = credentials.token_for(endpoint)
+    transport = guard_transport(httpx2.AsyncHTTPTransport(verify=credentials.verify()), egress)
+    return httpx2.AsyncClient(
+        transport=transport,
+        timeout=60.0,
+        follow_redirects=False,
+        headers={"Authorization": f"Bearer {token}"} if token else None,
+        event_hooks={"response": [note_refusal]},
+    )

@@ -10,7 +10,6 @@ The parsed body is handed to the app; ``request_json`` reads it without a second
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -19,6 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import from_json, to_json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from protocol.access import PRINCIPAL_SCOPE_KEY, PUBLIC, AccessPolicy
+from protocol.auth import AuthError, Principal
+from protocol.hosts import loopback_host
 
 __all__ = [
     "BoundaryPolicy",
@@ -43,11 +46,12 @@ _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 class BoundaryRejection(Exception):
     """A request refused at the boundary: HTTP status, a short kind and a message saying how to fix it."""
 
-    def __init__(self, status: int, kind: str, message: str) -> None:
+    def __init__(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.kind = kind
         self.message = message
+        self.headers = headers or {}
 
 
 ErrorRenderer = Callable[[BoundaryRejection], bytes]
@@ -56,17 +60,6 @@ ErrorRenderer = Callable[[BoundaryRejection], bytes]
 def render_rest_error(rejection: BoundaryRejection) -> bytes:
     """The REST surfaces' error body: ``{"error": {"type": ..., "message": ...}}``."""
     return to_json({"error": {"type": rejection.kind, "message": rejection.message}})
-
-
-def loopback_host(host: str) -> bool:
-    """True for a bind address or host name that stays on this machine (127.0.0.0/8, ::1, localhost)."""
-    name = host.strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 class BoundaryPolicy(BaseModel):
@@ -190,11 +183,17 @@ class Boundary:
     """ASGI middleware enforcing a ``BoundaryPolicy`` on every HTTP request before the app sees it."""
 
     def __init__(
-        self, app: ASGIApp, policy: BoundaryPolicy | None = None, *, render: ErrorRenderer = render_rest_error
+        self,
+        app: ASGIApp,
+        policy: BoundaryPolicy | None = None,
+        *,
+        render: ErrorRenderer = render_rest_error,
+        access: AccessPolicy | None = None,
     ) -> None:
         self.app = app
         self.policy = policy or BoundaryPolicy()
         self.render = render
+        self.access = access
         self._verdicts: dict[tuple[str, str], bool] = {}  # (header, value) -> allowed; bounded below
 
     def _allowed(self, header: str, value: str) -> bool:
@@ -213,6 +212,8 @@ class Boundary:
         try:
             headers = _headers(scope)
             self._check_headers(scope, headers)
+            if self.access is not None:
+                scope[PRINCIPAL_SCOPE_KEY] = self._authorize(self.access, scope, headers)
             if scope["method"] in _BODY_METHODS:
                 body = await self._read_body(headers, receive)
                 scope[JSON_SCOPE_KEY] = self._parse(body)
@@ -223,6 +224,31 @@ class Boundary:
             await self._reject(rejection, send)
             return
         await self.app(scope, receive, send)
+
+    def _authorize(self, access: AccessPolicy, scope: Scope, headers: dict[str, str]) -> Principal:
+        method, path = scope["method"], scope["path"]
+        rule = access.rule(method, path)
+        if rule is None:  # deny by default: a route nobody gave a rule to does not exist for callers
+            raise BoundaryRejection(404, "NotFound", f"no route {method} {path[:200]}")
+        authorization = headers.get("authorization")
+        if rule.scope == PUBLIC:
+            try:
+                return access.authenticate(authorization)
+            except AuthError:
+                return Principal(subject="anonymous", authenticated=False)
+        try:
+            principal = access.authenticate(authorization)
+        except AuthError as exc:
+            challenge = {"www-authenticate": access.challenge(exc)}
+            raise BoundaryRejection(401, "Unauthorized", str(exc), challenge) from None
+        if not principal.has(rule.scope):
+            raise BoundaryRejection(
+                403,
+                "InsufficientScope",
+                f"{method} {path[:200]} needs the scope {rule.scope!r}, which the caller's token does not hold",
+                {"www-authenticate": f'Bearer error="insufficient_scope", scope="{rule.scope}"'},
+            )
+        return principal
 
     def _check_headers(self, scope: Scope, headers: dict[str, str]) -> None:
         host = headers.get("host")
@@ -299,6 +325,7 @@ class Boundary:
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close"),
+                    *((k.encode(), v.encode()) for k, v in rejection.headers.items()),
                 ],
             }
         )
@@ -316,7 +343,7 @@ def _too_deep(limit: int) -> BoundaryRejection:
     return BoundaryRejection(400, "JSONTooDeep", f"the JSON body nests deeper than {limit} levels; flatten it")
 
 
-_WANTED = frozenset({b"host", b"origin", b"content-type", b"content-length"})
+_WANTED = frozenset({b"host", b"origin", b"content-type", b"content-length", b"authorization"})
 
 
 def _headers(scope: Scope) -> dict[str, str]:

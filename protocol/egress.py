@@ -19,7 +19,7 @@ import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork
 
-from protocol.boundary import loopback_host
+from protocol.hosts import loopback_host
 
 __all__ = ["EgressPolicy", "EgressRefused", "GuardedBackend", "guard_transport", "guarded_client", "guarded_mcp_client"]
 

@@ -16,7 +16,7 @@ from typing import Any
 import uvicorn
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ServerLimits", "Server", "server_config", "serve"]
+__all__ = ["ServerLimits", "TlsFiles", "Server", "server_config", "serve"]
 
 
 class ServerLimits(BaseModel):
@@ -29,6 +29,15 @@ class ServerLimits(BaseModel):
     keep_alive_s: int = Field(default=5, ge=1, le=600, description="idle time before a keep-alive connection closes")
     max_connections: int = Field(default=2_000, ge=1, description="connections + requests past which new ones get 503")
     max_header_bytes: int = Field(default=64 * 1024, ge=1024, description="largest request head accepted")
+
+
+class TlsFiles(BaseModel):
+    """A server's certificate chain and private key (PEM files): the ``serve`` commands' --tls-cert/--tls-key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cert: str
+    key: str
 
 
 class Server(uvicorn.Server):
@@ -67,10 +76,14 @@ class Server(uvicorn.Server):
         return closed
 
 
-def server_config(app: Any, host: str, port: int, limits: ServerLimits | None = None, **options: Any) -> uvicorn.Config:
-    """A uvicorn config with ``limits`` applied (extra ``options`` go to ``uvicorn.Config``)."""
+def server_config(
+    app: Any, host: str, port: int, limits: ServerLimits | None = None, *, tls: TlsFiles | None = None, **options: Any
+) -> uvicorn.Config:
+    """A uvicorn config with ``limits`` (and TLS) applied; extra ``options`` go to ``uvicorn.Config``."""
     limits = limits or ServerLimits()
     options.setdefault("log_level", "warning")
+    if tls is not None:
+        options.update(ssl_certfile=tls.cert, ssl_keyfile=tls.key)
     return uvicorn.Config(
         app,
         host=host,
@@ -83,6 +96,8 @@ def server_config(app: Any, host: str, port: int, limits: ServerLimits | None = 
     )
 
 
-def serve(app: Any, host: str, port: int, limits: ServerLimits | None = None, **options: Any) -> None:
-    """Serve ``app`` on ``host:port`` until interrupted (blocking)."""
-    Server(server_config(app, host, port, limits, **options), limits).run()
+def serve(
+    app: Any, host: str, port: int, limits: ServerLimits | None = None, *, tls: TlsFiles | None = None, **options: Any
+) -> None:
+    """Serve ``app`` on ``host:port`` (HTTPS with ``tls``) until interrupted (blocking)."""
+    Server(server_config(app, host, port, limits, tls=tls, **options), limits).run()

@@ -8,13 +8,17 @@ from registry.errors import (
     AgentNotFound,
     CardFetchError,
     CardValidationError,
+    Forbidden,
+    InsufficientScope,
     InvalidQuery,
     InvalidRequest,
     McpDiscoveryError,
     NameConflict,
+    NotOwner,
     RegistryError,
     RegistryReadOnly,
     RegistryUnavailable,
+    Unauthorized,
 )
 from registry.models import (
     AgentRecord,
@@ -52,4 +56,8 @@ __all__ = [
     "RegistryReadOnly",
     "InvalidQuery",
     "InvalidRequest",
+    "Unauthorized",
+    "Forbidden",
+    "InsufficientScope",
+    "NotOwner",
 ]

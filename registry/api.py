@@ -6,6 +6,11 @@ routes read the parsed body with ``request_json``. Bodies, query parameters and 
 models (``registry.schemas``), so bad input answers a 4xx with a one-line reason. Errors come back as
 ``{"error": {"type": "<RegistryError subclass or boundary kind>", "message": "..."}}`` with a fitting HTTP status,
 so ``registry.client`` can raise the same exception on the other side.
+
+Access control (``ACCESS_RULES``, enforced by the boundary): reads need ``registry:read``, registering and changing
+agents ``registry:write``, reporting call statistics ``registry:report``; ``/healthz`` is public. Writes also check
+ownership: an agent is changed, drained, heartbeaten or removed only by the principal that registered it (its
+``owner``) or an ``admin``, and a name taken by another principal is refused (409).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from protocol.access import PUBLIC, Rule, access_policy, check_rules, request_principal
+from protocol.auth import ADMIN, AuthSettings
 from protocol.boundary import NO_BODY, Boundary, BoundaryPolicy, request_json
 from protocol.egress import EgressPolicy
 from protocol.validation import describe_validation_error
@@ -34,6 +41,7 @@ from registry.errors import (
     InvalidRequest,
     McpDiscoveryError,
     NameConflict,
+    NotOwner,
     RegistryError,
     RegistryReadOnly,
     RegistryUnavailable,
@@ -52,13 +60,14 @@ from registry.schemas import (
 from registry.stdio import StdioAllowlist
 from registry.store import Registry
 
-__all__ = ["MAX_BODY_BYTES", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "ACCESS_RULES", "create_app"]
 
 MAX_BODY_BYTES = 2_000_000
 B = TypeVar("B", bound=BaseModel)
 _STATUS: dict[type[RegistryError], int] = {
     AgentNotFound: 404,
     NameConflict: 409,
+    NotOwner: 403,
     CardValidationError: 422,
     InvalidQuery: 422,
     InvalidRequest: 422,
@@ -68,6 +77,23 @@ _STATUS: dict[type[RegistryError], int] = {
     RegistryUnavailable: 503,
 }
 _PATH_ID: TypeAdapter[str] = TypeAdapter(PathId)
+
+READ, WRITE, REPORT = "registry:read", "registry:write", "registry:report"
+ACCESS_RULES: list[Rule] = [
+    Rule.of("GET", "/healthz", PUBLIC),
+    Rule.of("GET", "/agents", READ),
+    Rule.of("POST", "/agents", WRITE),
+    Rule.of("POST", "/agents/register-url", WRITE),
+    Rule.of("POST", "/agents/register-mcp", WRITE),
+    Rule.of("GET", "/agents/{agent_id}", READ),
+    Rule.of("DELETE", "/agents/{agent_id}", WRITE),
+    Rule.of("POST", "/agents/{agent_id}/heartbeat", WRITE),
+    Rule.of("PUT", "/agents/{agent_id}/status", WRITE),
+    Rule.of("POST", "/agents/{agent_id}/calls", REPORT),
+    Rule.of("GET", "/agents/{agent_id}/history", READ),
+    Rule.of("GET", "/search", READ),
+]
+"""The scope each route of the registry API needs (the boundary answers 401/403 before a handler runs)."""
 
 
 def _error(exc: RegistryError) -> JSONResponse:
@@ -99,6 +125,18 @@ def _agent_id(request: Request) -> str:
     except ValidationError as exc:
         reason = describe_validation_error(exc).removeprefix("<root>: ")
         raise InvalidRequest(f"invalid agent id or name in the path: {reason}") from None
+
+
+def _registrant(request: Request) -> tuple[str, bool]:
+    """(owner, admin) of the caller: who a registration is recorded for, and whether it may override owners."""
+    principal = request_principal(request)
+    return principal.owner, principal.has(ADMIN)
+
+
+def _acting_owner(request: Request) -> str | None:
+    """The owner a change must belong to: the caller's, or None (any) for an admin."""
+    principal = request_principal(request)
+    return None if principal.has(ADMIN) else principal.owner
 
 
 def _query(request: Request, model: type[B], names: dict[str, str], lists: tuple[str, ...]) -> B:
@@ -146,6 +184,8 @@ def create_app(
     policy: BoundaryPolicy | None = None,
     egress: EgressPolicy | None = None,
     stdio_allowlist: StdioAllowlist | None = None,
+    auth: AuthSettings | None = None,
+    host: str = "127.0.0.1",
 ) -> Boundary:
     """The registry API over ``registry`` (a Registry, or a database URL) behind the HTTP boundary.
 
@@ -153,7 +193,12 @@ def create_app(
     ``EgressPolicy()``) says which addresses register-url, register-mcp and the health sweep may reach;
     ``stdio_allowlist`` names the stdio MCP commands the health sweep may start (default: none). With
     ``health_interval`` the app sweeps health every that many seconds.
+
+    ``auth`` (keys, audience, issuer) authenticates callers by bearer token against ``ACCESS_RULES``; without
+    keys every caller is the local principal, which ``host`` (the bind address) must then keep on loopback:
+    anything else raises ``protocol.access.InsecureBind``.
     """
+    access = access_policy(ACCESS_RULES, auth or AuthSettings(), host=host)
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     egress = egress or EgressPolicy()
     run = anyio.to_thread.run_sync
@@ -163,10 +208,11 @@ def create_app(
         return await run(lambda: reg.list(p.limit, p.offset, status=p.status))
 
     async def register_card(request: Request) -> Any:
-        return await run(reg.register, _body(request, Registration))
+        body, (owner, admin) = _body(request, Registration), _registrant(request)
+        return await run(partial(reg.register, body, owner=owner, admin=admin))
 
     async def register_url(request: Request) -> Any:
-        body = _body(request, RegisterUrlRequest)
+        body, (owner, admin) = _body(request, RegisterUrlRequest), _registrant(request)
         return await discovery.register_url(
             reg,
             body.url,
@@ -175,22 +221,32 @@ def create_app(
             agent_id=body.agent_id,
             timeout_s=body.timeout,
             egress=egress,
+            owner=owner,
+            admin=admin,
         )
 
     async def register_mcp(request: Request) -> Any:
-        body = _body(request, RegisterMcpRequest)
+        body, (owner, admin) = _body(request, RegisterMcpRequest), _registrant(request)
         return await discovery.register_mcp(
-            reg, body.url, name=body.name, model=body.model, cost=body.cost, timeout_s=body.timeout, egress=egress
+            reg,
+            body.url,
+            name=body.name,
+            model=body.model,
+            cost=body.cost,
+            timeout_s=body.timeout,
+            egress=egress,
+            owner=owner,
+            admin=admin,
         )
 
     async def get_agent(request: Request) -> Any:
         return await run(reg.find, _agent_id(request))
 
     async def delete_agent(request: Request) -> Any:
-        await run(reg.deregister, _agent_id(request))
+        await run(partial(reg.deregister, _agent_id(request), owner=_acting_owner(request)))
 
     async def heartbeat(request: Request) -> Any:
-        await run(reg.heartbeat, _agent_id(request))
+        await run(partial(reg.heartbeat, _agent_id(request), owner=_acting_owner(request)))
 
     async def record_call(request: Request) -> Any:
         agent_id, body = _agent_id(request), _body(request, RecordCallRequest)
@@ -199,7 +255,7 @@ def create_app(
 
     async def set_status(request: Request) -> Any:
         agent_id, body = _agent_id(request), _body(request, StatusRequest)
-        await run(reg.set_status, agent_id, body.status)
+        await run(partial(reg.set_status, agent_id, body.status, owner=_acting_owner(request)))
 
     async def history(request: Request) -> Any:
         return await run(reg.history, _agent_id(request))
@@ -246,6 +302,8 @@ def create_app(
         Route("/agents/{agent_id}/history", _endpoint(history), methods=["GET"]),
         Route("/search", _endpoint(search), methods=["GET"]),
     ]
+    check_rules(routes, ACCESS_RULES)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.registry, app.state.egress, app.state.stdio_allowlist = reg, egress, stdio_allowlist
-    return Boundary(app, policy or BoundaryPolicy(max_body_bytes=MAX_BODY_BYTES))
+    app.state.access = access
+    return Boundary(app, policy or BoundaryPolicy(max_body_bytes=MAX_BODY_BYTES), access=access)

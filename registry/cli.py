@@ -3,6 +3,10 @@
 Tables for people by default, ``--json`` for scripts. Commands work on the database directly (``--db`` or
 $SCALEOUT_DB_URL), or through a running registry server with ``--api URL``; ``add-stdio`` only on the database,
 on the host that will start the command (it also appends the command to that host's stdio allowlist).
+
+Through ``--api`` the commands send the bearer token from ``--token``, $SCALEOUT_TOKEN or the token file, and verify
+an https server against ``--ca-file``. ``serve`` authenticates callers with ``--jwks`` (and serves https with
+``--tls-cert``/``--tls-key``); without keys it serves only on loopback.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
 from registry.errors import RegistryError
 from registry.models import AgentRecord, CostHints, HealthStatus
+
+if TYPE_CHECKING:
+    from protocol.serving import TlsFiles
 
 __all__ = ["add_parser", "main", "format_table"]
 
@@ -88,7 +95,7 @@ async def _with_backend(args: argparse.Namespace, direct: Backend, remote: Backe
     if args.api:
         from registry.client import RegistryClient
 
-        async with RegistryClient(args.api) as client:
+        async with RegistryClient(args.api, token=args.token, ca_file=args.ca_file) as client:
             return await remote(client)
     from registry.store import Registry
 
@@ -225,6 +232,8 @@ def _command(args: argparse.Namespace, out: TextIO) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from protocol.access import InsecureBind
+    from protocol.auth import AuthSettings
     from protocol.boundary import BoundaryPolicy
     from protocol.egress import EgressPolicy
     from protocol.serving import ServerLimits, serve
@@ -245,15 +254,52 @@ def _serve(args: argparse.Namespace) -> int:
         if args.allow_stdio and not Path(args.allow_stdio).expanduser().is_file():
             raise ValueError(f"--allow-stdio {args.allow_stdio}: no such file")
         allowlist = StdioAllowlist.load(args.allow_stdio) if args.allow_stdio else None
+        tls = _tls_files(args)
+        if args.jwks and not Path(args.jwks).expanduser().is_file():
+            raise ValueError(f"--jwks {args.jwks}: no such file (make one with 'scaleout auth keygen')")
+        auth = AuthSettings(
+            jwks_file=Path(args.jwks).expanduser() if args.jwks else None, audience=args.audience, issuer=args.issuer
+        )
+        app = create_app(
+            args.db,
+            health_interval=args.health_interval,
+            policy=policy,
+            egress=egress,
+            stdio_allowlist=allowlist,
+            auth=auth,
+            host=args.host,
+        )
+    except InsecureBind as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         print(f"error: invalid setting: {reason}", file=sys.stderr)
         return 2
-    app = create_app(
-        args.db, health_interval=args.health_interval, policy=policy, egress=egress, stdio_allowlist=allowlist
-    )
-    serve(app, args.host, args.port, limits, log_level="info")
+    scheme = "https" if tls else "http"
+    print(f"registry on {scheme}://{args.host}:{args.port}", file=sys.stderr)
+    if auth.jwks_file is None:
+        print(
+            "warning: callers are not authenticated (no --jwks): any process on this machine may read and change "
+            "the registry",
+            file=sys.stderr,
+        )
+    serve(app, args.host, args.port, limits, tls=tls, log_level="info")
     return 0
+
+
+def _tls_files(args: argparse.Namespace) -> TlsFiles | None:
+    """``TlsFiles`` from --tls-cert/--tls-key (both or neither; each must exist), or None."""
+    from protocol.serving import TlsFiles
+
+    if not args.tls_cert and not args.tls_key:
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together: give the certificate chain and its private key")
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if not Path(path).expanduser().is_file():
+            raise ValueError(f"{flag} {path}: no such file")
+    return TlsFiles(cert=str(Path(args.tls_cert).expanduser()), key=str(Path(args.tls_key).expanduser()))
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -277,6 +323,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     common.add_argument("--db", help="database URL or SQLite path (default $SCALEOUT_DB_URL or ./scaleout.db)")
     common.add_argument("--api", help="use the registry server at this URL instead of the database")
     common.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    remote = argparse.ArgumentParser(add_help=False, parents=[common])
+    remote.add_argument(
+        "--token", help="bearer token for --api (default $SCALEOUT_TOKEN, else ~/.config/scaleout/token)"
+    )
+    remote.add_argument("--ca-file", metavar="PEM", help="CA certificates to verify an https --api server against")
     sub = parser.add_subparsers(dest="registry_command", required=True)
 
     serve = sub.add_parser("serve", help="serve the registry HTTP API (uvicorn)", parents=[common])
@@ -297,8 +348,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     serve.add_argument(
         "--allow-stdio", metavar="PATH", help="stdio allowlist whose commands the health sweep may start"
     )
+    serve.add_argument(
+        "--jwks",
+        metavar="FILE",
+        help="public keys that sign callers' tokens (scaleout auth keygen); required unless --host is loopback",
+    )
+    serve.add_argument("--audience", default="scaleout", help="audience tokens must name (default scaleout)")
+    serve.add_argument("--issuer", default=None, help="issuer tokens must name (default: any)")
+    serve.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate chain")
+    serve.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
 
-    add = sub.add_parser("add", help="register the agent at URL (A2A card, or an MCP server)", parents=[common])
+    add = sub.add_parser("add", help="register the agent at URL (A2A card, or an MCP server)", parents=[remote])
     add.add_argument("url", help="A2A base/card URL or mcp+http://host/mcp (stdio commands: add-stdio)")
     add.add_argument("--mcp", action="store_true", help="URL is an MCP server (Streamable HTTP)")
     add.add_argument("--name", help="name for an MCP server (default: the name it reports)")
@@ -311,7 +371,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="private range the card or server may be fetched from (repeatable; without --api)",
     )
 
-    options = argparse.ArgumentParser(add_help=False, parents=[common])
+    options = argparse.ArgumentParser(add_help=False, parents=[remote])
     options.add_argument("--allowlist", metavar="PATH", help="stdio allowlist to extend (default: see docs)")
     options.add_argument("--cost-per-call", type=float, default=None)
     options.add_argument("--timeout", type=float, default=20.0)
@@ -325,11 +385,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     stdio.add_argument("command", nargs=argparse.REMAINDER, help="the command line, after '--'")
     stdio.set_defaults(stdio_options=options)
 
-    lst = sub.add_parser("list", help="list registered agents", parents=[common])
+    lst = sub.add_parser("list", help="list registered agents", parents=[remote])
     lst.add_argument("--limit", type=int, default=100)
     lst.add_argument("--offset", type=int, default=0)
 
-    search = sub.add_parser("search", help="ranked search by text, skill, tags", parents=[common])
+    search = sub.add_parser("search", help="ranked search by text, skill, tags", parents=[remote])
     search.add_argument("query", nargs="?", default="", help="free text over names, descriptions, examples")
     search.add_argument("--skill")
     search.add_argument("--tag", action="append")
@@ -339,7 +399,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=20)
 
     for name, helptext in (("show", "show one agent"), ("remove", "deregister an agent")):
-        p = sub.add_parser(name, help=helptext, parents=[common])
+        p = sub.add_parser(name, help=helptext, parents=[remote])
         p.add_argument("id", help="agent id or name")
     return parser
 

@@ -1,11 +1,16 @@
 """Async Python client of the registry HTTP API (httpx); raises the same RegistryError subclasses.
 
-Errors map by their ``type`` (``InvalidRequest``, ``InvalidQuery``, ``NameConflict``, ...); refusals of the
-server's HTTP boundary (415, 413, 421, 403, 400 bad JSON) come back as ``RegistryError`` with the server's message.
+Errors map by their ``type`` (``InvalidRequest``, ``InvalidQuery``, ``NameConflict``, ``NotOwner``,
+``Unauthorized``, ``InsufficientScope``, ...); other refusals of the server's HTTP boundary (415, 413, 421, 403
+origin, 400 bad JSON) come back as ``RegistryError`` with the server's message.
+
+Credentials: the client sends ``Authorization: Bearer <token>`` with ``token``, else $SCALEOUT_TOKEN, else the
+token file (``protocol.auth.client_token``); over https it verifies the server against ``ca_file`` (or ``verify``).
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -13,6 +18,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from protocol.a2a import AgentCard
+from protocol.auth import bearer_headers
 from registry import errors
 from registry.errors import RegistryError, RegistryUnavailable
 from registry.models import AgentRecord, AgentVersion, CostHints, HealthStatus, ModelInfo, Registration, Transport
@@ -34,10 +40,31 @@ def _opt(model: Any) -> Any:
 class RegistryClient:
     """Talks to a registry server (``scaleout registry serve``); use as ``async with RegistryClient(url)``."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        client: httpx.AsyncClient | None = None,
+        token: str | None = None,
+        ca_file: str | None = None,
+        verify: ssl.SSLContext | bool | None = None,
+    ) -> None:
+        """``token``: the bearer token to send (default $SCALEOUT_TOKEN or the token file; none without one).
+        ``ca_file``: PEM certificates to verify an https server against (default: the system's); ``verify``
+        instead gives an SSL context (or False). Both apply only to the HTTP client this one opens."""
         self.base_url = base_url.rstrip("/")
         self._own = client is None
-        self._http = client or httpx.AsyncClient(timeout=timeout)
+        self._auth = bearer_headers(token)
+        if ca_file is not None:
+            try:
+                verify = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise RegistryUnavailable(f"cannot read the CA file {ca_file}: {exc}") from None
+        self._http = client or httpx.AsyncClient(timeout=timeout, verify=True if verify is None else verify)
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"RegistryClient({self.base_url!r}, token={'set' if self._auth else 'none'})"
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -51,8 +78,9 @@ class RegistryClient:
             await self._http.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        kwargs["headers"] = {**self._auth, **kwargs.get("headers", {})}
         if method in ("POST", "PUT", "PATCH"):  # the server takes JSON only, bodyless requests included
-            kwargs["headers"] = {"Content-Type": "application/json", **kwargs.get("headers", {})}
+            kwargs["headers"] = {"Content-Type": "application/json", **kwargs["headers"]}
         try:
             resp = await self._http.request(method, f"{self.base_url}{path}", **kwargs)
         except httpx.HTTPError as exc:

@@ -13,6 +13,7 @@ from sqlalchemy import Row
 
 from registry.errors import CardValidationError
 from registry.models import (
+    LOCAL_OWNER,
     AgentRecord,
     AgentStats,
     CostHints,
@@ -188,4 +189,5 @@ def to_record(row: Row[Any], skills: list[SkillRecord]) -> AgentRecord:
             latency_p95_ms=row.latency_p95_ms,
             tokens=row.tokens,
         ),
+        owner=row.owner or LOCAL_OWNER,
     )

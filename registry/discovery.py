@@ -13,6 +13,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -352,8 +353,11 @@ async def register_url(
     agent_id: str | None = None,
     timeout_s: float = 10.0,
     egress: EgressPolicy | None = None,
+    owner: str | None = None,
+    admin: bool = False,
 ) -> AgentRecord:
-    """Fetch the agent card at ``url``, validate it and register it (idempotent)."""
+    """Fetch the agent card at ``url``, validate it and register it (idempotent; ``owner`` and ``admin`` as for
+    ``Registry.register``)."""
     card, where = await fetch_card(url, timeout_s=timeout_s, egress=egress)
     try:
         reg = Registration(card=card, model=model, cost=cost, agent_id=agent_id, card_url=where)
@@ -361,7 +365,7 @@ async def register_url(
         raise CardValidationError(
             f"the agent card at {where} cannot be registered: {describe_validation_error(exc)}"
         ) from None
-    return await anyio.to_thread.run_sync(registry.register, reg)
+    return await anyio.to_thread.run_sync(partial(registry.register, reg, owner=owner, admin=admin))
 
 
 async def register_mcp(
@@ -374,8 +378,11 @@ async def register_mcp(
     timeout_s: float = 20.0,
     egress: EgressPolicy | None = None,
     stdio_allowlist: StdioAllowlist | None = None,
+    owner: str | None = None,
+    admin: bool = False,
 ) -> AgentRecord:
-    """List an MCP server's tools and register it, each tool a skill with its input/output schemas."""
+    """List an MCP server's tools and register it, each tool a skill with its input/output schemas (``owner``
+    and ``admin`` as for ``Registry.register``)."""
     reg = await describe_mcp(target, name=name, timeout_s=timeout_s, egress=egress, stdio_allowlist=stdio_allowlist)
     reg = reg.model_copy(update={"model": model, "cost": cost})
-    return await anyio.to_thread.run_sync(registry.register, reg)
+    return await anyio.to_thread.run_sync(partial(registry.register, reg, owner=owner, admin=admin))

@@ -13,6 +13,10 @@ __all__ = [
     "RegistryReadOnly",
     "InvalidQuery",
     "InvalidRequest",
+    "Unauthorized",
+    "Forbidden",
+    "InsufficientScope",
+    "NotOwner",
 ]
 
 
@@ -54,3 +58,20 @@ class InvalidQuery(RegistryError, ValueError):
 
 class InvalidRequest(RegistryError, ValueError):
     """A request body or path parameter does not validate (the message names the fields, on one line)."""
+
+
+class Unauthorized(RegistryError):
+    """The registry server refused the caller's credentials (HTTP 401): no token, or a malformed, expired,
+    revoked or foreign one. Set $SCALEOUT_TOKEN (or pass ``token=`` / ``--token``) to a token for this server."""
+
+
+class Forbidden(RegistryError, PermissionError):
+    """The caller is known but may not do this (HTTP 403)."""
+
+
+class InsufficientScope(Forbidden):
+    """The caller's token lacks the scope the route needs (the message names it)."""
+
+
+class NotOwner(Forbidden):
+    """The agent belongs to another principal: only its owner or an admin may change, drain or remove it."""

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from protocol.a2a import AgentCard
+from protocol.auth import LOCAL_PRINCIPAL
 from protocol.validation import stored_text
 from registry.stdio import STDIO_SCHEME, StdioAllowlist
 
@@ -29,6 +30,7 @@ __all__ = [
     "CallReport",
     "MAX_SEARCH_TEXT_BYTES",
     "check_card_columns",
+    "LOCAL_OWNER",
 ]
 
 Transport = Literal["a2a", "mcp", "local"]
@@ -40,6 +42,8 @@ MAX_BIGINT = 2**63 - 1
 MAX_SEARCH_TEXT_BYTES = 256 * 1024
 MAX_SKILLS = 1000
 AGENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]+$"
+# The owner of records registered by a trusted local caller (no access control), and of rows older than owners.
+LOCAL_OWNER = LOCAL_PRINCIPAL.owner
 
 # Strings that reach a column: the column's length, no NUL, one line (descriptions may span lines).
 if TYPE_CHECKING:
@@ -131,6 +135,10 @@ class AgentRecord(_Record):
     registered_at: datetime | None = None
     updated_at: datetime | None = None
     stats: AgentStats = Field(default_factory=AgentStats)
+    owner: str = Field(
+        default=LOCAL_OWNER,
+        description="who registered it (a principal's tenant, else subject); only they or an admin may change it",
+    )
 
 
 class AgentVersion(_Record):

@@ -2,6 +2,11 @@
 
 Every operation is one database transaction, so nothing is ever half-written. Async callers wrap calls in
 ``anyio.to_thread.run_sync``.
+
+Ownership: every agent records who registered it (``AgentRecord.owner``). The writing methods take ``owner``, the
+acting principal's owner (``Principal.owner``); ``None`` means a trusted local caller and skips the check. Only the
+owner (or a caller passing ``owner=None``, as the HTTP API does for admins) may re-register, drain, heartbeat or
+remove an agent: others get NameConflict (registration) or NotOwner. Reads are open to all.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from protocol.validation import describe_validation_error
 from registry import db
 from registry.calls import apply_calls, validate_calls
 from registry.convert import now, prepare, to_record, to_skill, utc
-from registry.errors import AgentNotFound, InvalidQuery
+from registry.errors import AgentNotFound, InvalidQuery, NotOwner
 from registry.models import (
     AgentRecord,
     AgentVersion,
@@ -34,7 +39,7 @@ from registry.ranking import ranked_row, write_ranked
 from registry.schemas import MAX_OFFSET, SearchParams
 from registry.search import search_rows
 from registry.tables import agent_tags, agents, skills, versions
-from registry.writes import insert_batch, upsert
+from registry.writes import insert_batch, owned_by, upsert
 
 __all__ = ["Registry", "DEFAULT_STATUS"]
 
@@ -106,8 +111,13 @@ class Registry:
         agent_id: str | None = None,
         url: str | None = None,
         card_url: str | None = None,
+        owner: str | None = None,
+        admin: bool = False,
     ) -> AgentRecord:
-        """Register (or update in place) the agent described by ``card``; the same card twice is a no-op."""
+        """Register (or update in place) the agent described by ``card``; the same card twice is a no-op.
+
+        ``owner`` and ``admin`` as for ``register``.
+        """
         return self.register(
             Registration(
                 card=card,
@@ -118,17 +128,34 @@ class Registry:
                 agent_id=agent_id,
                 url=url,
                 card_url=card_url,
-            )
+            ),
+            owner=owner,
+            admin=admin,
         )
 
-    def register(self, registration: Registration) -> AgentRecord:
-        """Register one agent from a full Registration."""
+    def register(self, registration: Registration, *, owner: str | None = None, admin: bool = False) -> AgentRecord:
+        """Register one agent from a full Registration.
+
+        A new agent is owned by ``owner`` (None: "local"). An agent already registered under the same name (or
+        the explicit id) is updated only when it belongs to ``owner``, ``admin`` is set or ``owner`` is None;
+        otherwise NameConflict, and the stored agent is left as it was. Its owner never changes.
+        """
         prepared = prepare(registration)
-        pk = self._write(lambda conn: upsert(conn, prepared))
+        pk = self._write(lambda conn: upsert(conn, prepared, owner, admin))
         return self._read(lambda conn: self._records(conn, [pk])[0])
 
-    def register_many(self, items: Iterable[AgentCard | Registration], *, batch_size: int = 1000) -> int:
-        """Register many agents in batched transactions (one per ``batch_size``); returns how many."""
+    def register_many(
+        self,
+        items: Iterable[AgentCard | Registration],
+        *,
+        batch_size: int = 1000,
+        owner: str | None = None,
+        admin: bool = False,
+    ) -> int:
+        """Register many agents in batched transactions (one per ``batch_size``); returns how many.
+
+        ``owner`` and ``admin`` as for ``register``: one agent owned by someone else fails its whole batch.
+        """
         if batch_size < 1:
             raise InvalidQuery("batch_size must be at least 1")
         total, batch = 0, []
@@ -136,10 +163,10 @@ class Registry:
             reg = item if isinstance(item, Registration) else Registration(card=item)
             batch.append(prepare(reg))
             if len(batch) >= batch_size:
-                total += self._write(lambda conn, b=batch: insert_batch(conn, b))  # type: ignore[misc]
+                total += self._write(lambda conn, b=batch: insert_batch(conn, b, owner, admin))  # type: ignore[misc]
                 batch = []
         if batch:
-            total += self._write(lambda conn: insert_batch(conn, batch))
+            total += self._write(lambda conn: insert_batch(conn, batch, owner, admin))
         if total >= _ANALYZE_AFTER and self.engine.dialect.name == "postgresql":
             # Planner statistics and visibility map now, so the first searches after a bulk load get good plans.
             with db.translate_errors(self.url), self.engine.connect() as conn:
@@ -147,11 +174,14 @@ class Registry:
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"VACUUM (ANALYZE) {tables}")
         return total
 
-    def deregister(self, agent_id: str) -> None:
-        """Remove an agent, its skills and its history."""
+    def deregister(self, agent_id: str, *, owner: str | None = None) -> None:
+        """Remove an agent, its skills and its history (when it belongs to ``owner``; None: any)."""
 
         def run(conn: Connection) -> None:
             pk = self._pk(conn, agent_id)
+            if owner is not None:
+                row_owner = conn.execute(select(agents.c.owner).where(agents.c.pk == pk)).scalar_one()
+                _check_owner(agent_id, row_owner, owner, "remove")
             for table in (skills, agent_tags, versions):
                 conn.execute(delete(table).where(table.c.agent_pk == pk))
             conn.execute(delete(agents).where(agents.c.pk == pk))
@@ -160,12 +190,15 @@ class Registry:
 
     # -- liveness and observed behaviour ------------------------------------------------------------------
 
-    def heartbeat(self, agent_id: str) -> None:
-        """Note that the agent is alive now (an unhealthy agent becomes healthy; draining stays draining)."""
+    def heartbeat(self, agent_id: str, *, owner: str | None = None) -> None:
+        """Note that the agent is alive now (an unhealthy agent becomes healthy; draining stays draining).
+
+        Only for the agent's ``owner`` (None: any caller)."""
 
         def run(conn: Connection) -> None:
             pk = self._pk(conn, agent_id)
-            row = ranked_row(conn, pk)
+            row = ranked_row(conn, pk, agents.c.owner)
+            _check_owner(agent_id, row.pop("owner"), owner, "heartbeat")
             values: dict[str, Any] = {"last_heartbeat": now(), "consecutive_failures": 0}
             if row["status"] == HealthStatus.UNHEALTHY.value:
                 values["status"] = HealthStatus.HEALTHY.value
@@ -173,13 +206,16 @@ class Registry:
 
         self._write(run)
 
-    def set_status(self, agent_id: str, status: HealthStatus) -> None:
-        """Set the health status by hand (e.g. DRAINING before taking an agent down)."""
+    def set_status(self, agent_id: str, status: HealthStatus, *, owner: str | None = None) -> None:
+        """Set the health status by hand (e.g. DRAINING before taking an agent down); only for the agent's
+        ``owner`` (None: any caller)."""
         value = HealthStatus(status).value
 
         def run(conn: Connection) -> None:
             pk = self._pk(conn, agent_id)
-            write_ranked(conn, pk, ranked_row(conn, pk), {"status": value, "updated_at": now()})
+            row = ranked_row(conn, pk, agents.c.owner)
+            _check_owner(agent_id, row.pop("owner"), owner, "change the status of")
+            write_ranked(conn, pk, row, {"status": value, "updated_at": now()})
 
         self._write(run)
 
@@ -346,6 +382,13 @@ def _check_page(limit: int, offset: int, *, maximum: int = 10_000) -> None:
         raise InvalidQuery(f"limit must be between 1 and {maximum}, got {limit}")
     if not 0 <= offset <= MAX_OFFSET:
         raise InvalidQuery(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
+
+
+def _check_owner(agent_id: str, row_owner: str | None, owner: str | None, action: str) -> None:
+    if not owned_by(row_owner, owner):
+        raise NotOwner(
+            f"the agent {agent_id!r} belongs to another principal; only its owner or an admin may {action} it"
+        )
 
 
 def _not_found(agent_id: str) -> str:

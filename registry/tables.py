@@ -62,6 +62,8 @@ agents = Table(
     Column("latency_window", JSON, nullable=False),
     # registry.ranking.rank_key of the row; every write of status, statistics or cost rewrites it.
     Column("rank_key", BigInteger, nullable=False, server_default=text("0")),
+    # principal.owner (tenant, else subject) of whoever registered it; NULL (rows older than 0003) means "local".
+    Column("owner", String(200)),
     Index("ix_registry_agents_rank", "status", "rank_key", "name"),
     Index("ix_registry_agents_cost", "cost_per_call"),
     Index("ix_registry_agents_latency", "latency_p50_ms"),

@@ -1,4 +1,9 @@
-"""Registration writes inside one transaction: insert new agents (in bulk), update known ones in place."""
+"""Registration writes inside one transaction: insert new agents (in bulk), update known ones in place.
+
+``owner`` is who registers (a principal's owner; None for a trusted local caller): new rows record it, and a name
+or id already held by another owner is refused with NameConflict unless ``admin`` (or no ``owner``) is given. An
+update never changes a row's owner.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,20 @@ from sqlalchemy import Connection, delete, insert, or_, select, update
 from registry.bulk import insert_fresh
 from registry.convert import Prepared, default_agent_id, now
 from registry.errors import NameConflict
-from registry.models import HealthStatus
+from registry.models import LOCAL_OWNER, HealthStatus
 from registry.ranking import RANKED, for_update, rank_key
 from registry.tables import agent_tags, agents, skills, versions
 
-__all__ = ["new_row", "upsert", "insert_batch"]
+__all__ = ["new_row", "upsert", "insert_batch", "owned_by"]
 
 
-def new_row(p: Prepared, stamp: datetime) -> dict[str, Any]:
+def owned_by(row_owner: str | None, owner: str | None) -> bool:
+    """Whether a row whose ``owner`` column holds ``row_owner`` belongs to ``owner`` (None: a trusted caller,
+    who may change anything). Rows from before owners were recorded (NULL) belong to "local"."""
+    return owner is None or (row_owner or LOCAL_OWNER) == owner
+
+
+def new_row(p: Prepared, stamp: datetime, owner: str | None = None) -> dict[str, Any]:
     """The full registry_agents row of a newly registered agent (healthy, no statistics yet)."""
     row: dict[str, Any] = {
         "model_name": None,
@@ -41,13 +52,15 @@ def new_row(p: Prepared, stamp: datetime) -> dict[str, Any]:
         "latency_p50_ms": None,
         "latency_p95_ms": None,
         "latency_window": [],
+        "owner": owner,
     }
     row["rank_key"] = rank_key(row["status"], 0, 0, None, row["cost_per_call"])
     return row
 
 
-def insert_batch(conn: Connection, batch: list[Prepared]) -> int:
-    """Register a batch: agents new by name and id are bulk-inserted, the others updated in place."""
+def insert_batch(conn: Connection, batch: list[Prepared], owner: str | None = None, admin: bool = False) -> int:
+    """Register a batch: agents new by name and id are bulk-inserted, the others updated in place (when
+    ``owner`` may: see ``upsert``)."""
     unique = list({p.name: p for p in batch}.values())
     names = [p.name for p in unique]
     ids = [p.agent_id for p in unique if p.agent_id is not None]
@@ -59,19 +72,29 @@ def insert_batch(conn: Connection, batch: list[Prepared]) -> int:
     fresh = []
     for p in unique:
         if p.name in taken_names or (p.agent_id is not None and p.agent_id in taken_ids):
-            upsert(conn, p)
+            upsert(conn, p, owner, admin)
         else:
             fresh.append(p)
     if fresh:
         stamp = now()
-        insert_fresh(conn, [new_row(p, stamp) for p in fresh], fresh, stamp)
+        insert_fresh(conn, [new_row(p, stamp, owner) for p in fresh], fresh, stamp)
     return len(unique)
 
 
-def upsert(conn: Connection, p: Prepared) -> int:
-    """Insert the agent, or update it in place (same name, or same explicit id); returns its primary key."""
-    cols = (agents.c.pk, agents.c.id, agents.c.version, agents.c.card_hash, *RANKED)
+def upsert(conn: Connection, p: Prepared, owner: str | None = None, admin: bool = False) -> int:
+    """Insert the agent, or update it in place (same name, or same explicit id); returns its primary key.
+
+    A new agent records ``owner``. An existing one is updated only for its owner, an ``admin`` or a trusted
+    caller (``owner`` None); anyone else gets NameConflict, and the stored agent (its URL above all) is unchanged.
+    """
+    check = None if admin else owner
+    cols = (agents.c.pk, agents.c.id, agents.c.version, agents.c.card_hash, agents.c.owner, *RANKED)
     by_name = conn.execute(for_update(conn, select(*cols).where(agents.c.name == p.name))).first()
+    if by_name is not None and not owned_by(by_name.owner, check):
+        raise NameConflict(
+            f"the name {p.name!r} is already registered and belongs to another principal; only its owner or an "
+            "admin may re-register it: choose another name"
+        )
     if by_name is not None and p.agent_id is not None and by_name.id != p.agent_id:
         raise NameConflict(
             f"the name {p.name!r} is already registered under id {by_name.id!r}, not {p.agent_id!r}; "
@@ -80,9 +103,14 @@ def upsert(conn: Connection, p: Prepared) -> int:
     row = by_name
     if row is None and p.agent_id is not None:
         row = conn.execute(for_update(conn, select(*cols).where(agents.c.id == p.agent_id))).first()
+        if row is not None and not owned_by(row.owner, check):
+            raise NameConflict(
+                f"the agent id {p.agent_id!r} is already registered and belongs to another principal; only its "
+                "owner or an admin may re-register it: choose another id"
+            )
     stamp = now()
     if row is None:
-        pk = conn.execute(insert(agents).returning(agents.c.pk), new_row(p, stamp)).scalar_one()
+        pk = conn.execute(insert(agents).returning(agents.c.pk), new_row(p, stamp, owner)).scalar_one()
         _replace_children(conn, pk, p)
         conn.execute(insert(versions), {"agent_pk": pk, "version": p.version, "card": p.card, "recorded_at": stamp})
         return int(pk)

@@ -319,6 +319,7 @@ def test_agent_serve_command_applies_its_security_settings() -> None:
     try:
         assert server.stderr is not None
         assert "agent-card.json" in server.stderr.readline()  # printed just before it starts listening
+        assert "callers are not authenticated" in server.stderr.readline()  # no --jwks: said once, at start-up
         with httpx.Client(
             base_url=f"http://127.0.0.1:{port}", timeout=10, transport=httpx.HTTPTransport(retries=20)
         ) as http:

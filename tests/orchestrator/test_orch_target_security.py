@@ -4,6 +4,7 @@ tried). Over the orchestrator's HTTP API on loopback, on SQLite and PostgreSQL."
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from collections.abc import Iterator
@@ -13,14 +14,15 @@ from typing import Any
 import anyio
 import pytest
 
-import agents.mcp_client
 from agents.serve import create_app as agent_app
 from agents.testing import free_port, no_network, serve_in_thread
+from orchestrator import transports as orch_transports
 from orchestrator.api import create_app
 from orchestrator.cli import build_parser, serve_parts
 from orchestrator.client import OrchestratorClient
 from orchestrator.service import Orchestrator
-from protocol.egress import EgressPolicy, GuardedBackend, guarded_mcp_client
+from protocol.auth import SigningKey
+from protocol.egress import EgressPolicy, GuardedBackend, guard_transport
 from registry.models import StdioRegistration
 from registry.stdio import StdioAllowlist
 from tests.orchestrator.conftest import Platform, worker
@@ -64,10 +66,10 @@ def mcp_recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     """A Recorder under the egress guard of every MCP HTTP client the orchestrator opens."""
     recorder = Recorder()
 
-    def guarded(policy: EgressPolicy, *, timeout_s: float = 20.0) -> Any:
-        return guarded_mcp_client(policy, timeout_s=timeout_s, inner=recorder)
+    def guarded(transport: Any, policy: EgressPolicy, inner: Any = None) -> Any:
+        return guard_transport(transport, policy, recorder)
 
-    monkeypatch.setattr(agents.mcp_client, "guarded_mcp_client", guarded)
+    monkeypatch.setattr(orch_transports, "guard_transport", guarded)
     return recorder
 
 
@@ -172,9 +174,11 @@ async def test_allowlisted_stdio_command_runs_and_the_file_is_reread(local_platf
 def test_serve_flags_build_the_policies(tmp_path: Path) -> None:
     allow = tmp_path / "allow"
     allow.write_text("my-tool --stdio\n")
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [SigningKey.generate().jwk()]}))
     args = build_parser().parse_args(
         [
             "orchestrator", "serve", "--host", "0.0.0.0", "--port", "8123", "--db", str(tmp_path / "o.db"),
+            "--jwks", str(tmp_path / "jwks.json"),
             "--allow-stdio", str(allow), "--allow-fetch", "10.0.0.0/8", "--allow-host", "orch.example.com",
             "--allow-origin", "https://ui.example.com", "--max-body-bytes", "5000", "--header-timeout", "3",
             "--max-tasks", "7", "--max-concurrency", "3", "--max-active-runs", "2", "--max-input-bytes", "900",

@@ -30,6 +30,13 @@ def _pg_reason() -> str | None:
     return None
 
 
+@pytest.fixture(autouse=True)
+def _no_ambient_token(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Clients send no token unless a test gives one: not the developer's $SCALEOUT_TOKEN nor token file."""
+    monkeypatch.delenv("SCALEOUT_TOKEN", raising=False)
+    monkeypatch.setenv("SCALEOUT_TOKEN_FILE", str(tmp_path_factory.getbasetemp() / "no-token-file"))
+
+
 @pytest.fixture(scope="session")
 def pg_base_url() -> str:
     reason = _pg_reason()

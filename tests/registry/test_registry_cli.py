@@ -12,6 +12,7 @@ import pytest
 from agents.examples import echo_agent
 from agents.serve import create_app as agent_app
 from agents.testing import free_port, serve_in_thread
+from protocol.auth import SigningKey
 from registry import Registry
 from registry.api import create_app
 from registry.cli import add_parser, run
@@ -71,6 +72,9 @@ def test_serve_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
     monkeypatch.setattr(protocol.serving, "serve", lambda app, host, port, limits, **_: served.update(locals()))
     allow = tmp_path / "allow"
     allow.write_text("python -m tools\n")
+    key = SigningKey.generate()
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [key.jwk()]}))
+    writer = key.token("ops", ["registry:write"], issuer="scaleout", audience="scaleout", ttl_s=600)
     code, _ = cli(
         "registry",
         "serve",
@@ -90,6 +94,8 @@ def test_serve_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
         "3",
         "--allow-stdio",
         str(allow),
+        "--jwks",
+        str(tmp_path / "jwks.json"),
     )
     assert code == 0 and served["host"] == "0.0.0.0" and served["limits"].header_timeout_s == 3  # type: ignore[attr-defined]
     app = served["app"]
@@ -101,7 +107,9 @@ def test_serve_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
         assert http.get(f"{base}/healthz", headers={"Host": "evil.example:8600"}).status_code == 421
         assert http.get(f"{base}/healthz", headers={"Origin": "https://ui.example"}).status_code == 200
         resp = http.post(
-            f"{base}/agents", content=b"[" + b" " * 2000 + b"]", headers={"Content-Type": "application/json"}
+            f"{base}/agents",
+            content=b"[" + b" " * 2000 + b"]",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {writer}"},
         )
         assert resp.status_code == 413 and "1000 bytes" in resp.json()["error"]["message"]
     for flag, value in (("--allow-fetch", "not-a-cidr"), ("--max-body-bytes", "0"), ("--allow-stdio", "/no/file")):
