@@ -14,7 +14,8 @@ from typing import Any
 
 import anyio
 
-from orchestrator.limits import RUN_STATUSES
+from orchestrator.limits import MAX_BODY_BYTES, RUN_STATUSES
+from protocol.server_flags import ServerSettings, SettingsError, add_server_flags, announce, server_settings
 
 __all__ = ["main", "build_parser", "serve_parts", "DEFAULT_URL", "DEFAULT_PORT"]
 
@@ -30,8 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     orch = sub.add_parser("orchestrator", help="serve the orchestrator (HTTP API, SSE events, MCP at /mcp)")
     orch_sub = orch.add_subparsers(dest="orchestrator_command", required=True)
     serve = orch_sub.add_parser("serve", help="serve the orchestrator with uvicorn")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    add_server_flags(serve, default_port=DEFAULT_PORT, max_body_bytes=MAX_BODY_BYTES, what="the orchestrator")
     serve.add_argument("--db", help="database URL or SQLite path (default $SCALEOUT_DB_URL or ./scaleout.db)")
     serve.add_argument("--no-resume", action="store_true", help="fail unfinished runs at start instead of resuming")
     _add_auth_flags(serve)
@@ -84,16 +84,6 @@ def _add_client_flags(command: argparse.ArgumentParser) -> None:
 
 def _add_auth_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
-        "--jwks",
-        metavar="FILE",
-        help="trusted public keys (JWKS; 'scaleout auth keygen' writes one): callers must send a bearer token "
-        "signed by one of them. Without it the server is unauthenticated and binds to loopback only",
-    )
-    serve.add_argument("--audience", default="scaleout", help="the audience tokens must name (default scaleout)")
-    serve.add_argument("--issuer", help="the issuer tokens must name (default: any)")
-    serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain (with --tls-key)")
-    serve.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
-    serve.add_argument(
         "--public-url", help="how clients reach this server (https://orch.example.com): its MCP resource URL"
     )
     serve.add_argument(
@@ -112,10 +102,9 @@ def _add_auth_flags(serve: argparse.ArgumentParser) -> None:
 
 
 def _add_security_flags(serve: argparse.ArgumentParser) -> None:
-    from orchestrator.limits import MAX_BODY_BYTES, RunLimits
-    from protocol.serving import ServerLimits
+    from orchestrator.limits import RunLimits
 
-    limits, server = RunLimits(), ServerLimits()
+    limits = RunLimits()
     serve.add_argument(
         "--allow-stdio",
         metavar="PATH",
@@ -128,14 +117,6 @@ def _add_security_flags(serve: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         help="let agent calls reach this private range (repeatable); loopback is allowed only when bound to it",
-    )
-    serve.add_argument("--allow-host", action="append", default=[], help="answer to this Host too (repeatable)")
-    serve.add_argument(
-        "--allow-origin", action="append", default=[], help="accept requests from web pages at this origin"
-    )
-    serve.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="largest request body")
-    serve.add_argument(
-        "--header-timeout", type=float, default=server.header_timeout_s, help="seconds for a request head to arrive"
     )
     serve.add_argument("--max-tasks", type=int, default=limits.max_tasks, help="tasks in one graph")
     serve.add_argument(
@@ -156,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def serve_parts(args: argparse.Namespace) -> tuple[Any, Any]:
+def serve_parts(args: argparse.Namespace, settings: ServerSettings | None = None) -> tuple[Any, Any]:
     """The app and server limits ``orchestrator serve`` runs with (raises SystemExit on a bad setting, and
     ``protocol.access.InsecureBind`` when bound beyond loopback without keys)."""
     from pydantic import ValidationError
@@ -166,19 +147,14 @@ def serve_parts(args: argparse.Namespace) -> tuple[Any, Any]:
     from orchestrator.limits import RunLimits
     from orchestrator.service import Orchestrator
     from protocol.access import InsecureBind, access_policy
-    from protocol.auth import AuthSettings
-    from protocol.boundary import BoundaryPolicy
     from protocol.egress import EgressPolicy
-    from protocol.serving import ServerLimits
     from protocol.validation import describe_validation_error
     from registry import Registry
     from registry.stdio import StdioAllowlist
 
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise SystemExit("error: --tls-cert and --tls-key go together")
+    settings = settings or _server_settings(args)
     try:
-        auth = AuthSettings(jwks_file=args.jwks, audience=args.audience, issuer=args.issuer)
-        access_policy(ACCESS_RULES, auth, host=args.host)  # InsecureBind, or an unreadable key set, before anything
+        access_policy(ACCESS_RULES, settings.auth, host=settings.host)  # InsecureBind, or an unreadable key set
         credentials = AgentCredentials.from_config(args.agent_token, args.agent_credentials, ca_file=args.ca_file)
         if args.ca_file:
             credentials.verify()  # a CA file that cannot be read fails now, not at the first agent call
@@ -188,15 +164,6 @@ def serve_parts(args: argparse.Namespace) -> tuple[Any, Any]:
             max_active_runs=args.max_active_runs,
             max_input_bytes=args.max_input_bytes,
         )
-        policy = BoundaryPolicy.for_bind(
-            args.host,
-            args.port,
-            allow_hosts=args.allow_host,
-            allow_origins=args.allow_origin,
-            max_body_bytes=args.max_body_bytes,
-            public_url=args.public_url,
-        )
-        server = ServerLimits(header_timeout_s=args.header_timeout)
         egress = EgressPolicy.for_bind(args.host, args.allow_fetch)
         allowlist = StdioAllowlist.load(args.allow_stdio)
     except ValidationError as exc:
@@ -215,39 +182,34 @@ def serve_parts(args: argparse.Namespace) -> tuple[Any, Any]:
         egress=egress,
         agent_credentials=credentials,
     )
-    app = create_app(orchestrator, policy=policy, auth=auth, host=args.host, public_url=_public_url(args))
-    return app, server
+    public_url = settings.public_url or (None if settings.wildcard else settings.own_url)  # the MCP resource URL
+    app = create_app(
+        orchestrator, policy=settings.boundary, auth=settings.auth, host=settings.host, public_url=public_url
+    )
+    return app, settings.limits
 
 
-def _public_url(args: argparse.Namespace) -> str | None:
-    """``--public-url``, else this server's own URL when it is bound to one address (None on a wildcard bind)."""
-    if args.public_url:
-        return str(args.public_url)
-    if args.host in ("0.0.0.0", "::", ""):
-        return None
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    return f"{'https' if args.tls_cert else 'http'}://{host}:{args.port}"
+def _server_settings(args: argparse.Namespace) -> ServerSettings:
+    """The common server flags' settings; a bad one exits as every other bad setting of this command does."""
+    try:
+        return server_settings(args)
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def _serve(args: argparse.Namespace) -> int:
     from protocol.access import InsecureBind
-    from protocol.serving import TlsFiles, serve
+    from protocol.serving import serve
 
+    settings = _server_settings(args)
     try:
-        app, limits = serve_parts(args)
+        app, limits = serve_parts(args, settings)
     except InsecureBind as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    scheme = "https" if args.tls_cert else "http"
-    print(f"orchestrator on {scheme}://{args.host}:{args.port} (MCP at /mcp)", file=sys.stderr)
-    if not args.jwks:
-        print(
-            "note: no --jwks: callers are not authenticated (anyone who reaches this loopback port may do "
-            "anything); pass --jwks FILE to require tokens",
-            file=sys.stderr,
-        )
-    tls = TlsFiles(cert=args.tls_cert, key=args.tls_key) if args.tls_cert else None
-    serve(app, args.host, args.port, limits, tls=tls)
+    print(f"orchestrator on {settings.scheme}://{args.host}:{args.port} (MCP at /mcp)", file=sys.stderr)
+    announce(settings, "the orchestrator")
+    serve(app, settings.host, settings.port, limits, tls=settings.tls)
     return 0
 
 

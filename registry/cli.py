@@ -16,15 +16,13 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import anyio
 
+from protocol.server_flags import SettingsError, add_server_flags, announce, server_settings
 from registry.errors import RegistryError
 from registry.models import AgentRecord, CostHints, HealthStatus
-
-if TYPE_CHECKING:
-    from protocol.serving import TlsFiles
 
 __all__ = ["add_parser", "main", "format_table"]
 
@@ -233,73 +231,38 @@ def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from protocol.access import InsecureBind
-    from protocol.auth import AuthSettings
-    from protocol.boundary import BoundaryPolicy
     from protocol.egress import EgressPolicy
-    from protocol.serving import ServerLimits, serve
+    from protocol.serving import serve
     from protocol.validation import describe_validation_error
     from registry.api import create_app
     from registry.stdio import StdioAllowlist
 
     try:
-        policy = BoundaryPolicy.for_bind(
-            args.host,
-            args.port,
-            allow_hosts=args.allow_host or (),
-            allow_origins=args.allow_origin or (),
-            max_body_bytes=args.max_body_bytes,
-        )
+        settings = server_settings(args)
         egress = EgressPolicy.for_bind(args.host, args.allow_fetch or ())
-        limits = ServerLimits(header_timeout_s=args.header_timeout)
         if args.allow_stdio and not Path(args.allow_stdio).expanduser().is_file():
             raise ValueError(f"--allow-stdio {args.allow_stdio}: no such file")
         allowlist = StdioAllowlist.load(args.allow_stdio) if args.allow_stdio else None
-        tls = _tls_files(args)
-        if args.jwks and not Path(args.jwks).expanduser().is_file():
-            raise ValueError(f"--jwks {args.jwks}: no such file (make one with 'scaleout auth keygen')")
-        auth = AuthSettings(
-            jwks_file=Path(args.jwks).expanduser() if args.jwks else None, audience=args.audience, issuer=args.issuer
-        )
         app = create_app(
             args.db,
             health_interval=args.health_interval,
-            policy=policy,
+            policy=settings.boundary,
             egress=egress,
             stdio_allowlist=allowlist,
-            auth=auth,
-            host=args.host,
+            auth=settings.auth,
+            host=settings.host,
         )
-    except InsecureBind as exc:
+    except (SettingsError, InsecureBind) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:
         reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         print(f"error: invalid setting: {reason}", file=sys.stderr)
         return 2
-    scheme = "https" if tls else "http"
-    print(f"registry on {scheme}://{args.host}:{args.port}", file=sys.stderr)
-    if auth.jwks_file is None:
-        print(
-            "warning: callers are not authenticated (no --jwks): any process on this machine may read and change "
-            "the registry",
-            file=sys.stderr,
-        )
-    serve(app, args.host, args.port, limits, tls=tls, log_level="info")
+    print(f"registry on {settings.scheme}://{args.host}:{args.port}", file=sys.stderr)
+    announce(settings, "the registry")
+    serve(app, settings.host, settings.port, settings.limits, tls=settings.tls, log_level="info")
     return 0
-
-
-def _tls_files(args: argparse.Namespace) -> TlsFiles | None:
-    """``TlsFiles`` from --tls-cert/--tls-key (both or neither; each must exist), or None."""
-    from protocol.serving import TlsFiles
-
-    if not args.tls_cert and not args.tls_key:
-        return None
-    if not (args.tls_cert and args.tls_key):
-        raise ValueError("--tls-cert and --tls-key go together: give the certificate chain and its private key")
-    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
-        if not Path(path).expanduser().is_file():
-            raise ValueError(f"{flag} {path}: no such file")
-    return TlsFiles(cert=str(Path(args.tls_cert).expanduser()), key=str(Path(args.tls_key).expanduser()))
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -331,8 +294,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="registry_command", required=True)
 
     serve = sub.add_parser("serve", help="serve the registry HTTP API (uvicorn)", parents=[common])
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    add_server_flags(serve, default_port=DEFAULT_PORT, max_body_bytes=2_000_000, what="the registry")
     serve.add_argument("--health-interval", type=float, default=None, help="sweep health every N seconds")
     serve.add_argument(
         "--allow-fetch",
@@ -341,22 +303,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="private range that discovery and the health sweep may fetch from (repeatable; loopback is allowed "
         "by default only when --host is loopback)",
     )
-    serve.add_argument("--allow-host", action="append", metavar="HOST[:PORT]", help="extra Host header answered")
-    serve.add_argument("--allow-origin", action="append", metavar="ORIGIN", help="extra browser Origin accepted")
-    serve.add_argument("--max-body-bytes", type=int, default=2_000_000, help="largest request body (413 past it)")
-    serve.add_argument("--header-timeout", type=float, default=10.0, help="seconds for a complete request head")
     serve.add_argument(
         "--allow-stdio", metavar="PATH", help="stdio allowlist whose commands the health sweep may start"
     )
-    serve.add_argument(
-        "--jwks",
-        metavar="FILE",
-        help="public keys that sign callers' tokens (scaleout auth keygen); required unless --host is loopback",
-    )
-    serve.add_argument("--audience", default="scaleout", help="audience tokens must name (default scaleout)")
-    serve.add_argument("--issuer", default=None, help="issuer tokens must name (default: any)")
-    serve.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate chain")
-    serve.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
 
     add = sub.add_parser("add", help="register the agent at URL (A2A card, or an MCP server)", parents=[remote])
     add.add_argument("url", help="A2A base/card URL or mcp+http://host/mcp (stdio commands: add-stdio)")

@@ -491,7 +491,7 @@ def test_serve_refuses_to_run_unauthenticated_beyond_loopback(
     )
     for flags in bad:
         code, _ = cli(*_serve_args(tmp_path, *flags))
-        assert code == 2 and "invalid setting" in capsys.readouterr().err, flags
+        assert code == 2 and f"error: {flags[-2]}" in capsys.readouterr().err, flags  # names the flag at fault
     (tmp_path / "broken.json").write_text("{not json")
     code, _ = cli(*_serve_args(tmp_path, "--jwks", str(tmp_path / "broken.json")))
     assert code == 2 and "cannot read the key set" in capsys.readouterr().err
