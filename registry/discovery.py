@@ -62,11 +62,19 @@ def http_client(egress: EgressPolicy, timeout_s: float) -> httpx.AsyncClient:
     return guarded_client(egress, timeout_s=timeout_s)
 
 
-def mcp_http_client(egress: EgressPolicy, timeout_s: float) -> Any:
+def mcp_http_client(egress: EgressPolicy, timeout_s: float, statuses: list[int] | None = None) -> Any:
     """The MCP SDK's HTTP client (httpx2) for MCP discovery and probes: guarded by ``egress`` the same way, and
-    each response capped at MAX_MCP_RESPONSE_BYTES (the SDK reads JSON responses whole)."""
+    each response capped at MAX_MCP_RESPONSE_BYTES (the SDK reads JSON responses whole). ``statuses`` collects
+    the HTTP status of every response (the SDK turns a 401 into a plain error without it)."""
     transport = _CappedTransport(guard_transport(httpx2.AsyncHTTPTransport(), egress), MAX_MCP_RESPONSE_BYTES)
-    return httpx2.AsyncClient(timeout=timeout_s, transport=transport, follow_redirects=False)
+    hooks: dict[str, list[Any]] = {}
+    if statuses is not None:
+
+        async def record(response: Any) -> None:
+            statuses.append(response.status_code)
+
+        hooks["response"] = [record]
+    return httpx2.AsyncClient(timeout=timeout_s, transport=transport, follow_redirects=False, event_hooks=hooks)
 
 
 class _CappedTransport(httpx2.AsyncBaseTransport):  # type: ignore[misc]
@@ -219,7 +227,11 @@ def mcp_target(target: McpTarget) -> tuple[str | StdioServerParameters, str]:
 
 @asynccontextmanager
 async def _connect(
-    server: str | StdioServerParameters, timeout_s: float, egress: EgressPolicy | None, allow: StdioAllowlist | None
+    server: str | StdioServerParameters,
+    timeout_s: float,
+    egress: EgressPolicy | None,
+    allow: StdioAllowlist | None,
+    statuses: list[int] | None = None,
 ) -> AsyncIterator[Client]:
     """An MCP client session: over guarded HTTP, or a stdio process started only when ``allow`` names it."""
     if isinstance(server, StdioServerParameters):
@@ -230,7 +242,7 @@ async def _connect(
         async with Client(server, read_timeout_seconds=timeout_s) as client:
             yield client
         return
-    async with mcp_http_client(egress or EgressPolicy(), timeout_s) as http:
+    async with mcp_http_client(egress or EgressPolicy(), timeout_s, statuses) as http:
         transport = streamable_http_client(server, http_client=http)
         async with Client(transport, read_timeout_seconds=timeout_s) as client:  # type: ignore[arg-type]
             yield client
@@ -316,12 +328,15 @@ async def probe_mcp(
 ) -> str | None:
     """None when the MCP server registered under ``url`` answers within ``timeout_s``, else why not.
 
-    The probe connects and lists the first page of tools (``ping`` is gone from the 2026-07-28 protocol).
+    The probe connects and lists the first page of tools (``ping`` is gone from the 2026-07-28 protocol). A
+    server that answers 401 or 403 is up: it refused the registry, which holds no token for it (liveness is
+    what the sweep checks; who may call the tools is the server's business).
     """
+    statuses: list[int] = []
     try:
         server, _ = mcp_target(url)
         with anyio.fail_after(timeout_s):
-            async with _connect(server, timeout_s, egress, stdio_allowlist) as client:
+            async with _connect(server, timeout_s, egress, stdio_allowlist, statuses) as client:
                 await client.list_tools()
         return None
     except McpDiscoveryError as exc:
@@ -329,6 +344,8 @@ async def probe_mcp(
     except TimeoutError:
         return f"the MCP server {url} did not answer within {timeout_s:g} s"
     except Exception as exc:  # noqa: BLE001 - any failure is a failed probe
+        if statuses and statuses[-1] in (401, 403):
+            return None  # it answered, and asks for credentials
         return f"the MCP server {url} does not answer: {_reason(exc)}"
 
 

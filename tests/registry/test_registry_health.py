@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import anyio
 import pytest
@@ -10,7 +12,8 @@ import pytest
 from agents.examples import echo_agent
 from agents.serve import create_app
 from agents.testing import free_port, serve_in_thread
-from registry import HealthStatus, Registry
+from protocol.auth import AuthSettings, SigningKey
+from registry import HealthStatus, Registration, Registry
 from registry.discovery import register_url
 from registry.health import HealthChecker
 
@@ -78,4 +81,21 @@ async def test_sweep_probes_mcp_servers_over_http(registry: Registry) -> None:
             report = await checker.sweep()
             assert report.ok == [rec.id], report.reasons  # ping is gone from MCP: the probe lists tools
         report = await checker.sweep()
+    assert report.unhealthy == [rec.id] and "does not answer" in report.reasons[rec.id]
+
+
+@pytest.mark.anyio
+async def test_an_mcp_server_that_asks_for_a_token_is_up(registry: Registry, tmp_path: Path) -> None:
+    """The registry holds no token for an authenticated MCP agent: its 401 still proves it answers."""
+    key = SigningKey.generate()
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [key.jwk()]}))
+    app = create_app(echo_agent("guarded"), auth=AuthSettings(jwks_file=tmp_path / "jwks.json"))
+    checker = HealthChecker(registry, failures_to_unhealthy=1, timeout=10)
+    with anyio.fail_after(60):
+        with serve_in_thread(app) as base:
+            card = echo_agent("guarded").card(f"{base}/")
+            rec = registry.register(Registration(card=card, transport="mcp", url=f"mcp+{base}/mcp"))
+            report = await checker.sweep()
+            assert report.ok == [rec.id], report.reasons
+        report = await checker.sweep()  # and once it is gone, it is down
     assert report.unhealthy == [rec.id] and "does not answer" in report.reasons[rec.id]

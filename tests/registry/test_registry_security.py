@@ -51,7 +51,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> RecordingBackend:
     backend = RecordingBackend()
     monkeypatch.setattr(discovery, "http_client", lambda egress, t: guarded_client(egress, timeout_s=t, inner=backend))
     monkeypatch.setattr(
-        discovery, "mcp_http_client", lambda egress, t: guarded_mcp_client(egress, timeout_s=t, inner=backend)
+        discovery, "mcp_http_client", lambda egress, t, *_: guarded_mcp_client(egress, timeout_s=t, inner=backend)
     )
     return backend
 
