@@ -36,7 +36,7 @@ from protocol.a2a import (
     SubscribeToTaskRequest,
     Task,
 )
-from protocol.auth import bearer_headers
+from protocol.auth import bearer_headers, tls_verify
 from protocol.jsonrpc import A2AError, InvalidAgentResponseError, JSONRPCError, error_from_wire
 
 __all__ = ["AgentAccessError", "AgentClient", "HttpAgentClient", "LocalAgentClient", "skill_message", "tls_verify"]
@@ -53,15 +53,6 @@ class AgentAccessError(A2AError):
         self.http_status = status
         if status == 403:
             self.reason = "PERMISSION_DENIED"
-
-
-def tls_verify(ca_file: str | None = None, verify: ssl.SSLContext | bool | None = None) -> ssl.SSLContext | bool:
-    """What httpx verifies servers with: ``verify`` as given, else the CA bundle ``ca_file``, else the system's."""
-    if verify is not None:
-        return verify
-    if ca_file is not None:
-        return ssl.create_default_context(cafile=ca_file)
-    return True
 
 
 def skill_message(skill: str | None, arguments: Any, *, context_id: str | None = None) -> Message:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from protocol.auth import bearer_headers
+from protocol.auth import bearer_headers, tls_verify
 
 __all__ = ["OrchestratorClient", "OrchestratorError", "TERMINAL_EVENTS"]
 
@@ -67,10 +67,11 @@ class OrchestratorClient:
         ``http``, that client is used as given and it must carry the token itself."""
         self.base_url = base_url.rstrip("/")
         self._own = http is None
-        if verify is None:
-            verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
         self._http = http or httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, headers=bearer_headers(token), verify=verify
+            base_url=self.base_url,
+            timeout=timeout,
+            headers=bearer_headers(token),
+            verify=tls_verify(ca_file or None, verify),
         )
 
     async def __aenter__(self) -> Self:

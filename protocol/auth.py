@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -34,6 +35,7 @@ __all__ = [
     "AuthSettings",
     "client_token",
     "bearer_headers",
+    "tls_verify",
 ]
 
 ADMIN = "admin"
@@ -300,6 +302,16 @@ def client_token(explicit: str | None = None) -> str | None:
         return where.read_text().strip() or None
     except OSError:
         return None
+
+
+def tls_verify(ca_file: str | None = None, verify: ssl.SSLContext | bool | None = None) -> ssl.SSLContext | bool:
+    """What an HTTP client checks servers' certificates with: ``verify`` as given, else a context trusting the CA
+    bundle ``ca_file``, else the system's trust store (True). Give one of the two, not both."""
+    if verify is not None and ca_file is not None:
+        raise ValueError("pass ca_file or verify, not both")
+    if verify is not None:
+        return verify
+    return ssl.create_default_context(cafile=ca_file) if ca_file is not None else True
 
 
 def bearer_headers(token: str | None = None) -> dict[str, str]:

@@ -18,7 +18,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from protocol.a2a import AgentCard
-from protocol.auth import bearer_headers
+from protocol.auth import bearer_headers, tls_verify
 from registry import errors
 from registry.errors import RegistryError, RegistryUnavailable
 from registry.models import AgentRecord, AgentVersion, CostHints, HealthStatus, ModelInfo, Registration, Transport
@@ -56,12 +56,11 @@ class RegistryClient:
         self.base_url = base_url.rstrip("/")
         self._own = client is None
         self._auth = bearer_headers(token)
-        if ca_file is not None:
-            try:
-                verify = ssl.create_default_context(cafile=ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise RegistryUnavailable(f"cannot read the CA file {ca_file}: {exc}") from None
-        self._http = client or httpx.AsyncClient(timeout=timeout, verify=True if verify is None else verify)
+        try:
+            trust = tls_verify(ca_file, verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise RegistryUnavailable(f"cannot read the CA file {ca_file}: {exc}") from None
+        self._http = client or httpx.AsyncClient(timeout=timeout, verify=trust)
 
     def __repr__(self) -> str:  # never shows the token
         return f"RegistryClient({self.base_url!r}, token={'set' if self._auth else 'none'})"

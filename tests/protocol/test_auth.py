@@ -81,3 +81,19 @@ def test_unknown_scopes_are_refused_when_signing(tmp_path: Path) -> None:
     key, _ = _setup(tmp_path)
     with pytest.raises(ValueError, match="unknown scopes"):
         key.token("u", ["runs:everything"], issuer="i", audience="a", ttl_s=60)
+
+
+def test_clients_trust_one_thing(tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    from protocol.auth import tls_verify
+
+    ca_file = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca_file))
+    assert tls_verify() is True
+    assert isinstance(tls_verify(str(ca_file)), ssl.SSLContext)
+    assert tls_verify(verify=False) is False
+    with pytest.raises(ValueError, match="not both"):
+        tls_verify(str(ca_file), False)
