@@ -55,13 +55,19 @@ class AgentAccessError(A2AError):
             self.reason = "PERMISSION_DENIED"
 
 
-def skill_message(skill: str | None, arguments: Any, *, context_id: str | None = None) -> Message:
-    """A user message that asks for ``skill`` with ``arguments`` (a dict/model as a data part, or text)."""
+def skill_message(
+    skill: str | None, arguments: Any, *, context_id: str | None = None, message_id: str | None = None
+) -> Message:
+    """A user message that asks for ``skill`` with ``arguments`` (a dict/model as a data part, or text).
+
+    ``message_id`` (default: a fresh one) makes a resend the same request: the agent answers it with the task
+    the first send created instead of running the skill again."""
     if isinstance(arguments, BaseModel):
         arguments = arguments.model_dump(mode="json")
     part = Part.from_text(arguments) if isinstance(arguments, str) else Part.from_data(arguments)
     metadata = {SKILL_METADATA_KEY: skill} if skill else None
-    return Message.user(part, metadata=metadata, context_id=context_id)
+    fixed = {"message_id": message_id} if message_id is not None else {}
+    return Message.user(part, metadata=metadata, context_id=context_id, **fixed)
 
 
 class AgentClient(Protocol):

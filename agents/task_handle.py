@@ -50,6 +50,7 @@ class TaskHandle:
     def __init__(self, task: Task, message: Message, skill_id: str, *, owner: str = "local") -> None:
         self._task: Task | None = task
         self.owner = owner  # the principal's owner (tenant or subject) that created the task; never sent
+        self.origin_id = message.message_id  # the messageId that created the task (a repeat gets this task)
         self._frozen: bytes | None = None  # a finished task's JSON (see ``snapshot`` and ``freeze``)
         self._index = (task.context_id, task.status.state, task.status.timestamp)  # valid once frozen
         self.message: Message | None = message  # the message the current turn answers

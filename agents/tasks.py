@@ -8,6 +8,7 @@ Tenancy: every method takes the caller's ``Principal`` (``LOCAL_PRINCIPAL``, whi
 omitted). A task belongs to the owner (tenant, else subject) of the principal that created it; GetTask,
 ListTasks, CancelTask, SubscribeToTask and follow-up messages see only the caller's own tasks unless it holds
 ``admin``. Anyone else's task id answers TaskNotFound, word for word as an unknown id does.
+A new-task message the same owner already sent (same messageId and content) gets its task back (``task_index``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import base64
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -25,6 +26,7 @@ from pydantic import BaseModel
 from agents.agent import Agent, Skill, SkillContext
 from agents.errors import AgentError, SkillInputError, SkillNotFound
 from agents.task_handle import INTERRUPTED_STATES, Executor, TaskHandle
+from agents.task_index import MessageIndex, follow_repeat
 from agents.task_input import check_media, message_arguments
 from agents.usage import Usage
 from protocol.a2a import (
@@ -96,6 +98,7 @@ class TaskRuntime:
         self._retained_bytes = 0  # the JSON size of the finished tasks kept
         self.task_timeout_s = task_timeout_s
         self._tasks: OrderedDict[str, TaskHandle] = OrderedDict()
+        self._origins = MessageIndex()  # (owner, messageId) -> the task that message created
         self._modes: dict[str, tuple[Skill, list[str]]] = {}
         self._tg: TaskGroup | None = None
         self._finished: deque[TaskHandle] = deque()  # recently finished, frozen once FREEZE_AFTER newer ones finish
@@ -133,7 +136,11 @@ class TaskRuntime:
         blocking = not (config and config.return_immediately)
         if self._tg is None:
             raise RuntimeError("TaskRuntime is not running; use 'async with runtime.running():'")
-        handle = self._prepare(request, principal)
+        handle, repeat = self._prepare(request, principal)
+        if repeat:  # the same request again: answer as the first call does, without running anything
+            if blocking:
+                await handle.settled.wait()
+            return handle, history_length
         if blocking and self._runs_inline:
             await self._run_turn(handle, inline=True)
             return handle, history_length
@@ -147,7 +154,12 @@ class TaskRuntime:
         self, request: SendMessageRequest, principal: Principal | None = None
     ) -> AsyncIterator[StreamResponse]:
         """SendStreamingMessage: the task (or a message), then its updates until terminal or interrupted."""
-        handle = self._prepare(request, principal or LOCAL_PRINCIPAL)
+        handle, repeat = self._prepare(request, principal or LOCAL_PRINCIPAL)
+        if repeat:
+            async with aclosing(follow_repeat(handle)) as events:
+                async for event in events:
+                    yield event
+            return
         receive = handle.subscribe(first=True)
         self._launch(handle)
         async with receive:
@@ -239,7 +251,8 @@ class TaskRuntime:
             raise TaskNotFoundError(f"no task with id {task_id!r} on agent {self.agent.name!r}")
         return handle
 
-    def _prepare(self, request: SendMessageRequest, principal: Principal) -> TaskHandle:
+    def _prepare(self, request: SendMessageRequest, principal: Principal) -> tuple[TaskHandle, bool]:
+        """The task a message is for, and whether it repeats a messageId this owner already started a task with."""
         message, config = request.message, request.configuration
         if config and config.accepted_output_modes and not (set(config.accepted_output_modes) & _SUPPORTED_OUTPUT):
             raise ContentTypeNotSupportedError(
@@ -248,7 +261,10 @@ class TaskRuntime:
         if config and config.task_push_notification_config:
             raise PushNotificationNotSupportedError("this agent does not send push notifications; poll or stream")
         if message.task_id:
-            return self._continue(message, principal)
+            return self._continue(message, principal), False
+        repeated = self._origins.find(principal.owner, message)
+        if repeated is not None:
+            return repeated, True
         skill, parsed = self._skill(message, None)
         task_id, context_id = new_id(), message.context_id or new_id()
         stored = message.model_copy(update={"task_id": task_id, "context_id": context_id})
@@ -263,8 +279,9 @@ class TaskRuntime:
         handle.begin_turn(stored)
         handle.parsed_input = parsed
         self._tasks[task_id] = handle
+        self._origins.add(handle)
         self._evict()
-        return handle
+        return handle, False
 
     def _continue(self, message: Message, principal: Principal) -> TaskHandle:
         """A follow-up message on an existing task (the caller's own): allowed only while it waits for input."""
@@ -344,6 +361,7 @@ class TaskRuntime:
             handle.end_turn()
             if handle.reply is not None:
                 self._tasks.pop(handle.task.id, None)  # a direct message reply leaves no task behind
+                self._origins.drop(handle)
             else:
                 self._count_finished(handle)
                 self._finished.append(handle)
@@ -368,7 +386,7 @@ class TaskRuntime:
                 victims.append(task_id)
                 count, size = count - 1, size - handle.retained_bytes
         for task_id in victims:
-            del self._tasks[task_id]
+            self._origins.drop(self._tasks.pop(task_id))
         self._retained_bytes = size
 
 

@@ -41,11 +41,12 @@ from orchestrator.executor import Executor
 from orchestrator.graph import TaskGraph
 from orchestrator.limits import RunLimits
 from orchestrator.router import Router
-from orchestrator.runs import RunStore, RunWriter
+from orchestrator.runs import RunStore
 from orchestrator.service import Orchestrator
 from orchestrator.spec import GraphSpec
 from orchestrator.state import RunState
 from orchestrator.transports import CallResult, Transports
+from orchestrator.writer import RunWriter
 from protocol.auth import AuthSettings, SigningKey
 from registry import HealthStatus, Registry
 
@@ -99,7 +100,7 @@ class DirectTransport:
 class NullWriter(RunWriter):
     """Discards every write: isolates the executor's in-memory work from persistence."""
 
-    def put(self, kind: str, values: Any, *key: str) -> None:
+    def put(self, kind: str, values: Any, *key: str, run_id: str | None = None) -> None:
         return None
 
 

@@ -8,8 +8,8 @@ from orchestrator.energy import EnergyModel
 from orchestrator.graph import GraphError, TaskGraph
 from orchestrator.limits import LimitExceeded, RunLimits
 from orchestrator.router import Candidate, Router, Routing
-from orchestrator.runs import RunStore
-from orchestrator.service import Orchestrator, RunNotFound
+from orchestrator.runs import RunStore, StoreUnavailable
+from orchestrator.service import Orchestrator, ReplicaConflict, RunNotFound
 from orchestrator.spec import Constraints, GraphSpec, TaskSpec
 from orchestrator.transports import AgentCallError, AgentUnreachable, Transports
 
@@ -18,6 +18,8 @@ __all__ = [
     "RunLimits",
     "LimitExceeded",
     "RunNotFound",
+    "ReplicaConflict",
+    "StoreUnavailable",
     "RunStore",
     "Router",
     "Routing",

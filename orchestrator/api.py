@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute, Route
 
 from orchestrator.graph import GraphError
 from orchestrator.limits import MAX_BODY_BYTES, InvalidQuery, LimitExceeded, parse_int
-from orchestrator.service import Orchestrator, RunNotFound
+from orchestrator.service import Orchestrator, RunNotFound, StoreUnavailable
 from protocol.access import PUBLIC, Rule, access_policy, check_rules, request_principal
 from protocol.auth import ADMIN, AuthSettings, Principal
 from protocol.boundary import NO_BODY, Boundary, BoundaryPolicy, request_json
@@ -95,6 +95,10 @@ def _refusal(exc: Exception) -> JSONResponse:
         return error_response(400, "InvalidQuery", str(exc))
     if isinstance(exc, RunNotFound):
         return error_response(404, "RunNotFound", str(exc))
+    if isinstance(exc, StoreUnavailable):
+        response = error_response(503, "DatabaseUnavailable", str(exc))
+        response.headers["Retry-After"] = "2"
+        return response
     raise exc
 
 
@@ -122,7 +126,7 @@ class _Api:
             )
         try:
             run_id = await self.orch.submit(payload, owner=request_principal(request).owner)
-        except (ValidationError, LimitExceeded, GraphError) as exc:
+        except (ValidationError, LimitExceeded, GraphError, StoreUnavailable) as exc:
             return _refusal(exc)
         return JSONResponse(
             {"id": run_id, "status": "pending", "url": f"/runs/{run_id}", "events": f"/runs/{run_id}/events"},
@@ -137,21 +141,21 @@ class _Api:
             runs = await self.orch.list_runs(
                 status=query.get("status"), limit=limit, offset=offset, owner=_owner(request)
             )
-        except InvalidQuery as exc:
+        except (InvalidQuery, StoreUnavailable) as exc:
             return _refusal(exc)
         return JSONResponse(jsonable({"runs": runs}))
 
     async def get_run(self, request: Request) -> Response:
         try:
             run = await self.orch.get_run(request.path_params["run_id"], owner=_owner(request))
-        except RunNotFound as exc:
+        except (RunNotFound, StoreUnavailable) as exc:
             return _refusal(exc)
         return JSONResponse(jsonable(run))
 
     async def cancel(self, request: Request) -> Response:
         try:
             cancelled = await self.orch.cancel(request.path_params["run_id"], owner=_owner(request))
-        except RunNotFound as exc:
+        except (RunNotFound, StoreUnavailable) as exc:
             return _refusal(exc)
         return JSONResponse({"cancelled": cancelled})
 
@@ -164,7 +168,7 @@ class _Api:
             first = await anext(stream)
         except StopAsyncIteration:
             first = None
-        except (InvalidQuery, RunNotFound) as exc:
+        except (InvalidQuery, RunNotFound, StoreUnavailable) as exc:
             return _refusal(exc)
         return StreamingResponse(
             _sse(first, stream),
@@ -178,7 +182,15 @@ class _Api:
         return JSONResponse({"agents": [r.model_dump(mode="json") for r in records]})
 
     async def health(self, _: Request) -> Response:
-        return JSONResponse({"status": "ok", "active_runs": len(self.orch.active)})
+        database = "unavailable" if self.orch.writer.unavailable is not None else "ok"
+        return JSONResponse(
+            {
+                "status": "ok" if database == "ok" else "degraded",
+                "replica": self.orch.replica_id,
+                "active_runs": len(self.orch.active),
+                "database": database,
+            }
+        )
 
     async def resource_metadata(self, request: Request) -> Response:
         """RFC 9728 protected-resource metadata: what this resource is and which scopes its tokens carry."""

@@ -34,6 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_flags(serve, default_port=DEFAULT_PORT, max_body_bytes=MAX_BODY_BYTES, what="the orchestrator")
     serve.add_argument("--db", help="database URL or SQLite path (default $SCALEOUT_DB_URL or ./scaleout.db)")
     serve.add_argument("--no-resume", action="store_true", help="fail unfinished runs at start instead of resuming")
+    serve.add_argument(
+        "--replica-id",
+        help="this replica's name among the orchestrators sharing the database (default: host-pid-random); "
+        "a restart with the same name takes its runs back at once",
+    )
+    serve.add_argument(
+        "--lease-s",
+        type=float,
+        default=15.0,
+        help="seconds a replica owns its runs without a heartbeat: a crashed replica's runs move after this",
+    )
     _add_auth_flags(serve)
     _add_security_flags(serve)
     serve.set_defaults(func=_serve)
@@ -122,7 +133,12 @@ def _add_security_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--max-concurrency", type=int, default=limits.max_concurrency, help="highest concurrency a graph may ask"
     )
-    serve.add_argument("--max-active-runs", type=int, default=limits.max_active_runs, help="runs in progress at once")
+    serve.add_argument(
+        "--max-active-runs", type=int, default=limits.max_active_runs, help="runs this replica runs at once"
+    )
+    serve.add_argument(
+        "--max-queued-runs", type=int, default=limits.max_queued_runs, help="runs waiting for a replica with room"
+    )
     serve.add_argument(
         "--max-input-bytes", type=int, default=limits.max_input_bytes, help="JSON size of one task's input"
     )
@@ -162,6 +178,7 @@ def serve_parts(args: argparse.Namespace, settings: ServerSettings | None = None
             max_tasks=args.max_tasks,
             max_concurrency=args.max_concurrency,
             max_active_runs=args.max_active_runs,
+            max_queued_runs=args.max_queued_runs,
             max_input_bytes=args.max_input_bytes,
         )
         egress = EgressPolicy.for_bind(args.host, args.allow_fetch)
@@ -177,6 +194,8 @@ def serve_parts(args: argparse.Namespace, settings: ServerSettings | None = None
         registry,
         registry.url,
         resume=not args.no_resume,
+        replica_id=args.replica_id,
+        lease_s=args.lease_s,
         limits=limits,
         stdio_allowlist=allowlist,
         egress=egress,

@@ -1,5 +1,9 @@
 """Run a task graph: ready tasks concurrently under a limit, routed to agents, with deadlines, bounded retries
 with exponential backoff, fallback to the next candidate, output validation, and full event records.
+
+An attempt on a remote agent is committed to the store before its message is sent, under the attempt id that
+is also the message's ``messageId`` and ``contextId``; a replica that takes a run over adopts the task an attempt
+left running on its agent (``Transport.adopt``) instead of sending it again.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from orchestrator.router import Candidate, Router
 from orchestrator.runs import now
 from orchestrator.spec import TaskSpec
 from orchestrator.state import RunState
-from orchestrator.transports import AgentCallError, Transport
+from orchestrator.transports import AgentCallError, CallResult, Transport
 from protocol.a2a import new_id
+from registry.models import AgentRecord
 
 __all__ = ["Executor", "InvalidOutput", "StatsSink"]
 
@@ -156,6 +161,13 @@ class Executor:
     async def _run_task(self, state: RunState, tid: str) -> None:
         spec = state.graph.tasks[tid]
         run_id = state.run_id
+        made = state.attempts_made.get(tid, 0)
+        left_running = state.in_flight.pop(tid, None)
+        if left_running is not None:
+            adopted = await self._adopt(state, spec, left_running)
+            if adopted is not None and adopted[0]:
+                agent_id = left_running["agent_id"]
+                return self._finish(state, tid, "succeeded", output=adopted[1], agent_id=agent_id, attempts=made)
         try:
             arguments = resolve_input(spec.input, state.outputs)
         except GraphError as exc:
@@ -180,15 +192,18 @@ class Executor:
             return self._finish(state, tid, "failed", error=f"no healthy candidate for {_need(spec)} ({why})")
         errors: list[str] = []
         c = spec.constraints
-        for number in range(1, c.max_attempts + 1):
+        # after a takeover numbering goes on, and the attempts made before count (one more is always allowed)
+        last = made + max(1, c.max_attempts - made)
+        for number in range(made + 1, last + 1):
             candidate = routing.candidates[(number - 1) % len(routing.candidates)]
-            if number > 1 and c.backoff_s:
-                await anyio.sleep(min(c.backoff_s * 2 ** (number - 2), 30.0))
+            if number > made + 1 and c.backoff_s:
+                await anyio.sleep(min(c.backoff_s * 2 ** (number - made - 2), 30.0))
+            await state.writer.room()  # the store is away or far behind: wait, do not call agents meanwhile
             ok, value = await self._attempt(state, spec, number, candidate, arguments)
             if ok:
                 return self._finish(state, tid, "succeeded", output=value, agent_id=candidate.agent.id, attempts=number)
             errors.append(f"attempt {number} on {candidate.agent.name}: {value}")
-        self._finish(state, tid, "failed", error=" | ".join(errors), attempts=c.max_attempts)
+        self._finish(state, tid, "failed", error=" | ".join(errors), attempts=last)
 
     def _finish(
         self,
@@ -253,6 +268,12 @@ class Executor:
             skill=cand.skill,
             why=cand.reason,
         )
+        if agent.transport != "local" and not agent.url.startswith("local://"):
+            # at most once across failover: the attempt (its message id) is stored before the message goes out
+            try:
+                await state.writer.flush()
+            except RuntimeError:
+                pass  # the write was dropped and logged; the call goes on
         deadline = spec.constraints.deadline_s
         self.router.load[agent.id] += 1
         started = time.perf_counter()
@@ -261,7 +282,7 @@ class Executor:
             with anyio.fail_after(deadline) if deadline else nullcontext():
                 result = await self.transport.call(agent, cand.skill, arguments, attempt_id=attempt_id)
             usage, output = result.usage, result.output
-            self._validate(spec, cand, output)
+            self._validate(spec, agent, cand.skill, output)
             status = "succeeded"
         except TimeoutError:
             error = f"missed its deadline of {deadline} s; the agent's task was cancelled"
@@ -272,7 +293,9 @@ class Executor:
         except Exception as exc:  # a transport bug fails the attempt (and is recorded), not the whole run
             error = f"unexpected {type(exc).__name__} calling {agent.url}: {exc}"
         except anyio.get_cancelled_exc_class():
-            status, error = "cancelled", "cancelled (run cancelled, past its deadline, or orchestrator stopping)"
+            if state.handed_over:
+                raise  # stays "running" in the store: the next owner adopts the agent's task
+            status, error = "cancelled", "cancelled (run cancelled or past its deadline)"
             with anyio.CancelScope(shield=True):
                 await self.transport.cancel(agent, attempt_id)
                 self._record(state, spec, attempt_id, agent.id, status, usage, started, None, error)
@@ -307,7 +330,7 @@ class Executor:
             "energy_joules": joules,
             "finished_at": now(),
         }
-        state.writer.put("update_attempt", values, attempt_id)
+        state.writer.put("update_attempt", values, attempt_id, run_id=state.run_id)
         state.add_usage(
             {
                 "prompt_tokens": usage.prompt_tokens,
@@ -331,9 +354,50 @@ class Executor:
         if self.stats is not None and status != "cancelled":
             self.stats.put(agent_id, status == "succeeded", wall, usage.total_tokens)
 
-    def _validate(self, spec: TaskSpec, cand: Candidate, output: Any) -> None:
+    async def _adopt(self, state: RunState, spec: TaskSpec, attempt: dict[str, Any]) -> tuple[bool, Any] | None:
+        """Finish the attempt a previous owner left running: take the agent's task for it (its outcome) if the
+        agent has one; None (the attempt marked interrupted) when there is nothing to adopt."""
+        attempt_id, agent_id = attempt["id"], attempt["agent_id"]
+        adopt = getattr(self.transport, "adopt", None)
+        try:
+            agent = await anyio.to_thread.run_sync(self.router.registry.get, agent_id)
+        except Exception:  # deregistered meanwhile: nothing to ask
+            agent = None
+        result: CallResult | None = None
+        usage, output, error, status = Usage(), None, None, "failed"
+        started = time.perf_counter()
+        if agent is not None and adopt is not None:
+            state.emit("attempt.adopting", spec.id, attempt_id=attempt_id, agent_id=agent_id, number=attempt["number"])
+            deadline = spec.constraints.deadline_s
+            try:
+                with anyio.fail_after(deadline) if deadline else nullcontext():
+                    result = await adopt(agent, attempt_id)
+                if result is not None:
+                    usage, output = result.usage, result.output
+                    self._validate(spec, agent, attempt["skill"], output)
+                    status = "succeeded"
+            except TimeoutError:
+                error = f"missed its deadline of {deadline} s; the agent's task was cancelled"
+                with anyio.CancelScope(shield=True):
+                    await self.transport.cancel(agent, attempt_id)
+            except AgentCallError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        if result is None and error is None:
+            why = "its replica stopped before the agent answered, and the agent holds no task for it: sent again"
+            state.writer.put(
+                "update_attempt",
+                {"status": "interrupted", "error": why, "finished_at": now()},
+                attempt_id,
+                run_id=state.run_id,
+            )
+            state.emit("attempt.interrupted", spec.id, attempt_id=attempt_id, error=why)
+            return None
+        self._record(state, spec, attempt_id, agent_id, status, usage, started, output, error)
+        return (status == "succeeded", output if status == "succeeded" else error)
+
+    def _validate(self, spec: TaskSpec, agent: AgentRecord, skill: str, output: Any) -> None:
         schema = spec.output_schema or next(
-            (s.output_schema for s in cand.agent.skills if s.id == cand.skill and s.output_schema), None
+            (s.output_schema for s in agent.skills if s.id == skill and s.output_schema), None
         )
         if schema is None:
             return

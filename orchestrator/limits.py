@@ -37,7 +37,7 @@ _INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
 class RunLimits(BaseModel):
-    """How much one orchestrator takes on: tasks per graph, workers per run, active runs, input size per task."""
+    """How much one orchestrator takes on: tasks per graph, workers per run, active and queued runs, input size."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -45,7 +45,12 @@ class RunLimits(BaseModel):
     max_concurrency: int = Field(
         default=64, ge=1, le=10_000, description="highest 'concurrency' a graph may ask for (--max-concurrency)"
     )
-    max_active_runs: int = Field(default=1_000, ge=1, description="runs in progress at once (--max-active-runs)")
+    max_active_runs: int = Field(
+        default=1_000, ge=1, description="runs this replica runs at once (--max-active-runs); more are queued"
+    )
+    max_queued_runs: int = Field(
+        default=10_000, ge=0, description="runs waiting for a replica with room, over all replicas (--max-queued-runs)"
+    )
     max_input_bytes: int = Field(
         default=1_000_000, ge=1, description="JSON size of one task's input as submitted (--max-input-bytes)"
     )

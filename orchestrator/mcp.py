@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from orchestrator.api import caller_owner
-from orchestrator.service import Orchestrator
+from orchestrator.service import Orchestrator, StoreUnavailable
 from protocol.access import request_principal
 from protocol.auth import LOCAL_PRINCIPAL, Principal
 from protocol.validation import describe_validation_error
@@ -125,7 +125,7 @@ def _refusals() -> Iterator[None]:
         yield
     except ValidationError as exc:
         raise ToolError(f"invalid run request: {describe_validation_error(exc)}") from None
-    except (ValueError, LookupError) as exc:  # GraphError, LimitExceeded, InvalidQuery, RunNotFound
+    except (ValueError, LookupError, StoreUnavailable) as exc:  # GraphError, LimitExceeded, RunNotFound, ...
         raise ToolError(" ".join(str(exc).split())) from None
 
 

@@ -1,41 +1,52 @@
 """Runs, tasks, attempts and events persisted with SQLAlchemy 2 (the registry's database, own ``orch_`` tables).
 
-Writes are batched: the executor queues operations on a ``RunWriter``, which applies them in one transaction
-per batch in a worker thread (gathered for up to 50 ms, or until someone flushes), so thousands of task events
-cost a few commits, not thousands. Everything reaches the database before a run is reported finished.
+Writes are batched: the executor queues operations on a ``RunWriter`` (orchestrator/writer.py), which applies
+them here in one transaction per batch, so thousands of task events cost a few commits, not thousands. A run's
+first write (its row, tasks and first event) is one synchronous transaction (``create_run``): a run is in the
+database before its submission is acknowledged.
 
 Requests are validated against the columns before they are accepted (``orchestrator.spec``); what agents send
 back (error texts, task ids) is fitted to its column here (NUL replaced, length cut), so no reply can make a
 write fail. If a batch still fails, its operations are applied one at a time: only the bad one is lost, the
-error goes to whoever flushed with that batch, and the writer goes on.
+error goes to whoever flushed with that batch, and the writer goes on. A database that cannot be reached
+(``is_unavailable``) is not a bad write: the writer keeps the batch and retries it.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import math
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import anyio
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic_core import to_json
 from sqlalchemy import event as sa_event
 
 from orchestrator import tables as t
 
-__all__ = ["RunStore", "RunWriter", "Op", "now", "owned_by", "ACTIVE", "TERMINAL", "LOCAL_OWNER"]
+__all__ = [
+    "RunStore",
+    "Op",
+    "Fence",
+    "StoreUnavailable",
+    "is_unavailable",
+    "now",
+    "owned_by",
+    "ACTIVE",
+    "TERMINAL",
+    "LOCAL_OWNER",
+]
 
-_log = logging.getLogger(__name__)
 ACTIVE = ("pending", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = zlib.crc32(b"scaleout orchestrator migrations")  # the advisory lock key (any fixed int64)
 LOCAL_OWNER = "local"  # who owns runs stored without an owner (before access control, or by trusted callers)
 
 
@@ -48,21 +59,44 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+class StoreUnavailable(RuntimeError):
+    """The run store's database cannot be reached now; the request may be retried later (HTTP 503)."""
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means the database is away (connection refused or lost, locked), not that a write was bad."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError))
+
+
 @dataclass(frozen=True)
 class Op:
-    """One queued write: an insert (insert_run, insert_tasks, insert_attempt, event) or an update_* by key."""
+    """One queued write: an insert (insert_run, insert_tasks, insert_attempt, event) or an update_* by key,
+    for the run ``run_id`` (whose lease fences it)."""
 
     kind: str
     values: Any
     key: tuple[str, ...] = ()
+    run_id: str | None = None
+
+
+Fence = Callable[[sa.Connection, set[str]], set[str]]
+"""Called inside a write transaction with the runs it writes; returns those whose writes must be dropped."""
 
 
 class RunStore:
     """Synchronous access to the orchestrator tables; async code calls it through ``anyio.to_thread``."""
 
-    def __init__(self, url: str, *, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, migrate: bool = True, application_name: str | None = None) -> None:
+        """``application_name`` names this process's connections on PostgreSQL (``pg_stat_activity``)."""
         self.url = url
         args: dict[str, Any] = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
+        if url.startswith("postgresql"):
+            # pre-ping: after a database restart a pooled connection is found dead before use, not mid-write
+            args = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+            if application_name:
+                args["connect_args"]["application_name"] = application_name[:63]
         self.engine = sa.create_engine(url, json_serializer=_json_text, **args)
         if url.startswith("sqlite"):
             sa_event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -79,17 +113,54 @@ class RunStore:
         config.set_main_option("script_location", str(_MIGRATIONS))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.engine.begin() as connection:
+            if self.postgres:  # replicas starting together migrate one at a time (lock held until commit)
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    @property
+    def postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def notify(self, conn: sa.Connection, channel: str, payloads: Iterable[str]) -> None:
+        """PostgreSQL ``NOTIFY channel`` once per payload, delivered when ``conn``'s transaction commits
+        (nothing on SQLite, where one replica runs)."""
+        values = sorted(set(payloads))
+        if self.postgres and values:
+            conn.execute(
+                sa.text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
+                {"channel": channel, "payloads": values},
+            )
 
     def close(self) -> None:
         self.engine.dispose()
 
     # -- writes ---------------------------------------------------------------------------------------
 
-    def apply(self, ops: list[Op]) -> None:
+    def create_run(self, run: dict[str, Any], tasks: list[dict[str, Any]], event: dict[str, Any]) -> None:
+        """Insert a new run with its tasks and first event in one transaction (committed on return); a queued run
+        (no ``lease_owner``) wakes the replicas."""
+        self._fit(t.runs.name, run)
+        with self.engine.begin() as conn:
+            conn.execute(t.runs.insert(), [run])
+            if tasks:
+                conn.execute(t.tasks.insert(), tasks)
+            conn.execute(t.events.insert(), [event])
+            if run.get("lease_owner") is None:
+                self.notify(conn, "scaleout_runs", [run["id"]])
+
+    def apply(self, ops: list[Op], fence: Fence | None = None) -> set[str]:
         """Apply ``ops`` in one transaction, coalesced: updates of a row written earlier in the batch merge into
-        that insert (or that update), then each table's rows go as a few executemany statements."""
+        that insert (or that update), then each table's rows go as a few executemany statements. With ``fence``,
+        the writes of runs it refuses are dropped; returns those runs."""
+        with self.engine.begin() as conn:
+            lost = fence(conn, {op.run_id for op in ops if op.run_id}) if fence is not None else set()
+            kept = [op for op in ops if op.run_id not in lost] if lost else ops
+            self._write(conn, kept)
+            self.notify(conn, "scaleout_events", [op.run_id for op in kept if op.kind == "event" and op.run_id])
+        return lost
+
+    def _write(self, conn: sa.Connection, ops: list[Op]) -> None:
         keyed = {
             "insert_run": ("runs", ("id",)),
             "insert_tasks": ("tasks", ("run_id", "task_id")),
@@ -121,27 +192,22 @@ class RunStore:
                 self._fit(tables[name].name, row)
         for row in events:
             self._fit(t.events.name, row)
-        with self.engine.begin() as conn:
-            for name in ("runs", "tasks", "attempts"):
-                for rows in _by_columns(list(inserts[name].values())):
-                    conn.execute(tables[name].insert(), rows)
-            for rows in _by_columns(events):
-                conn.execute(t.events.insert(), rows)
-            for name in ("runs", "tasks", "attempts"):
-                target_table = tables[name]
-                items = [
-                    {**{f"k_{c}": k for c, k in zip(keys[name], key, strict=True)}, **values}
-                    for key, values in updates[name].items()
-                ]
-                for rows in _by_columns(items):
-                    columns = [c for c in rows[0] if not c.startswith("k_")]
-                    stmt = target_table.update().where(
-                        *[target_table.c[c] == sa.bindparam(f"k_{c}") for c in keys[name]]
-                    )
-                    stmt = stmt.values({c: sa.bindparam(f"v_{c}") for c in columns})
-                    conn.execute(
-                        stmt, [{(k if k.startswith("k_") else f"v_{k}"): v for k, v in r.items()} for r in rows]
-                    )
+        for name in ("runs", "tasks", "attempts"):
+            for rows in _by_columns(list(inserts[name].values())):
+                conn.execute(tables[name].insert(), rows)
+        for rows in _by_columns(events):
+            conn.execute(t.events.insert(), rows)
+        for name in ("runs", "tasks", "attempts"):
+            target_table = tables[name]
+            items = [
+                {**{f"k_{c}": k for c, k in zip(keys[name], key, strict=True)}, **values}
+                for key, values in updates[name].items()
+            ]
+            for rows in _by_columns(items):
+                columns = [c for c in rows[0] if not c.startswith("k_")]
+                stmt = target_table.update().where(*[target_table.c[c] == sa.bindparam(f"k_{c}") for c in keys[name]])
+                stmt = stmt.values({c: sa.bindparam(f"v_{c}") for c in columns})
+                conn.execute(stmt, [{(k if k.startswith("k_") else f"v_{k}"): v for k, v in r.items()} for r in rows])
 
     def _fit(self, table: str, row: dict[str, Any]) -> None:
         """Make the strings of ``row`` storable in ``table`` on every database: no NUL, no longer than the column."""
@@ -208,6 +274,22 @@ class RunStore:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    def attempt_numbers(self, run_id: str) -> dict[str, int]:
+        """The highest attempt number made so far for each task of ``run_id`` (numbering goes on after a crash)."""
+        query = (
+            sa.select(t.attempts.c.task_id, sa.func.max(t.attempts.c.number))
+            .where(t.attempts.c.run_id == run_id)
+            .group_by(t.attempts.c.task_id)
+        )
+        with self.engine.connect() as conn:
+            return {task_id: int(n or 0) for task_id, n in conn.execute(query).all()}
+
+    def count_queued(self) -> int:
+        """Runs waiting for a replica (pending, owned by none)."""
+        query = sa.select(sa.func.count()).where(t.runs.c.status == "pending", t.runs.c.lease_owner.is_(None))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
     def last_seq(self, run_id: str) -> int:
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(sa.func.max(t.events.c.seq)).where(t.events.c.run_id == run_id)).scalar()
@@ -241,91 +323,3 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-class _Flush:
-    """A flush request in the writer's queue: set when the writes before it are committed (or failed)."""
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.error: BaseException | None = None
-
-
-class RunWriter:
-    """Queues store operations and applies them in batches from one background task (use inside ``running``)."""
-
-    def __init__(self, store: RunStore, *, max_batch: int = 5_000, linger_s: float = 0.05) -> None:
-        self.store = store
-        self.max_batch = max_batch
-        # Gather writes this long before a commit (fewer, larger transactions); a flush cuts the wait short.
-        self.linger_s = linger_s
-        self._wake = anyio.Event()
-        send, receive = anyio.create_memory_object_stream[Op | _Flush](max_buffer_size=math.inf)
-        self._send: MemoryObjectSendStream[Op | _Flush] = send
-        self._receive: MemoryObjectReceiveStream[Op | _Flush] = receive
-        self.error: BaseException | None = None  # the last write that failed (it was dropped; later ones go on)
-
-    def put(self, kind: str, values: Any, *key: str) -> None:
-        """Queue one write; it reaches the database with the next batch."""
-        self._send.send_nowait(Op(kind, values, key))
-
-    async def flush(self) -> None:
-        """Wait until everything queued so far is committed; raises if a write of the last batch failed."""
-        marker = _Flush()
-        self._send.send_nowait(marker)
-        self._wake.set()
-        await marker.done.wait()
-        if marker.error is not None:
-            raise RuntimeError(f"the run store failed: {marker.error}") from marker.error
-
-    async def run(self) -> None:
-        """The writer loop: take what is queued (up to ``max_batch``), commit it, repeat until closed."""
-        async with self._receive:
-            async for first in self._receive:
-                if self.linger_s and not isinstance(first, _Flush) and not self._wake.is_set():
-                    with anyio.move_on_after(self.linger_s):
-                        await self._wake.wait()
-                self._wake = anyio.Event()
-                batch: list[Op] = []
-                waiters: list[_Flush] = []
-                item: Op | _Flush = first
-                while True:
-                    if isinstance(item, _Flush):
-                        waiters.append(item)
-                    else:
-                        batch.append(item)
-                    if len(batch) >= self.max_batch:
-                        break
-                    try:
-                        item = self._receive.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                failure = await anyio.to_thread.run_sync(self._apply, batch) if batch else None
-                for waiter in waiters:
-                    waiter.error = failure
-                    waiter.done.set()
-
-    def _apply(self, batch: list[Op]) -> BaseException | None:
-        """Commit ``batch``; if it fails, commit its operations one by one and drop only those that fail."""
-        try:
-            self.store.apply(batch)
-            return None
-        except Exception as exc:
-            first: BaseException = exc
-        dropped = 0
-        for op in batch:
-            try:
-                self.store.apply([op])
-            except Exception as exc:
-                dropped += 1
-                first = exc if dropped == 1 else first
-        if dropped:
-            self.error = first
-            _log.warning("run store: %d of %d writes failed and were dropped: %s", dropped, len(batch), first)
-            return first
-        return None
-
-    async def aclose(self) -> None:
-        """Flush, then stop the loop."""
-        await self.flush()
-        await self._send.aclose()

@@ -1,13 +1,20 @@
-"""The orchestrator: accepts runs, validates them, executes them, persists everything, recovers after a restart.
+"""The orchestrator: accepts runs, validates them, executes them, persists everything; one of many replicas.
 
 >>> async with Orchestrator(registry, "sqlite:///scaleout.db", local_agents=[echo_agent()]).running() as orch:
 ...     run = await orch.run({"skill": "echo", "input": {"text": "hi"}})
+
+Replicas share one PostgreSQL database (SQLite: one replica). A submitted run is committed before ``submit``
+returns, leased to this replica when it has room and queued for any replica otherwise; reads, events and cancels
+work on every replica for every run (orchestrator/replica.py, orchestrator/leases.py, docs/deploy.md).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -18,34 +25,33 @@ from orchestrator.credentials import AgentCredentials
 from orchestrator.energy import EnergyModel
 from orchestrator.executor import Executor, StatsSink
 from orchestrator.graph import TaskGraph
+from orchestrator.leases import Leases
 from orchestrator.limits import (
     LimitExceeded,
     RunLimits,
-    check_after,
     check_graph_limits,
-    check_list_query,
     check_request_size,
     valid_run_id,
 )
+from orchestrator.reads import UNAVAILABLE, RunNotFound, StoredRuns, no_run
+from orchestrator.replica import RESTART_REASON, ReplicaConflict, ReplicaLoop, SqliteLock, default_replica_id
 from orchestrator.router import RegistryLike, Router
-from orchestrator.runs import RunStore, RunWriter, now, owned_by
+from orchestrator.runs import RunStore, StoreUnavailable, now, owned_by
 from orchestrator.spec import GraphSpec, TaskSpec, as_graph
 from orchestrator.state import RunState
 from orchestrator.transports import Transport, Transports
+from orchestrator.wakeups import Wakeups, listen
+from orchestrator.writer import RunWriter
 from protocol.a2a import new_id
 from protocol.egress import EgressPolicy
 from registry.stdio import StdioAllowlist
 
-__all__ = ["Orchestrator", "RunNotFound", "RESTART_REASON"]
+__all__ = ["Orchestrator", "RunNotFound", "RESTART_REASON", "ReplicaConflict", "StoreUnavailable"]
 
-RESTART_REASON = "the orchestrator restarted while this run was in progress"
-
-
-class RunNotFound(LookupError):
-    """No run with that id."""
+_log = logging.getLogger(__name__)
 
 
-class Orchestrator:
+class Orchestrator(StoredRuns):
     """Routes and runs task graphs over registered agents; every run is recorded in the store."""
 
     def __init__(
@@ -63,14 +69,26 @@ class Orchestrator:
         stdio_allowlist: StdioAllowlist | None = None,
         egress: EgressPolicy | None = None,
         agent_credentials: AgentCredentials | None = None,
+        replica_id: str | None = None,
+        lease_s: float = 15.0,
+        poll_s: float = 1.0,
     ) -> None:
         """``limits`` bound what runs are accepted; ``stdio_allowlist`` names the only commands an ``mcp+stdio:``
         target may start (default: the host's allowlist file); ``egress`` says which addresses agent calls may
         reach (default: public and loopback addresses, never link-local or private ranges);
         ``agent_credentials`` the bearer tokens agent calls carry and the CA their TLS is checked against
-        (from configuration only; default: no token, the system's CAs)."""
+        (from configuration only; default: no token, the system's CAs). ``replica_id`` names this replica
+        (default host-pid-random); ``lease_s`` is how long its runs stay its own without a heartbeat (a crashed
+        replica's runs move after at most that); readers poll the store every ``poll_s`` between wake-ups."""
+        if lease_s <= 0 or poll_s <= 0:
+            raise ValueError("lease_s and poll_s must be positive")
         self.registry = registry
-        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        self.replica_id = replica_id or default_replica_id()
+        self.store = (
+            store
+            if isinstance(store, RunStore)
+            else RunStore(store, application_name=f"scaleout-orchestrator {self.replica_id}")
+        )
         self.router = router or Router(registry)
         self.limits = limits or RunLimits()
         self._transports = (
@@ -82,36 +100,62 @@ class Orchestrator:
         self.stats = StatsSink(self.router)
         self.executor = Executor(self.router, self.transport, energy=energy, stats=self.stats if record_stats else None)
         self.resume = resume
-        self.writer = RunWriter(self.store)
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.leases = Leases(self.store, self.replica_id, lease_s)
+        self.wakeups = Wakeups()
+        self.writer = RunWriter(self.store, fence=self.leases.fence, on_commit=self._committed, on_lost=self.abandon)
+        self.replica = ReplicaLoop(self, self.leases)
         self.active: dict[str, RunState] = {}
         self._tg: TaskGroup | None = None
         self._stopping = False
+        self._reserved = 0  # runs being submitted here, not yet stored
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Orchestrator]:
-        """Start the writer and recover unfinished runs; on exit stop runs (they resume next start) and flush."""
-        async with anyio.create_task_group() as service:
-            service.start_soon(self.writer.run)
-            service.start_soon(self.stats.run)
-            try:
-                async with AsyncExitStack() as stack:
-                    if self._transports is not None:
-                        await stack.enter_async_context(self._transports)
-                    async with anyio.create_task_group() as tg:
-                        self._tg = tg
-                        await self._recover()
-                        try:
-                            yield self
-                        finally:
-                            self._stopping = True
-                            tg.cancel_scope.cancel()
-            finally:
-                self._tg = None
-                with anyio.CancelScope(shield=True):
-                    await self.writer.aclose()
-                    with anyio.move_on_after(10.0):  # statistics are best effort: never hang a shutdown on them
-                        await self.stats.aclose()
-                service.cancel_scope.cancel()
+        """Start the writer, the heartbeat and the listener, and take over unfinished runs; on exit stop this
+        replica's runs, flush, and release their leases (another replica, or the next start, resumes them).
+        Raises ``ReplicaConflict`` when another orchestrator runs on the same SQLite file."""
+        lock = SqliteLock(self.store.url)
+        lock.acquire()
+        stop = threading.Event()
+        try:
+            async with anyio.create_task_group() as service:
+                service.start_soon(self.writer.run)
+                service.start_soon(self.stats.run)
+                if self.store.postgres:
+                    service.start_soon(listen, self.store.url, self._notified, stop)
+                try:
+                    async with AsyncExitStack() as stack:
+                        if self._transports is not None:
+                            await stack.enter_async_context(self._transports)
+                        async with anyio.create_task_group() as tg:
+                            self._tg = tg
+                            await self.replica.step()  # runs left unfinished start again before we answer
+                            tg.start_soon(self.replica.run)
+                            try:
+                                yield self
+                            finally:
+                                self._stopping = True
+                                for state in self.active.values():
+                                    state.stopping = not state.cancel_requested
+                                tg.cancel_scope.cancel()
+                finally:
+                    self._tg = None
+                    with anyio.CancelScope(shield=True):
+                        await self.writer.aclose()
+                        with anyio.move_on_after(10.0):
+                            try:
+                                await anyio.to_thread.run_sync(self.leases.release)
+                            except Exception as exc:  # the database is away: the leases lapse instead
+                                _log.warning("could not release this replica's runs: %s", exc)
+                        with anyio.move_on_after(10.0):  # statistics are best effort: never hang a shutdown on them
+                            await self.stats.aclose()
+                    stop.set()
+                    service.cancel_scope.cancel()
+        finally:
+            stop.set()
+            lock.release()
 
     # -- runs ---------------------------------------------------------------------------------------------
 
@@ -129,160 +173,192 @@ class Orchestrator:
         return TaskGraph(graph_spec)
 
     async def submit(self, spec: GraphSpec | TaskSpec | dict[str, Any], *, owner: str | None = None) -> str:
-        """Validate and start a run; returns its id at once (follow it with ``wait`` or ``events``).
+        """Validate and store a run; returns its id once the run is committed (follow it with ``wait`` or
+        ``events``). It runs here when this replica has room, else it is queued for any replica.
 
         ``owner`` (a principal's ``owner``: its tenant, else its subject) is recorded on the run; the methods that
         read or cancel runs take the same ``owner`` and see only that owner's runs. None, a trusted in-process
-        caller, records no owner (the run counts as owner "local") and sees every run."""
+        caller, records no owner (the run counts as owner "local") and sees every run. Raises StoreUnavailable
+        while the database cannot be reached."""
         if self._tg is None:
             raise RuntimeError("the orchestrator is not running; use 'async with orchestrator.running():'")
-        self._check_capacity()
+        if self.writer.unavailable is not None:
+            raise StoreUnavailable(UNAVAILABLE)
+        await self.writer.room()
         graph = await self.validate(spec)
-        self._check_capacity()  # others may have started while this one was validated
-        run_id = new_id()
-        stamp = now()
-        self.writer.put(
-            "insert_run",
-            {
-                "id": run_id,
-                "name": graph.spec.name,
-                "status": "pending",
-                "spec": graph.spec.model_dump(mode="json"),
-                "created_at": stamp,
-                "updated_at": stamp,
-                "owner": owner,
-            },
-        )
-        self.writer.put(
-            "insert_tasks",
-            [{"run_id": run_id, "task_id": tid, "status": "pending", "attempts": 0} for tid in graph.order()],
-        )
-        state = RunState(run_id, graph, self.writer, owner=owner)
-        state.emit("run.created", tasks=len(graph.tasks), name=graph.spec.name)
-        self._start(state)
-        return run_id
-
-    def _check_capacity(self) -> None:
-        if len(self.active) >= self.limits.max_active_runs:
+        here = self.free_slots() > 0
+        if not here and await self._read(self.store.count_queued) >= self.limits.max_queued_runs:
             raise LimitExceeded(
                 429,
-                f"{self.limits.max_active_runs} runs are active, this orchestrator's limit (RunLimits.max_active_runs,"
-                " 'orchestrator serve --max-active-runs'); wait for some to finish",
+                f"{self.limits.max_active_runs} runs are active on this replica and {self.limits.max_queued_runs}"
+                " wait for one (RunLimits.max_active_runs / max_queued_runs, 'orchestrator serve --max-active-runs"
+                " / --max-queued-runs'); wait for some to finish",
             )
+        run_id, stamp = new_id(), now()
+        run = {
+            "id": run_id,
+            "name": graph.spec.name,
+            "status": "pending",
+            "spec": graph.spec.model_dump(mode="json"),
+            "created_at": stamp,
+            "updated_at": stamp,
+            "owner": owner,
+            "lease_owner": self.replica_id if here else None,
+            "lease_expires_at": stamp + timedelta(seconds=self.lease_s) if here else None,
+        }
+        tasks = [{"run_id": run_id, "task_id": tid, "status": "pending", "attempts": 0} for tid in graph.order()]
+        state = RunState(run_id, graph, self.writer, owner=owner, seq=1)
+        created = {
+            "run_id": run_id,
+            "seq": 1,
+            "kind": "run.created",
+            "task_id": None,
+            "data": {"tasks": len(graph.tasks), "name": graph.spec.name},
+            "at": stamp,
+        }
+        self._reserved += here  # holds the slot while the run is written (not in ``active``: no lease yet)
+        try:
+            await self._read(self.store.create_run, run, tasks, created)
+        finally:
+            self._reserved -= here
+        if here:
+            self.start(state)
+        return run_id
 
     async def run(self, spec: GraphSpec | TaskSpec | dict[str, Any], *, owner: str | None = None) -> dict[str, Any]:
         """Submit a run, wait for its end, return its full record."""
         return await self.wait(await self.submit(spec, owner=owner), owner=owner)
 
     async def wait(self, run_id: str, *, owner: str | None = None) -> dict[str, Any]:
-        """Wait until ``run_id`` ends; return its record (tasks, attempts, usage)."""
+        """Wait until ``run_id`` ends, wherever it runs; return its record (tasks, attempts, usage)."""
         state = self.active.get(run_id)
         if state is not None and owned_by(state.owner, owner):
             await state.done.wait()
-        return await self.get_run(run_id, owner=owner)
+        return await self._wait_stored(run_id, owner)
 
     async def cancel(self, run_id: str, *, owner: str | None = None) -> bool:
-        """Cancel an active run and its tasks on the agents; False when it had already ended. Another owner's
-        run raises RunNotFound exactly as an unknown id does."""
+        """Cancel a run and its tasks on the agents, wherever it runs; False when it had already ended. Another
+        owner's run raises RunNotFound exactly as an unknown id does."""
         if not valid_run_id(run_id):
-            raise RunNotFound(_no_run(run_id))
+            raise RunNotFound(no_run(run_id))
         state = self.active.get(run_id)
         if state is not None and not owned_by(state.owner, owner):
-            raise RunNotFound(_no_run(run_id))
-        if state is None:
-            run = await anyio.to_thread.run_sync(self.store.get_run, run_id)
-            if run is None or not owned_by(run["owner"], owner):
-                raise RunNotFound(_no_run(run_id))
+            raise RunNotFound(no_run(run_id))
+        if state is not None and not state.abandoned:
+            self.cancel_here(run_id)
+            await state.done.wait()
+            if not state.abandoned:
+                return True
+        run = await self._read(self.store.get_run, run_id)
+        if run is None or not owned_by(run["owner"], owner):
+            raise RunNotFound(no_run(run_id))
+        outcome = await self._read(self.leases.request_cancel, run_id)
+        if outcome == "ended":
             return False
-        state.cancel_requested = True
-        state.scope.cancel()
-        await state.done.wait()
+        self.wakeups.wake(run_id)
+        if outcome == "requested":  # the owner cancels it at its next wake-up or heartbeat
+            with anyio.move_on_after(max(3 * self.lease_s, 30.0)):
+                await self.wait(run_id, owner=owner)
         return True
 
-    async def get_run(self, run_id: str, *, attempts: bool = True, owner: str | None = None) -> dict[str, Any]:
-        """The stored record of a run: status, error, usage, tasks and (optionally) attempts."""
-        if not valid_run_id(run_id):
-            raise RunNotFound(_no_run(run_id))
-        await self.writer.flush()
-        run = await anyio.to_thread.run_sync(self.store.get_run, run_id)
-        if run is None or not owned_by(run["owner"], owner):
-            raise RunNotFound(_no_run(run_id))
-        run["tasks"] = await anyio.to_thread.run_sync(self.store.tasks_of, run_id)
-        if attempts:
-            run["attempts"] = await anyio.to_thread.run_sync(self.store.attempts_of, run_id)
-        return run
+    # -- this replica's runs --------------------------------------------------------------------------------
 
-    async def list_runs(
-        self, *, status: str | None = None, limit: int = 50, offset: int = 0, owner: str | None = None
-    ) -> list[dict[str, Any]]:
-        """The most recent runs (newest first) of ``owner`` (every run when None); raises InvalidQuery for an
-        unknown status or out-of-range numbers."""
-        check_list_query(status, limit, offset)
-        await self.writer.flush()
-        return await anyio.to_thread.run_sync(
-            lambda: self.store.list_runs(status=status, limit=limit, offset=offset, owner=owner)
-        )
+    def free_slots(self) -> int:
+        """How many more runs this replica takes on now."""
+        if self._stopping or self._tg is None:
+            return 0
+        return self.limits.max_active_runs - len(self.active) - self._reserved
 
-    async def events(self, run_id: str, after: int = 0, *, owner: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        """The run's events with ``seq > after``: stored ones first, then live ones until the run ends."""
-        check_after(after)
-        if not valid_run_id(run_id):
-            raise RunNotFound(_no_run(run_id))
-        if owner is not None:
-            await self._check_owner(run_id, owner)
-        last = after
-        while True:
-            state = self.active.get(run_id)
-            live = state.subscribe() if state is not None else None
-            await self.writer.flush()
-            while True:
-                rows = await anyio.to_thread.run_sync(self.store.events_after, run_id, last)
-                for row in rows:
-                    last = row["seq"]
-                    yield row
-                if len(rows) < 1000:
-                    break
-            if live is None:
-                if last == after and await anyio.to_thread.run_sync(self.store.get_run, run_id) is None:
-                    raise RunNotFound(_no_run(run_id))
-                return
-            async with live:
-                async for event in live:
-                    if event["seq"] > last:
-                        last = event["seq"]
-                        yield event
-            if state is not None and state.done.is_set():
-                live = None  # one more pass reads what the store got after the stream closed
-
-    # -- internals ------------------------------------------------------------------------------------------
-
-    async def _check_owner(self, run_id: str, owner: str) -> None:
-        """RunNotFound unless ``run_id`` exists and belongs to ``owner``."""
-        state = self.active.get(run_id)
-        if state is not None:
-            if not owned_by(state.owner, owner):
-                raise RunNotFound(_no_run(run_id))
-            return
-        await self.writer.flush()
-        run = await anyio.to_thread.run_sync(self.store.get_run, run_id)
-        if run is None or not owned_by(run["owner"], owner):
-            raise RunNotFound(_no_run(run_id))
-
-    def _start(self, state: RunState) -> None:
+    def start(self, state: RunState) -> None:
+        """Execute ``state`` here (its lease is this replica's)."""
         assert self._tg is not None
         self.active[state.run_id] = state
         self._tg.start_soon(self._execute, state)
+
+    def cancel_here(self, run_id: str) -> None:
+        """Cancel this replica's run ``run_id`` (asked here, or by another replica)."""
+        state = self.active.get(run_id)
+        if state is not None and not state.cancel_requested:
+            state.cancel_requested = True
+            state.scope.cancel()
+
+    def abandon(self, run_ids: set[str]) -> None:
+        """Stop running ``run_ids`` here without recording an end: this replica lost their leases."""
+        for run_id in run_ids:
+            state = self.active.get(run_id)
+            if state is not None and not state.abandoned:
+                _log.warning("replica %s lost the lease of run %s; another replica runs it", self.replica_id, run_id)
+                state.abandoned = True
+                state.scope.cancel()
+
+    async def close(self, state: RunState, status: str, error: str | None) -> None:
+        """Record the end of ``state``: unfinished tasks, the run's status and usage, the final event; release
+        its lease. Waits until written (a failed write is logged, never raised: waiters must be released)."""
+        if status != "cancelled":
+            for tid in state.graph.tasks:  # a deadline or a crash leaves tasks that never ended
+                if tid not in state.finished:
+                    state.finished[tid] = "failed"
+                    self.writer.put(
+                        "update_task", {"status": "failed", "error": error, "finished_at": now()}, state.run_id, tid
+                    )
+        else:
+            for tid in state.graph.tasks:
+                if tid not in state.finished:
+                    self.writer.put("update_task", {"status": "cancelled", "finished_at": now()}, state.run_id, tid)
+        usage = {k: round(v, 6) for k, v in state.usage.items()}
+        stamp = now()
+        state.status = status
+        state.emit(f"run.{status}", error=error, usage=usage)
+        self.writer.put(
+            "update_run",
+            {
+                "status": status,
+                "error": error,
+                "usage": usage,
+                "updated_at": stamp,
+                "finished_at": stamp,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+            state.run_id,
+        )
+        # Bounded: with the database away the writes stay queued (and are retried) but waiters are released.
+        with anyio.move_on_after(5.0 if self._stopping else 30.0):
+            try:
+                await self.writer.flush()
+            except RuntimeError as exc:
+                _log.error("run %s ended %s but a write failed: %s", state.run_id, status, exc)
+
+    # -- internals ------------------------------------------------------------------------------------------
+
+    def _committed(self, run_ids: set[str]) -> None:
+        for run_id in run_ids:
+            self.wakeups.wake(run_id)
+
+    def _notified(self, channel: str, payload: str) -> None:
+        if channel == "scaleout_events":
+            self.wakeups.wake(payload)
+        elif channel == "scaleout_runs":
+            self.replica.claim_soon()
+        elif channel == "scaleout_cancel":
+            self.cancel_here(payload)
+        else:  # the listener reconnected: anything may have happened meanwhile
+            self.wakeups.wake_all()
+            self.replica.claim_soon()
 
     async def _execute(self, state: RunState) -> None:
         deadline = state.graph.spec.deadline_s
         if deadline:
             state.scope.deadline = anyio.current_time() + deadline
+        if state.cancel_requested:
+            state.scope.cancel()
         status, error = "failed", None
         try:
             with state.scope:
-                state.status = "running"
-                self.writer.put("update_run", {"status": "running", "updated_at": now()}, state.run_id)
-                state.emit("run.started")
+                if state.status != "running":
+                    state.status = "running"
+                    self.writer.put("update_run", {"status": "running", "updated_at": now()}, state.run_id)
+                    state.emit("run.started", replica=self.replica_id)
                 await self.executor.execute(state)
             bad = [t for t, s in state.finished.items() if s != "succeeded"]
             if state.cancel_requested:
@@ -299,80 +375,15 @@ class Orchestrator:
             error = f"orchestrator error: {type(exc).__name__}: {exc}"
         finally:
             with anyio.CancelScope(shield=True):
-                if self._stopping and not state.cancel_requested:
-                    state.emit("run.interrupted", reason="orchestrator stopping; the run resumes at next start")
-                else:
-                    await self._close(state, status, error)
-                state.done.set()
-                state.close_subscribers()
-                self.active.pop(state.run_id, None)
-
-    async def _close(self, state: RunState, status: str, error: str | None) -> None:
-        if status != "cancelled":
-            for tid in state.graph.tasks:  # a deadline or a crash leaves tasks that never ended
-                if tid not in state.finished:
-                    state.finished[tid] = "failed"
-                    self.writer.put(
-                        "update_task", {"status": "failed", "error": error, "finished_at": now()}, state.run_id, tid
-                    )
-        else:
-            for tid in state.graph.tasks:
-                if tid not in state.finished:
-                    self.writer.put("update_task", {"status": "cancelled", "finished_at": now()}, state.run_id, tid)
-        usage = {k: round(v, 6) for k, v in state.usage.items()}
-        stamp = now()
-        self.writer.put(
-            "update_run",
-            {"status": status, "error": error, "usage": usage, "updated_at": stamp, "finished_at": stamp},
-            state.run_id,
-        )
-        state.status = status
-        state.emit(f"run.{status}", error=error, usage=usage)
-        await self.writer.flush()
-
-    def _running_attempts(self, run_id: str) -> list[dict[str, Any]]:
-        return self.store.attempts_of(run_id, status="running")
-
-    async def _recover(self) -> None:
-        """Resume (or fail, with the reason) every run a previous orchestrator left unfinished."""
-        for run in await anyio.to_thread.run_sync(self.store.active_runs):
-            run_id = run["id"]
-            try:
-                graph = TaskGraph(GraphSpec.model_validate(run["spec"]))
-            except ValueError as exc:  # a stored spec this version cannot read: fail it, with the reason
-                stamp = now()
-                self.writer.put(
-                    "update_run",
-                    {
-                        "status": "failed",
-                        "updated_at": stamp,
-                        "finished_at": stamp,
-                        "error": f"{RESTART_REASON}; its spec cannot be resumed: {exc}",
-                    },
-                    run_id,
-                )
-                continue
-            state = RunState(run_id, graph, self.writer, owner=run.get("owner"))
-            state.seq = await anyio.to_thread.run_sync(self.store.last_seq, run_id)
-            running = await anyio.to_thread.run_sync(self._running_attempts, run_id)
-            for attempt in running:
-                self.writer.put(
-                    "update_attempt",
-                    {"status": "interrupted", "error": RESTART_REASON, "finished_at": now()},
-                    attempt["id"],
-                )
-                state.emit("attempt.interrupted", attempt["task_id"], attempt_id=attempt["id"], error=RESTART_REASON)
-            for task in await anyio.to_thread.run_sync(self.store.tasks_of, run_id):
-                if task["status"] in ("succeeded", "failed", "skipped"):
-                    state.finished[task["task_id"]] = task["status"]
-                    if task["status"] == "succeeded":
-                        state.outputs[task["task_id"]] = task["output"]
-            if self.resume:
-                state.emit("run.resumed", reason=RESTART_REASON, done=len(state.finished))
-                self._start(state)
-            else:
-                await self._close(state, "failed", RESTART_REASON + " (resume is off)")
-
-
-def _no_run(run_id: str) -> str:
-    return f"no run {str(run_id)[:80]!r}; list runs with GET /runs"
+                try:
+                    if state.abandoned:
+                        pass  # another replica owns it now: it records the rest
+                    elif self._stopping and not state.cancel_requested:
+                        why = "orchestrator stopping; another replica or the next start resumes it"
+                        state.emit("run.interrupted", reason=why)
+                    else:
+                        await self.close(state, status, error)
+                finally:
+                    state.done.set()
+                    self.active.pop(state.run_id, None)
+                    self.replica.claim_soon()

@@ -1,4 +1,4 @@
-"""In-memory state of one active run: its graph, outputs so far, event sequence and live subscribers."""
+"""In-memory state of one active run on the replica that owns it: its graph, outputs so far, event sequence."""
 
 from __future__ import annotations
 
@@ -6,19 +6,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestrator.graph import TaskGraph
-from orchestrator.runs import RunWriter, now
+from orchestrator.runs import now
+from orchestrator.writer import RunWriter
 
-__all__ = ["RunState", "SUBSCRIBER_BUFFER"]
-
-SUBSCRIBER_BUFFER = 10_000
+__all__ = ["RunState"]
 
 
 @dataclass
 class RunState:
-    """An active run. Events get consecutive ``seq`` numbers (the SSE event ids) and go to the store and subscribers."""
+    """An active run. Events get consecutive ``seq`` numbers (the SSE event ids) and go to the store; readers get
+    them from the store once committed, so a number seen by anyone is never given again, even after a crash."""
 
     run_id: str
     graph: TaskGraph
@@ -42,34 +41,22 @@ class RunState:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancel_requested: bool = False
     done: anyio.Event = field(default_factory=anyio.Event)
-    subscribers: list[MemoryObjectSendStream[dict[str, Any]]] = field(default_factory=list)
+    abandoned: bool = False  # this replica lost the run's lease: another one runs it now
+    stopping: bool = False  # this replica stops: the run goes on elsewhere, or at its next start
+    attempts_made: dict[str, int] = field(default_factory=dict)  # task id -> attempts before a takeover
+    in_flight: dict[str, dict[str, Any]] = field(default_factory=dict)  # task id -> attempt left running to adopt
+
+    @property
+    def handed_over(self) -> bool:
+        """The run leaves this replica unfinished: attempts in flight stay with their agents, to be adopted."""
+        return self.abandoned or self.stopping
 
     def emit(self, kind: str, task_id: str | None = None, **data: Any) -> dict[str, Any]:
-        """Record an event: queue it for the store and hand it to every live subscriber."""
+        """Record an event: queue it for the store (readers see it once it is committed)."""
         self.seq += 1
         event = {"run_id": self.run_id, "seq": self.seq, "kind": kind, "task_id": task_id, "data": data, "at": now()}
         self.writer.put("event", event)
-        for stream in list(self.subscribers):
-            try:
-                stream.send_nowait(event)
-            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                # A subscriber that cannot keep up is dropped; it catches up from the store by its last seq.
-                stream.close()
-                self.subscribers.remove(stream)
         return event
-
-    def subscribe(self) -> MemoryObjectReceiveStream[dict[str, Any]]:
-        send, receive = anyio.create_memory_object_stream[dict[str, Any]](max_buffer_size=SUBSCRIBER_BUFFER)
-        if self.done.is_set():
-            send.close()
-        else:
-            self.subscribers.append(send)
-        return receive
-
-    def close_subscribers(self) -> None:
-        for stream in self.subscribers:
-            stream.close()
-        self.subscribers.clear()
 
     def add_usage(self, values: dict[str, float]) -> None:
         for key, value in values.items():

@@ -23,7 +23,12 @@ runs = sa.Table(
     sa.Column("usage", sa.JSON, nullable=True),
     # the principal's owner (tenant, else subject) that submitted the run; NULL (older rows) counts as "local"
     sa.Column("owner", sa.String(200), nullable=True),
+    # the replica running it (NULL: queued for any replica) and until when, renewed by its heartbeat
+    sa.Column("lease_owner", sa.String(200), nullable=True, index=True),
+    sa.Column("lease_expires_at", _ts, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_orch_runs_owner_created_at", "owner", "created_at"),
+    sa.Index("ix_orch_runs_status_lease", "status", "lease_expires_at"),
 )
 
 tasks = sa.Table(

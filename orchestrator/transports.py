@@ -8,8 +8,10 @@ Registry records come from the network, so nothing in one is trusted: a stdio co
 host's ``StdioAllowlist`` names it exactly, and every HTTP connection (A2A and MCP) goes through the
 ``protocol.egress`` policy, which resolves and checks the address before connecting.
 
-Each A2A call sends the attempt id as the message's ``contextId``; cancelling an attempt finds the agent's task
-by that context id and sends ``CancelTask``, so a cancelled or timed-out attempt stops on the agent too.
+Each A2A call sends the attempt id as the message's ``messageId`` and ``contextId``; cancelling an attempt finds
+the agent's task by that context id and sends ``CancelTask``, so a cancelled or timed-out attempt stops on the
+agent too; ``adopt`` finds it the same way and waits for its outcome (a replica taking over a run does this
+instead of sending the message again; agents also answer a repeated ``messageId`` with the task it started).
 
 Calls carry the orchestrator's own bearer token for that agent (``AgentCredentials``, from configuration, never
 from a registry record) and nothing else: an ``Authorization`` header from anywhere else is removed. An agent that
@@ -41,7 +43,7 @@ from protocol.jsonrpc import A2AError
 from registry.models import AgentRecord
 from registry.stdio import STDIO_SCHEME, StdioAllowlist, StdioNotAllowed
 
-__all__ = ["CallResult", "AgentCallError", "AgentUnreachable", "Transport", "Transports"]
+__all__ = ["CallResult", "AgentCallError", "AgentUnreachable", "Transport", "Adopting", "Transports"]
 
 
 @dataclass
@@ -62,6 +64,7 @@ class AgentUnreachable(AgentCallError):
 
 
 _REFUSALS = {401: "Unauthorized", 403: "Forbidden"}
+_WAITING = frozenset({TaskState.INPUT_REQUIRED, TaskState.AUTH_REQUIRED})  # the task waits on us: not ours to adopt
 _CHALLENGE_FIELD = re.compile(r'(error_description|error|scope)="([^"]{0,300})"')
 
 
@@ -105,6 +108,12 @@ class Transport(Protocol):
     async def call(self, agent: AgentRecord, skill: str, arguments: Any, *, attempt_id: str) -> CallResult: ...
 
     async def cancel(self, agent: AgentRecord, attempt_id: str) -> None: ...
+
+
+class Adopting(Transport, Protocol):
+    """A transport that can also finish an attempt another process started (optional: ``Transports`` is one)."""
+
+    async def adopt(self, agent: AgentRecord, attempt_id: str) -> CallResult | None: ...
 
 
 class Transports:
@@ -174,7 +183,8 @@ class Transports:
         client = await self._client(agent)
         try:
             # history_length=0: the reply need not echo our own message back
-            task = await client.send_message(skill_message(skill, arguments, context_id=attempt_id), history_length=0)
+            message = skill_message(skill, arguments, context_id=attempt_id, message_id=attempt_id)
+            task = await client.send_message(message, history_length=0)
         except A2AError as exc:
             raise AgentCallError(f"{type(exc).__name__}: {exc}") from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
@@ -196,6 +206,28 @@ class Transports:
                         await client.cancel_task(task.id)
             except (A2AError, httpx.HTTPError, AgentCallError):
                 pass  # the agent is gone or the task already ended: nothing left to cancel
+
+    async def adopt(self, agent: AgentRecord, attempt_id: str) -> CallResult | None:
+        """The outcome of the task ``attempt_id`` started on ``agent`` (waiting for it to end), or None when the
+        agent holds no such task (the message never arrived, or the agent restarted) or cannot be asked (MCP,
+        in-process agents, which died with the process that called them)."""
+        if agent.transport in ("mcp", "local") or agent.url.startswith("local://"):
+            return None
+        client = await self._client(agent)
+        try:
+            listing = await client.list_tasks(ListTasksRequest(context_id=attempt_id))
+            if not listing.tasks:
+                return None
+            task, delay = listing.tasks[0], 0.05
+            while task.status.state not in TERMINAL_STATES and task.status.state not in _WAITING:
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                task = await client.get_task(task.id, history_length=0)
+        except A2AError as exc:
+            raise AgentCallError(f"{type(exc).__name__}: {exc}") from None
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise AgentUnreachable(f"{type(exc).__name__} talking to {agent.url}: {exc or 'connection lost'}") from None
+        return _result(task)
 
     def _allowlist(self) -> StdioAllowlist:
         """The stdio allowlist, re-read when its file changed (``registry add-stdio`` appends to it)."""

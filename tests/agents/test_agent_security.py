@@ -5,6 +5,7 @@ HTTP status, and the server answers the next good request."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import subprocess
@@ -277,10 +278,13 @@ def _rpc(http: httpx.Client, method: str, params: dict[str, Any]) -> dict[str, A
     return body
 
 
+_BLOBS = itertools.count()  # a new message id per call: a repeated one would answer with the same task
+
+
 def _blob(http: httpx.Client, size: int) -> str:
     message = {
         "role": "ROLE_USER",
-        "messageId": "b",
+        "messageId": f"b-{size}-{next(_BLOBS)}",
         "metadata": {"skill": "blob"},
         "parts": [{"data": {"size": size}}],
     }

@@ -411,12 +411,15 @@ async def test_tls_both_ways(local_platform: Platform, keys: Keys, tls: tuple[Tl
             async with OrchestratorClient(base, token=keys.token(ALL_RUNS)) as untrusting:
                 with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                     await untrusting.list_runs()
-        untrusted = p.orchestrator(agent_credentials=AgentCredentials(token))  # system CAs: the agent's is not one
-        tokenless = p.orchestrator(agent_credentials=AgentCredentials(ca_file=ca))  # trusts the agent, no token
-        async with untrusted.running() as orch, tokenless.running() as orch2:
-            with anyio.fail_after(60):
-                refused = await orch.run(TASK)
-                unauthenticated = await orch2.run(TASK)
+    # one orchestrator at a time on SQLite: these start after the served one stopped
+    untrusted = p.orchestrator(agent_credentials=AgentCredentials(token))  # system CAs: the agent's is not one
+    tokenless = p.orchestrator(agent_credentials=AgentCredentials(ca_file=ca))  # trusts the agent, no token
+    async with untrusted.running() as orch:
+        with anyio.fail_after(60):
+            refused = await orch.run(TASK)
+    async with tokenless.running() as orch2:
+        with anyio.fail_after(60):
+            unauthenticated = await orch2.run(TASK)
     assert record["status"] == "succeeded", record["attempts"]
     assert refused["status"] == "failed" and "CERTIFICATE_VERIFY_FAILED" in refused["attempts"][0]["error"]
     assert "HTTP 401" in unauthenticated["attempts"][0]["error"], unauthenticated["attempts"]
@@ -451,7 +454,7 @@ def test_migration_keeps_old_runs_as_local(any_db_url: str) -> None:
         assert [r["id"] for r in store.list_runs()] == ["old-run"]
         with store.engine.connect() as conn:
             version = conn.execute(sa.text("SELECT version_num FROM orchestrator_alembic_version")).scalar()
-        assert version == "orch_0002"
+        assert version == "orch_0003"
     finally:
         store.close()
 

@@ -16,7 +16,8 @@ from agents.testing import serve_in_thread
 from orchestrator.executor import StatsSink
 from orchestrator.http import MAX_PENDING_BYTES, _CoalescingStream, http_client
 from orchestrator.router import Router
-from orchestrator.runs import RunStore, RunWriter, now
+from orchestrator.runs import RunStore, now
+from orchestrator.writer import RunWriter
 
 
 class RecordingStream(httpcore.AsyncNetworkStream):

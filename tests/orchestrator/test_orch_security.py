@@ -19,7 +19,8 @@ from agents.testing import serve_in_thread
 from orchestrator.api import create_app
 from orchestrator.client import OrchestratorClient
 from orchestrator.limits import RunLimits
-from orchestrator.runs import RunStore, RunWriter, now
+from orchestrator.runs import RunStore, now
+from orchestrator.writer import RunWriter
 from tests.orchestrator.conftest import Behaviour, Platform, WorkIn, WorkOut, worker
 
 pytestmark = pytest.mark.anyio
@@ -214,7 +215,7 @@ async def test_run_limits_are_configurable_and_named(any_platform: Platform) -> 
     p.add(worker("w1"))
     slow = Behaviour(mode="slow", delay=30)
     p.add(worker("slow", slow, skill="sleep"))
-    limits = RunLimits(max_tasks=5, max_concurrency=4, max_active_runs=1, max_input_bytes=200)
+    limits = RunLimits(max_tasks=5, max_concurrency=4, max_active_runs=1, max_queued_runs=0, max_input_bytes=200)
     six = {"tasks": [{"id": f"t{i}", "skill": "work", "input": {"text": "x"}} for i in range(6)]}
     wide = {"tasks": [GOOD], "concurrency": 5}
     fat = {"skill": "work", "input": {"text": "x" * 300}}
@@ -233,7 +234,7 @@ async def test_run_limits_are_configurable_and_named(any_platform: Platform) -> 
         (413, "RunTooLarge"),
         (429, "TooManyRuns"),
     ]
-    flags = ("--max-tasks", "--max-concurrency", "--max-input-bytes", "--max-active-runs")
+    flags = ("--max-tasks", "--max-concurrency", "--max-input-bytes", "--max-queued-runs")
     for (_, _, message), flag in zip(got, flags, strict=True):
         assert flag in message, message
     assert after["status"] == "succeeded"

@@ -121,9 +121,11 @@ async def test_configured_ranges_are_reached_and_loopback_follows_the_bind(
     near_base = f"http://127.0.0.1:{port}"
     with serve_in_thread(agent_app(worker("near", skill="near"), base_url=near_base), port=port):  # on loopback
         _register(p, "near", "near", near_base + "/")
-        async with lan_allowed.running(), public.running():
+        async with lan_allowed.running():  # one at a time: SQLite allows one orchestrator
             with anyio.fail_after(60):
                 lan = await lan_allowed.run({"skill": "probe", "input": {"text": "x"}, "constraints": NO_RETRY})
+        async with public.running():
+            with anyio.fail_after(60):
                 near = await public.run({"skill": "near", "input": {"text": "x"}, "constraints": NO_RETRY})
     assert set(lan_recorder.attempts) == {("10.1.2.3", 8080)}  # allowed: the checked address is the one dialled
     metadata = next(a["error"] for a in lan["attempts"] if "169.254" in a["agent_url"])
@@ -196,6 +198,7 @@ def test_serve_flags_build_the_policies(tmp_path: Path) -> None:
         "max_tasks": 7,
         "max_concurrency": 3,
         "max_active_runs": 2,
+        "max_queued_runs": 10_000,
         "max_input_bytes": 900,
     }
     assert transports.egress.refusal("10.1.2.3") is None and transports.egress.refusal("127.0.0.1") is not None
