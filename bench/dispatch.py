@@ -302,8 +302,12 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
         http_id = registry.register_card(echo_agent("echo-http").card(base + "/"), url=base + "/").id
         orchestrators = {
             "on": Orchestrator(registry, db, router=Router(registry, cache_ttl_s=60), record_stats=True, limits=LIMITS),
-            "off": Orchestrator(
-                registry, db, router=Router(registry, cache_ttl_s=60), record_stats=False, limits=LIMITS
+            "off": Orchestrator(  # its own run store: SQLite allows one orchestrator per file
+                registry,
+                db.replace("bench.db", "off.db"),
+                router=Router(registry, cache_ttl_s=60),
+                record_stats=False,
+                limits=LIMITS,
             ),
         }
         # the token's cost: two orchestrators set up alike (each its own registry with one agent), one calling the

@@ -49,8 +49,10 @@ class Leases:
         free = sa.or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < self._now())
         if own_too:
             free = sa.or_(free, runs.c.lease_owner == self.replica_id)
-        if not self._postgres:
-            free = sa.true()  # SQLite: this process holds the database's lock, so any other owner is dead
+        if not self._postgres:  # SQLite: this process holds the database's lock, so any other owner is dead
+            free = sa.or_(runs.c.lease_owner.is_(None), runs.c.lease_owner != self.replica_id)
+            if own_too:
+                free = sa.true()
         query = (
             sa.select(runs.c.id)
             .where(runs.c.status.in_(ACTIVE), free)

@@ -128,7 +128,8 @@ class ReplicaLoop:
         rows = await anyio.to_thread.run_sync(lambda: self.leases.claim(room, exclude=exclude, own_too=self._first))
         self._first = False
         for row in rows:
-            await take_over(self.orch, row)
+            if row["id"] not in self.orch.active:
+                await take_over(self.orch, row)
 
 
 async def take_over(orch: Orchestrator, row: dict[str, Any]) -> None:

@@ -211,3 +211,26 @@ async def test_readers_get_database_unavailable_while_the_writer_retries(local_p
                 await orch.submit({"skill": "work", "input": {"text": "y"}})
             orch.writer.unavailable = None
             assert (await orch.get_run(run_id["id"]))["status"] == "succeeded"
+
+
+async def test_a_run_being_submitted_is_never_claimed_twice(local_platform: Any) -> None:
+    """The replica loop claims all the time (a tiny lease): runs submitted meanwhile still run exactly once."""
+    p = local_platform
+    behaviour = Behaviour()
+    p.add(worker("w1", behaviour))
+    orch = p.orchestrator(lease_s=0.06, poll_s=0.05)
+    async with orch.running():
+        with anyio.fail_after(60):
+            ids: list[str] = []
+
+            async def submit(i: int) -> None:
+                ids.append(await orch.submit({"skill": "work", "input": {"text": f"t{i}"}}))
+
+            async with anyio.create_task_group() as tg:
+                for i in range(60):
+                    tg.start_soon(submit, i)
+            records = [await orch.wait(i) for i in ids]
+            started = [[e async for e in orch.events(r["id"]) if e["kind"] == "run.started"] for r in records]
+    assert all(r["status"] == "succeeded" for r in records)
+    assert sorted(behaviour.calls) == sorted(f"t{i}" for i in range(60))  # each once
+    assert all(len(s) == 1 for s in started)
