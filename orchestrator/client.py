@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Self
 from urllib.parse import quote
 
+import anyio
 import httpx
 from pydantic import BaseModel
 
@@ -47,6 +48,14 @@ def _error(status: int, body: bytes) -> OrchestratorError:
     if isinstance(error, str):  # an older orchestrator
         return OrchestratorError(status, error)
     return OrchestratorError(status, body.decode("utf-8", "replace")[:500] or "no reason given")
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds to wait from a ``Retry-After`` header (1 s when absent or unreadable; at most 10 s)."""
+    try:
+        return min(max(float(value or 1), 0.1), 10.0)
+    except ValueError:
+        return 1.0
 
 
 class OrchestratorClient:
@@ -110,10 +119,11 @@ class OrchestratorClient:
         return bool((await self._json("POST", f"/runs/{quote(run_id, safe='')}/cancel"))["cancelled"])
 
     async def events(
-        self, run_id: str, *, last_event_id: int = 0, reconnects: int = 5
+        self, run_id: str, *, last_event_id: int = 0, reconnects: int = 5, unavailable_patience_s: float = 300.0
     ) -> AsyncIterator[dict[str, Any]]:
-        """The run's events from ``last_event_id`` on; reconnects (resuming by id) when the stream breaks."""
-        last, failures = last_event_id, 0
+        """The run's events from ``last_event_id`` on; reconnects (resuming by id, with backoff) when the stream
+        breaks, and waits out a database outage (503, for up to ``unavailable_patience_s``)."""
+        last, failures, waited = last_event_id, 0, 0.0
         while True:
             try:
                 async with self._http.stream(
@@ -122,6 +132,11 @@ class OrchestratorClient:
                     headers={"Last-Event-ID": str(last)},
                     timeout=None,
                 ) as response:
+                    if response.status_code == 503 and waited < unavailable_patience_s:
+                        delay = _retry_after(response.headers.get("retry-after"))
+                        await anyio.sleep(delay)
+                        waited += delay
+                        continue
                     if response.status_code >= 400:
                         raise _error(response.status_code, await response.aread())
                     async for event in _parse_sse(response):
@@ -135,6 +150,7 @@ class OrchestratorClient:
                 failures += 1
                 if failures > reconnects:
                     raise
+                await anyio.sleep(min(0.1 * 2**failures, 2.0))
 
     async def wait(self, run_id: str) -> dict[str, Any]:
         """Follow the run's events to its end; return its record."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import jsonschema
@@ -21,14 +22,17 @@ from agents.usage import Usage
 from orchestrator.energy import EnergyModel
 from orchestrator.graph import GraphError, resolve_input
 from orchestrator.router import Candidate, Router
-from orchestrator.runs import now
+from orchestrator.runs import is_unavailable, now
 from orchestrator.spec import TaskSpec
 from orchestrator.state import RunState
 from orchestrator.transports import AgentCallError, CallResult, Transport
 from protocol.a2a import new_id
+from registry.errors import RegistryUnavailable
 from registry.models import AgentRecord
 
 __all__ = ["Executor", "InvalidOutput", "StatsSink"]
+
+_T = TypeVar("_T")
 
 
 class InvalidOutput(AgentCallError):
@@ -172,7 +176,8 @@ class Executor:
             arguments = resolve_input(spec.input, state.outputs)
         except GraphError as exc:
             return self._finish(state, tid, "failed", error=str(exc))
-        routing = await self.router.route(spec)
+        await state.writer.room()  # the store is away or far behind: wait before routing
+        routing = await _until_reachable(lambda: self.router.route(spec))
         explained = routing.explain()
         state.writer.put(
             "update_task",
@@ -360,7 +365,7 @@ class Executor:
         attempt_id, agent_id = attempt["id"], attempt["agent_id"]
         adopt = getattr(self.transport, "adopt", None)
         try:
-            agent = await anyio.to_thread.run_sync(self.router.registry.get, agent_id)
+            agent = await _until_reachable(lambda: anyio.to_thread.run_sync(self.router.registry.get, agent_id))
         except Exception:  # deregistered meanwhile: nothing to ask
             agent = None
         result: CallResult | None = None
@@ -411,6 +416,19 @@ class Executor:
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "<root>"
             raise InvalidOutput(f"output fails the output schema at {where}: {error.message[:200]}")
+
+
+async def _until_reachable(call: Callable[[], Awaitable[_T]]) -> _T:
+    """``await call()``, retried with backoff while the database behind it cannot be reached: the run pauses."""
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except Exception as exc:
+            if not (is_unavailable(exc) or isinstance(exc, RegistryUnavailable)):
+                raise
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 2.0)
 
 
 def _need(spec: TaskSpec) -> str:

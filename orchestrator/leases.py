@@ -72,18 +72,25 @@ class Leases:
             rows = conn.execute(sa.select(runs).where(runs.c.id.in_(ids)).order_by(runs.c.created_at)).mappings()
             return [dict(r) for r in rows]
 
-    def renew(self) -> tuple[set[str], set[str]]:
-        """Extend every lease this replica holds; returns (the runs it still owns, those asked to cancel)."""
-        runs = t.runs
-        stmt = (
-            runs.update()
-            .where(runs.c.lease_owner == self.replica_id, runs.c.status.in_(ACTIVE))
-            .values(lease_expires_at=self._expiry())
-            .returning(runs.c.id, runs.c.cancel_requested)
-        )
+    def renew(self, run_ids: set[str]) -> tuple[set[str], set[str]]:
+        """Extend the leases of ``run_ids`` (the runs this replica is running: a run it claimed but could not
+        start lapses and is claimed again); returns (those it still owns, those asked to cancel)."""
+        runs, ids = t.runs, sorted(run_ids)
+        held: set[str] = set()
+        cancels: set[str] = set()
         with self.store.engine.begin() as conn:
-            rows = conn.execute(stmt).all()
-        return {r[0] for r in rows}, {r[0] for r in rows if r[1]}
+            for start in range(0, len(ids), 1_000):
+                stmt = (
+                    runs.update()
+                    .where(runs.c.lease_owner == self.replica_id, runs.c.id.in_(ids[start : start + 1_000]))
+                    .values(lease_expires_at=self._expiry())
+                    .returning(runs.c.id, runs.c.cancel_requested)
+                )
+                for run_id, cancel in conn.execute(stmt).all():
+                    held.add(run_id)
+                    if cancel:
+                        cancels.add(run_id)
+        return held, cancels
 
     def fence(self, conn: sa.Connection, run_ids: set[str]) -> set[str]:
         """Inside a write transaction: renew the leases of ``run_ids`` held by this replica and return the ones
