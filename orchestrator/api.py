@@ -182,7 +182,7 @@ class _Api:
         return JSONResponse({"agents": [r.model_dump(mode="json") for r in records]})
 
     async def health(self, _: Request) -> Response:
-        database = "unavailable" if self.orch.writer.unavailable is not None else "ok"
+        database = "ok" if self.orch.database_available else "unavailable"
         return JSONResponse(
             {
                 "status": "ok" if database == "ok" else "degraded",

@@ -42,6 +42,7 @@ class StoredRuns:
     poll_s: float
     active: dict[str, RunState]
     _stopping: bool
+    read_failing: bool = False  # the last read found the database unreachable
 
     async def get_run(self, run_id: str, *, attempts: bool = True, owner: str | None = None) -> dict[str, Any]:
         """The stored record of a run: status, error, usage, tasks and (optionally) attempts."""
@@ -98,11 +99,19 @@ class StoredRuns:
     async def _read(self, fn: Callable[..., _T], *args: Any) -> _T:
         """``fn(*args)`` on the store in a worker thread; a database that cannot be reached is StoreUnavailable."""
         try:
-            return await anyio.to_thread.run_sync(fn, *args)
+            value = await anyio.to_thread.run_sync(fn, *args)
         except Exception as exc:
             if is_unavailable(exc):
+                self.read_failing = True
                 raise StoreUnavailable(UNAVAILABLE) from exc
             raise
+        self.read_failing = False
+        return value
+
+    @property
+    def database_available(self) -> bool:
+        """False while the last read or the pending writes found the database unreachable."""
+        return self.writer.unavailable is None and not self.read_failing
 
     async def _flushed(self) -> None:
         """Wait until this replica's queued writes are in the store (read your own writes), briefly."""

@@ -215,7 +215,8 @@ class Transports:
             return None
         client = await self._client(agent)
         try:
-            listing = await client.list_tasks(ListTasksRequest(context_id=attempt_id))
+            request = ListTasksRequest(context_id=attempt_id, include_artifacts=True, history_length=0)
+            listing = await client.list_tasks(request)
             if not listing.tasks:
                 return None
             task, delay = listing.tasks[0], 0.05

@@ -57,7 +57,7 @@ from scenarios.manufacturing_world import (
     component_issues,
 )
 
-__all__ = ["ScenarioConfig", "ScenarioResult", "run", "arun", "main"]
+__all__ = ["ScenarioConfig", "ScenarioResult", "run", "arun", "main", "source_component", "ship_delivery"]
 
 
 def _say(config: ScenarioConfig, text: str) -> None:
@@ -93,7 +93,7 @@ def _suppliers_of(registry: Registry, component: str, limit: int) -> list[str]:
     return sorted(r.name for r in registry.search(skill="propose", tags=[component], limit=limit))
 
 
-async def _source(
+async def source_component(
     world: World,
     parties: dict[str, Party],
     suppliers: list[str],
@@ -184,7 +184,7 @@ async def _source(
     return summary, summaries, contract
 
 
-async def _ship(
+async def ship_delivery(
     parties: dict[str, Party],
     carriers: Sequence[str],
     shipment: str,
@@ -258,7 +258,7 @@ async def arun(config: ScenarioConfig, brain: Brain | None = None) -> ScenarioRe
                 f"[{i}/{len(bom)}] sourcing {component}: contract net among {len(found[component])} suppliers "
                 "found in the registry",
             )
-            summary, talks, contract = await _source(
+            summary, talks, contract = await source_component(
                 world, parties, found[component], component, config.quantity * per_unit, llm_left, ledger
             )
             llm_left -= sum(1 for t in talks if t.brain == "llm")
@@ -271,7 +271,7 @@ async def arun(config: ScenarioConfig, brain: Brain | None = None) -> ScenarioRe
         for c in contracts:
             day = int(c.terms.values["delivery_day"])
             schedule.append(
-                await _ship(
+                await ship_delivery(
                     parties,
                     world.carriers,
                     f"ship-{c.item}",
@@ -289,7 +289,7 @@ async def arun(config: ScenarioConfig, brain: Brain | None = None) -> ScenarioRe
         assembly_day = max(a for a in arrivals if a is not None) + ASSEMBLY_DAYS if complete else None
         if assembly_day is not None:
             schedule.append(
-                await _ship(
+                await ship_delivery(
                     parties,
                     world.carriers,
                     f"ship-{config.product}",

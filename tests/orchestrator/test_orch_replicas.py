@@ -13,14 +13,19 @@ import anyio
 import pytest
 import sqlalchemy as sa
 
+from agents.client import HttpAgentClient, skill_message
 from agents.serve import create_app
 from agents.testing import free_port, serve_in_thread
 from orchestrator import tables
 from orchestrator.router import Router
 from orchestrator.runs import RunStore, now
 from orchestrator.service import Orchestrator, ReplicaConflict, StoreUnavailable
+from orchestrator.transports import Transports
 from orchestrator.writer import RunWriter
+from protocol.a2a import TaskState
+from protocol.egress import EgressPolicy
 from registry import Registry
+from registry.models import AgentRecord
 from tests.orchestrator.conftest import Behaviour, worker
 
 pytestmark = pytest.mark.anyio
@@ -234,3 +239,25 @@ async def test_a_run_being_submitted_is_never_claimed_twice(local_platform: Any)
     assert all(r["status"] == "succeeded" for r in records)
     assert sorted(behaviour.calls) == sorted(f"t{i}" for i in range(60))  # each once
     assert all(len(s) == 1 for s in started)
+
+
+@pytest.mark.parametrize("finished", [True, False])
+async def test_adopting_an_attempt_takes_the_agents_task_whether_finished_or_not(finished: bool) -> None:
+    behaviour = Behaviour()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    with serve_in_thread(create_app(worker("w", behaviour), base_url=base.rstrip("/")), port=port):
+        record = AgentRecord(id="w", name="w", description="", version="1", url=base, transport="a2a")
+        async with Transports(egress=EgressPolicy.for_bind("127.0.0.1")) as transports, HttpAgentClient(base) as agent:
+            with anyio.fail_after(20):
+                message = skill_message("work", {"text": "once", "delay": 0 if finished else 0.5}, context_id="att-1")
+                if finished:
+                    await agent.send_message(message.model_copy(update={"message_id": "att-1"}))
+                else:
+                    sent = await agent.send_message(message, return_immediately=True)
+                    assert sent.status.state != TaskState.COMPLETED
+                adopted = await transports.adopt(record, "att-1")
+                nothing = await transports.adopt(record, "never-sent")
+    assert adopted is not None and adopted.output == {"text": "ONCE", "by": "w"}
+    assert nothing is None
+    assert behaviour.calls == ["once"]  # adopted, never sent again
