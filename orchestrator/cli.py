@@ -161,6 +161,7 @@ def serve_parts(args: argparse.Namespace, settings: ServerSettings | None = None
     from orchestrator.api import ACCESS_RULES, create_app
     from orchestrator.credentials import AgentCredentials
     from orchestrator.limits import RunLimits
+    from orchestrator.replica import default_replica_id
     from orchestrator.service import Orchestrator
     from protocol.access import InsecureBind, access_policy
     from protocol.egress import EgressPolicy
@@ -189,12 +190,15 @@ def serve_parts(args: argparse.Namespace, settings: ServerSettings | None = None
         raise
     except (ValueError, OSError) as exc:  # a CIDR that is not one, an unreadable allowlist line, key or CA file
         raise SystemExit(f"error: {exc}") from None
+    replica_id = args.replica_id or default_replica_id()
+    # every PostgreSQL connection of this process (registry, run store, listener) says which replica it serves
+    os.environ.setdefault("PGAPPNAME", f"scaleout-orchestrator {replica_id}"[:63])
     registry = Registry(args.db)
     orchestrator = Orchestrator(
         registry,
         registry.url,
         resume=not args.no_resume,
-        replica_id=args.replica_id,
+        replica_id=replica_id,
         lease_s=args.lease_s,
         limits=limits,
         stdio_allowlist=allowlist,

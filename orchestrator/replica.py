@@ -114,7 +114,8 @@ class ReplicaLoop:
     async def _heartbeat(self) -> None:
         before = set(self.orch.active)  # a run submitted while renewing is not in ``held`` yet, and not lost
         held, cancels = await anyio.to_thread.run_sync(self.leases.renew, before) if before else (set(), set())
-        lost = {rid for rid in before - held if rid in self.orch.active}
+        # a run that ended meanwhile gave its lease up itself: not lost
+        lost = {rid for rid in before - held if rid in self.orch.active and not self.orch.active[rid].closing}
         if lost:
             self.orch.abandon(lost)
         for run_id in cancels:

@@ -124,7 +124,8 @@ class Orchestrator(StoredRuns):
                 service.start_soon(self.writer.run)
                 service.start_soon(self.stats.run)
                 if self.store.postgres:
-                    service.start_soon(listen, self.store.url, self._notified, stop)
+                    name = f"scaleout-orchestrator {self.replica_id} listener"
+                    service.start_soon(lambda: listen(self.store.url, self._notified, stop, application_name=name))
                 try:
                     async with AsyncExitStack() as stack:
                         if self._transports is not None:
@@ -294,6 +295,7 @@ class Orchestrator(StoredRuns):
     async def close(self, state: RunState, status: str, error: str | None) -> None:
         """Record the end of ``state``: unfinished tasks, the run's status and usage, the final event; release
         its lease. Waits until written (a failed write is logged, never raised: waiters must be released)."""
+        state.closing = True
         if status != "cancelled":
             for tid in state.graph.tasks:  # a deadline or a crash leaves tasks that never ended
                 if tid not in state.finished:

@@ -43,6 +43,7 @@ class RunState:
     done: anyio.Event = field(default_factory=anyio.Event)
     abandoned: bool = False  # this replica lost the run's lease: another one runs it now
     stopping: bool = False  # this replica stops: the run goes on elsewhere, or at its next start
+    closing: bool = False  # its end is being written (and its lease given up)
     attempts_made: dict[str, int] = field(default_factory=dict)  # task id -> attempts before a takeover
     in_flight: dict[str, dict[str, Any]] = field(default_factory=dict)  # task id -> attempt left running to adopt
 

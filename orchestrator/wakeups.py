@@ -44,9 +44,12 @@ class Wakeups:
             event.set()
 
 
-async def listen(url: str, on_notify: Callable[[str, str], None], stop: threading.Event) -> None:
+async def listen(
+    url: str, on_notify: Callable[[str, str], None], stop: threading.Event, *, application_name: str = ""
+) -> None:
     """LISTEN on the scaleout channels of the PostgreSQL database at ``url`` (a SQLAlchemy URL) and call
-    ``on_notify(channel, payload)`` in the caller's event loop, until ``stop`` is set. Reconnects with backoff;
+    ``on_notify(channel, payload)`` in the caller's event loop, until ``stop`` is set (``application_name`` names
+    the connection in ``pg_stat_activity``). Reconnects with backoff;
     after a reconnect it reports ``("*", "")`` (notifications may have been missed)."""
     import psycopg
 
@@ -64,7 +67,9 @@ async def listen(url: str, on_notify: Callable[[str, str], None], stop: threadin
         delay, connected_before = 0.1, False
         while not stop.is_set():
             try:
-                with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(
+                    conninfo, autocommit=True, connect_timeout=5, application_name=application_name[:63]
+                ) as conn:
                     for channel in CHANNELS:
                         conn.execute(f"LISTEN {channel}")
                     if connected_before:
