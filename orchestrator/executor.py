@@ -1,5 +1,10 @@
 """Run a task graph: ready tasks concurrently under a limit, routed to agents, with deadlines, bounded retries
-with exponential backoff, fallback to the next candidate, output validation, and full event records.
+with exponential backoff (``constraints.backoff_s`` doubling up to ``constraints.max_backoff_s``), fallback to
+the next candidate, output validation, and full event records.
+
+An agent that rejects the input (``AgentRejectedInput``: invalid arguments, unknown skill) ends the task after that
+one attempt, and the call is not reported to the registry: the caller's mistake is not the agent's failure.
+Output that fails the output schema is the agent's: retried and reported.
 
 An attempt on a remote agent is committed to the store before its message is sent, under the attempt id that
 is also the message's ``messageId`` and ``contextId``; a replica that takes a run over adopts the task an attempt
@@ -13,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 import jsonschema
@@ -25,7 +30,7 @@ from orchestrator.router import Candidate, Router
 from orchestrator.runs import is_unavailable, now
 from orchestrator.spec import TaskSpec
 from orchestrator.state import RunState
-from orchestrator.transports import AgentCallError, CallResult, Transport
+from orchestrator.transports import AgentCallError, AgentRejectedInput, CallResult, Transport
 from protocol.a2a import new_id
 from registry.errors import RegistryUnavailable
 from registry.models import AgentRecord
@@ -33,10 +38,20 @@ from registry.models import AgentRecord
 __all__ = ["Executor", "InvalidOutput", "StatsSink"]
 
 _T = TypeVar("_T")
+_Call = tuple[str, bool, float, int, str | None]  # agent id, success, latency (s), tokens, skill
 
 
 class InvalidOutput(AgentCallError):
     """The agent's output does not meet the task's (or the skill's) output schema."""
+
+
+class _Outcome(NamedTuple):
+    """How one attempt ended: ``value`` is the output, or the error; ``retry`` False when another attempt would
+    repeat the caller's own mistake."""
+
+    ok: bool
+    value: Any
+    retry: bool = True
 
 
 class StatsSink:
@@ -50,13 +65,14 @@ class StatsSink:
         self.router = router
         self.linger_s = linger_s
         self.max_batch = max_batch
-        self._send, self._receive = anyio.create_memory_object_stream[tuple[str, bool, float, int]](math.inf)
+        self._send, self._receive = anyio.create_memory_object_stream[_Call](math.inf)
         self._closing = anyio.Event()
         self._stopped = anyio.Event()
 
-    def put(self, agent_id: str, success: bool, latency_s: float, tokens: int) -> None:
+    def put(self, agent_id: str, success: bool, latency_s: float, tokens: int, skill: str | None = None) -> None:
+        """Queue one observed call of ``agent_id`` (of its ``skill``, when known); ignored once closing."""
         if not self._closing.is_set():
-            self._send.send_nowait((agent_id, success, latency_s, tokens))
+            self._send.send_nowait((agent_id, success, latency_s, tokens, skill))
 
     async def run(self) -> None:
         try:
@@ -80,19 +96,29 @@ class StatsSink:
         self._send.close()
         await self._stopped.wait()
 
-    def _report(self, batch: list[tuple[str, bool, float, int]]) -> None:
+    def _report(self, batch: list[_Call]) -> None:
         many = getattr(self.router.registry, "record_calls", None)
         if many is not None:  # one transaction for the batch where the registry offers it
             try:
-                many([{"agent_id": a, "success": s, "latency_s": lat, "tokens": tok} for a, s, lat, tok in batch])
+                many([_report_of(call) for call in batch])
                 return
             except Exception:  # noqa: S110 - e.g. a database hiccup: fall back to one call at a time
                 pass
-        for agent_id, success, latency_s, tokens in batch:
+        for call in batch:
+            report = _report_of(call)
             try:
-                self.router.registry.record_call(agent_id, success=success, latency_s=latency_s, tokens=tokens)
+                self.router.registry.record_call(report.pop("agent_id"), **report)
             except Exception:  # noqa: S112 - an agent deregistered meanwhile; its stats no longer matter
                 continue
+
+
+def _report_of(call: _Call) -> dict[str, Any]:
+    """One call as the registry's ``record_calls`` takes it (``skill`` only when known, for older registries)."""
+    agent_id, success, latency_s, tokens, skill = call
+    report: dict[str, Any] = {"agent_id": agent_id, "success": success, "latency_s": latency_s, "tokens": tokens}
+    if skill is not None:
+        report["skill"] = skill
+    return report
 
 
 class Executor:
@@ -202,12 +228,15 @@ class Executor:
         for number in range(made + 1, last + 1):
             candidate = routing.candidates[(number - 1) % len(routing.candidates)]
             if number > made + 1 and c.backoff_s:
-                await anyio.sleep(min(c.backoff_s * 2 ** (number - made - 2), 30.0))
+                await anyio.sleep(c.backoff(number - made - 1))
             await state.writer.room()  # the store is away or far behind: wait, do not call agents meanwhile
-            ok, value = await self._attempt(state, spec, number, candidate, arguments)
-            if ok:
-                return self._finish(state, tid, "succeeded", output=value, agent_id=candidate.agent.id, attempts=number)
-            errors.append(f"attempt {number} on {candidate.agent.name}: {value}")
+            outcome = await self._attempt(state, spec, number, candidate, arguments)
+            if outcome.ok:
+                agent_id = candidate.agent.id
+                return self._finish(state, tid, "succeeded", output=outcome.value, agent_id=agent_id, attempts=number)
+            errors.append(f"attempt {number} on {candidate.agent.name}: {outcome.value}")
+            if not outcome.retry:  # the input itself was refused: every further attempt would be too
+                return self._finish(state, tid, "failed", error=" | ".join(errors), attempts=number)
         self._finish(state, tid, "failed", error=" | ".join(errors), attempts=last)
 
     def _finish(
@@ -241,9 +270,7 @@ class Executor:
             if left <= 0:
                 state.outputs.pop(pred, None)
 
-    async def _attempt(
-        self, state: RunState, spec: TaskSpec, number: int, cand: Candidate, arguments: Any
-    ) -> tuple[bool, Any]:
+    async def _attempt(self, state: RunState, spec: TaskSpec, number: int, cand: Candidate, arguments: Any) -> _Outcome:
         agent = cand.agent
         attempt_id = new_id()
         state.writer.put(
@@ -282,7 +309,7 @@ class Executor:
         deadline = spec.constraints.deadline_s
         self.router.load[agent.id] += 1
         started = time.perf_counter()
-        usage, output, error, status = Usage(), None, None, "failed"
+        usage, output, error, status, rejected = Usage(), None, None, "failed", False
         try:
             with anyio.fail_after(deadline) if deadline else nullcontext():
                 result = await self.transport.call(agent, cand.skill, arguments, attempt_id=attempt_id)
@@ -293,6 +320,9 @@ class Executor:
             error = f"missed its deadline of {deadline} s; the agent's task was cancelled"
             with anyio.CancelScope(shield=True):
                 await self.transport.cancel(agent, attempt_id)
+        except AgentRejectedInput as exc:
+            rejected = True
+            error = f"the agent rejected the input (not retried, not counted against the agent): {exc}"
         except AgentCallError as exc:
             error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a transport bug fails the attempt (and is recorded), not the whole run
@@ -303,12 +333,14 @@ class Executor:
             status, error = "cancelled", "cancelled (run cancelled or past its deadline)"
             with anyio.CancelScope(shield=True):
                 await self.transport.cancel(agent, attempt_id)
-                self._record(state, spec, attempt_id, agent.id, status, usage, started, None, error)
+                self._record(state, spec, attempt_id, agent.id, status, usage, started, None, error, cand.skill)
             raise
         finally:
             self.router.load[agent.id] -= 1
-        self._record(state, spec, attempt_id, agent.id, status, usage, started, output, error)
-        return (True, output) if status == "succeeded" else (False, error)
+        self._record(
+            state, spec, attempt_id, agent.id, status, usage, started, output, error, cand.skill, counted=not rejected
+        )
+        return _Outcome(True, output) if status == "succeeded" else _Outcome(False, error, retry=not rejected)
 
     def _record(
         self,
@@ -321,7 +353,12 @@ class Executor:
         started: float,
         output: Any,
         error: str | None,
+        skill: str | None = None,
+        *,
+        counted: bool = True,
     ) -> None:
+        """Store and announce how an attempt ended; report it to the registry unless cancelled or not
+        ``counted`` (the caller's own mistake)."""
         wall = time.perf_counter() - started
         joules = self.energy.joules(usage, observed_wall_s=wall)
         values = {
@@ -356,8 +393,8 @@ class Executor:
             tokens=usage.total_tokens,
             energy_joules=round(joules, 6),
         )
-        if self.stats is not None and status != "cancelled":
-            self.stats.put(agent_id, status == "succeeded", wall, usage.total_tokens)
+        if self.stats is not None and status != "cancelled" and counted:
+            self.stats.put(agent_id, status == "succeeded", wall, usage.total_tokens, skill)
 
     async def _adopt(self, state: RunState, spec: TaskSpec, attempt: dict[str, Any]) -> tuple[bool, Any] | None:
         """Finish the attempt a previous owner left running: take the agent's task for it (its outcome) if the
@@ -397,7 +434,7 @@ class Executor:
             )
             state.emit("attempt.interrupted", spec.id, attempt_id=attempt_id, error=why)
             return None
-        self._record(state, spec, attempt_id, agent_id, status, usage, started, output, error)
+        self._record(state, spec, attempt_id, agent_id, status, usage, started, output, error, attempt["skill"])
         return (status == "succeeded", output if status == "succeeded" else error)
 
     def _validate(self, spec: TaskSpec, agent: AgentRecord, skill: str, output: Any) -> None:

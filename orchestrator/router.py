@@ -4,7 +4,10 @@ Ranking: agents that serve the need (skill, tags or text) and pass the constrain
 first (``prefer="smallest"``, the default; agents without a model count as size 0), ties broken by a score in
 [0, 1] that weighs skill fit, current load, observed success rate, observed latency and cost. ``prefer="best"``
 orders by score alone, ``"largest"`` largest first. Agents with a poor record (success < 20 % over 5+ calls)
-go last. Every ranking is returned with a human-readable reason per candidate, recorded in the run.
+go last. The record (success, latency) is that of the skill the candidate would be called for, from the
+registry's per-skill statistics; an agent whose skill has no recorded calls yet is judged by its totals. So a
+slow or failing LLM skill does not drag down a fast rule skill of the same agent. Every ranking is returned with
+a human-readable reason per candidate, recorded in the run.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, Protocol
 import anyio
 
 from orchestrator.spec import TaskSpec
-from registry.models import AgentRecord, HealthStatus
+from registry.models import AgentRecord, HealthStatus, SkillStats
 
 __all__ = ["RegistryLike", "Candidate", "Routing", "Router", "NoCandidate", "WEIGHTS"]
 
@@ -43,7 +46,9 @@ class RegistryLike(Protocol):
 
     def get(self, agent_id: str) -> AgentRecord: ...
 
-    def record_call(self, agent_id: str, *, success: bool, latency_s: float, tokens: int = 0) -> None: ...
+    def record_call(
+        self, agent_id: str, *, success: bool, latency_s: float, tokens: int = 0, skill: str | None = None
+    ) -> None: ...
 
 
 class NoCandidate(LookupError):
@@ -61,7 +66,13 @@ class Candidate:
     size: int
     reason: str = ""
 
+    @property
+    def stats(self) -> SkillStats:
+        """The record this candidate is ranked by: its skill's statistics, else the agent's totals."""
+        return self.agent.stats.for_skill(self.skill)
+
     def summary(self) -> dict[str, Any]:
+        """The candidate as recorded in a run's routing explanation."""
         return {
             "agent_id": self.agent.id,
             "name": self.agent.name,
@@ -70,6 +81,7 @@ class Candidate:
             "score": round(self.score, 4),
             "parts": {k: round(v, 4) for k, v in self.parts.items()},
             "parameters": self.size,
+            "stats_of": "skill" if self.stats is not self.agent.stats else "agent",
             "reason": self.reason,
         }
 
@@ -160,10 +172,11 @@ class Router:
             if why_not is not None or skill is None:
                 excluded.append({"agent_id": record.id, "name": record.name, "why": why_not or "no skill"})
                 continue
+            stats = record.stats.for_skill(skill)
             parts = {
                 "fit": fit,
-                "success": _success(record),
-                "latency": 1.0 / (1.0 + (record.stats.latency_p50_ms or 0.0) / 1000.0),
+                "success": _success(stats),
+                "latency": 1.0 / (1.0 + (stats.latency_p50_ms or 0.0) / 1000.0),
                 "load": 1.0 / (1.0 + self.load[record.id]),
                 "cost": 1.0 / (1.0 + record.cost.per_call + record.cost.per_1k_tokens),
             }
@@ -176,21 +189,20 @@ class Router:
 
 
 def _key(cand: Candidate, prefer: str) -> tuple[float, ...]:
-    poor = 1.0 if _poor(cand.agent) else 0.0
+    poor = 1.0 if _poor(cand.stats) else 0.0
     if prefer == "best":
         return (poor, -cand.score)
     size = float(cand.size) if prefer == "smallest" else -float(cand.size)
     return (poor, size, -cand.score)
 
 
-def _poor(record: AgentRecord) -> bool:
-    s = record.stats
+def _poor(s: SkillStats) -> bool:
     return s.calls >= _POOR_RECORD_CALLS and s.successes / s.calls < _POOR_RECORD_RATE
 
 
-def _success(record: AgentRecord) -> float:
+def _success(s: SkillStats) -> float:
     # Laplace-smoothed, so an agent nobody has tried yet starts at 0.5 instead of 0 or 1.
-    return (record.stats.successes + 1) / (record.stats.calls + 2)
+    return (s.successes + 1) / (s.calls + 2)
 
 
 def _fit(task: TaskSpec, record: AgentRecord) -> tuple[str | None, float]:
@@ -223,6 +235,9 @@ def _fit(task: TaskSpec, record: AgentRecord) -> tuple[str | None, float]:
 def _reason(rank: int, cand: Candidate, prefer: str) -> str:
     size = f"{cand.size:,} parameters" if cand.size else "no model"
     order = {"smallest": "smallest capable first", "largest": "largest first", "best": "best score first"}[prefer]
-    poor = "; demoted: success rate under 20 %" if _poor(cand.agent) else ""
+    poor = "; demoted: success rate under 20 %" if _poor(cand.stats) else ""
     top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(cand.parts.items(), key=lambda kv: -kv[1])[:3])
-    return f"#{rank + 1} ({order}): {size}, score {cand.score:.3f} ({top}){poor}"
+    calls = cand.stats.calls
+    basis = f"record of skill {cand.skill!r}" if cand.stats is not cand.agent.stats else "record of the agent"
+    record = f"{basis}: {calls} call{'s' if calls != 1 else ''}" if calls else "no calls recorded"
+    return f"#{rank + 1} ({order}): {size}, score {cand.score:.3f} ({top}; {record}){poor}"

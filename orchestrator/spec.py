@@ -64,6 +64,23 @@ class Constraints(BaseModel):
     max_parameters: int | None = Field(default=None, gt=0, description="skip agents whose model is larger")
     max_attempts: int = Field(default=3, ge=1, le=20, description="attempts in all, across candidates")
     backoff_s: float = Field(default=0.05, ge=0, le=60, description="base delay before a retry; doubles each time")
+    max_backoff_s: float = Field(
+        default=30.0, ge=0, le=3_600, description="longest delay before a retry (the doubling stops there)"
+    )
+
+    @model_validator(mode="after")
+    def _backoff_cap(self) -> Constraints:
+        if "max_backoff_s" in self.model_fields_set and self.max_backoff_s < self.backoff_s:
+            raise ValueError(
+                f"max_backoff_s ({self.max_backoff_s}) is below backoff_s ({self.backoff_s}); the cap must be at "
+                "least the first delay"
+            )
+        return self
+
+    def backoff(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1: before the second attempt): ``backoff_s`` doubled
+        each time, at most ``max_backoff_s``."""
+        return min(self.backoff_s * 2 ** max(0, retry - 1), self.max_backoff_s)
 
 
 class TaskSpec(BaseModel):

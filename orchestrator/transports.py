@@ -17,6 +17,10 @@ Calls carry the orchestrator's own bearer token for that agent (``AgentCredentia
 from a registry record) and nothing else: an ``Authorization`` header from anywhere else is removed. An agent that
 answers 401 or 403 fails the attempt with an ``AgentCallError`` naming the status (the agent was reached; it
 refused the caller).
+
+An agent that refuses the input itself (JSON-RPC InvalidParams -32602, which agents answer for invalid arguments
+and unknown skills; -32005, a part type the skill does not take; an A2A task REJECTED; an MCP -32602) raises
+``AgentRejectedInput``: the caller's mistake, which the executor neither retries nor counts against the agent.
 """
 
 from __future__ import annotations
@@ -39,11 +43,19 @@ from orchestrator.credentials import AgentCredentials
 from orchestrator.http import http_client
 from protocol.a2a import PROTOCOL_VERSION, TERMINAL_STATES, VERSION_HEADER, ListTasksRequest, Task, TaskState
 from protocol.egress import EgressPolicy, guard_transport
-from protocol.jsonrpc import A2AError
+from protocol.jsonrpc import A2AError, ContentTypeNotSupportedError, InvalidParamsError
 from registry.models import AgentRecord
 from registry.stdio import STDIO_SCHEME, StdioAllowlist, StdioNotAllowed
 
-__all__ = ["CallResult", "AgentCallError", "AgentUnreachable", "Transport", "Adopting", "Transports"]
+__all__ = [
+    "CallResult",
+    "AgentCallError",
+    "AgentUnreachable",
+    "AgentRejectedInput",
+    "Transport",
+    "Adopting",
+    "Transports",
+]
 
 
 @dataclass
@@ -61,6 +73,16 @@ class AgentCallError(RuntimeError):
 
 class AgentUnreachable(AgentCallError):
     """The agent could not be reached or the connection broke mid-call (e.g. its process died)."""
+
+
+class AgentRejectedInput(AgentCallError):
+    """The agent refused the request as the caller made it (invalid input, unknown skill, unaccepted part type):
+    sending it again would fail the same way, and the agent did nothing wrong."""
+
+
+# JSON-RPC errors that say the request itself was wrong: InvalidParams, ContentTypeNotSupported.
+_CALLER_ERRORS = (InvalidParamsError, ContentTypeNotSupportedError)
+_MCP_INVALID_PARAMS = -32602
 
 
 _REFUSALS = {401: "Unauthorized", 403: "Forbidden"}
@@ -185,6 +207,8 @@ class Transports:
             # history_length=0: the reply need not echo our own message back
             message = skill_message(skill, arguments, context_id=attempt_id, message_id=attempt_id)
             task = await client.send_message(message, history_length=0)
+        except _CALLER_ERRORS as exc:
+            raise AgentRejectedInput(f"{type(exc).__name__}: {exc}") from None
         except A2AError as exc:
             raise AgentCallError(f"{type(exc).__name__}: {exc}") from None
         except (httpx.TransportError, httpx.DecodingError) as exc:
@@ -253,7 +277,8 @@ def _result(task: Task) -> CallResult:
     state = task.status.state
     if state != TaskState.COMPLETED:
         why = task.status.message.text() if task.status.message else ""
-        raise AgentCallError(f"agent task {task.id} ended {state.value.removeprefix('TASK_STATE_')}: {why}")
+        error = AgentRejectedInput if state == TaskState.REJECTED else AgentCallError
+        raise error(f"agent task {task.id} ended {state.value.removeprefix('TASK_STATE_')}: {why}")
     for artifact in task.artifacts or []:
         for part in artifact.parts:
             if part.data is not None:
@@ -298,15 +323,15 @@ async def _call_mcp(
                 output = await tools.call_tool(
                     skill, arguments if isinstance(arguments, dict) else {"input": arguments}
                 )
-        except McpToolError as exc:
-            if refused:
-                raise AgentCallError(refusal_reason(endpoint, *refused[0])) from None
-            raise AgentCallError(str(exc)) from None
         except Exception as exc:  # connection failures surface as OSError, httpx errors or exception groups
             if refused:
                 raise AgentCallError(refusal_reason(endpoint, *refused[0])) from None
             while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
                 exc = exc.exceptions[0]  # type: ignore[assignment]
+            if isinstance(exc, McpToolError):  # the server answered (possibly from inside the session's group)
+                if exc.code == _MCP_INVALID_PARAMS:  # invalid arguments or an unknown tool
+                    raise AgentRejectedInput(str(exc)) from None
+                raise AgentCallError(str(exc)) from None
             raise AgentUnreachable(f"MCP server {url} unreachable: {type(exc).__name__}: {exc}") from None
     usage = Usage.model_validate(tools.last_meta.get("scaleout/usage") or {})
     return CallResult(output, usage, None)

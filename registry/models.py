@@ -21,6 +21,7 @@ __all__ = [
     "Transport",
     "ModelInfo",
     "CostHints",
+    "SkillStats",
     "AgentStats",
     "SkillRecord",
     "AgentRecord",
@@ -86,8 +87,12 @@ class CostHints(_Record):
     per_1k_tokens: float = Field(default=0.0, ge=0, allow_inf_nan=False)
 
 
-class AgentStats(_Record):
-    """Behaviour observed by callers (reported back through ``record_call``)."""
+class SkillStats(_Record):
+    """Behaviour of one skill of an agent observed by callers (reported back through ``record_call``).
+
+    Latency percentiles are nearest-rank over a sliding window of the most recent calls (the registry's
+    ``latency_window``, 256 by default), not over all calls ever made.
+    """
 
     calls: int = 0
     successes: int = 0
@@ -99,6 +104,21 @@ class AgentStats(_Record):
     def success_rate(self) -> float | None:
         """Successes over calls, or None before the first call."""
         return self.successes / self.calls if self.calls else None
+
+
+class AgentStats(SkillStats):
+    """Behaviour observed by callers: the agent's totals over all its skills, and per skill in ``skills``.
+
+    ``skills`` holds the skills whose calls named them (``record_call(..., skill=...)``); calls that named no
+    skill, or one the agent's card does not declare, count in the totals only.
+    """
+
+    skills: dict[str, SkillStats] = Field(default_factory=dict)
+
+    def for_skill(self, skill: str | None) -> SkillStats:
+        """The statistics of ``skill`` when it has any calls, else the agent's totals (what the router uses)."""
+        own = self.skills.get(skill) if skill is not None else None
+        return own if own is not None and own.calls else self
 
 
 class SkillRecord(_Record):
@@ -310,3 +330,4 @@ class CallReport(_Record):
     success: bool
     latency_s: float = Field(ge=0, le=86_400)
     tokens: int = Field(default=0, ge=0, le=10**9)
+    skill: Name | None = Field(default=None, description="the skill called; its own statistics are kept too")

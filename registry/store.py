@@ -33,12 +33,13 @@ from registry.models import (
     ModelInfo,
     Registration,
     SkillRecord,
+    SkillStats,
     Transport,
 )
 from registry.ranking import ranked_row, write_ranked
 from registry.schemas import MAX_OFFSET, SearchParams
 from registry.search import search_rows
-from registry.tables import agent_tags, agents, skills, versions
+from registry.tables import agent_tags, agents, skill_stats, skills, versions
 from registry.writes import insert_batch, owned_by, upsert
 
 __all__ = ["Registry", "DEFAULT_STATUS"]
@@ -182,7 +183,7 @@ class Registry:
             if owner is not None:
                 row_owner = conn.execute(select(agents.c.owner).where(agents.c.pk == pk)).scalar_one()
                 _check_owner(agent_id, row_owner, owner, "remove")
-            for table in (skills, agent_tags, versions):
+            for table in (skills, agent_tags, versions, skill_stats):
                 conn.execute(delete(table).where(table.c.agent_pk == pk))
             conn.execute(delete(agents).where(agents.c.pk == pk))
 
@@ -241,11 +242,15 @@ class Registry:
 
         return self._write(run)
 
-    def record_call(self, agent_id: str, *, success: bool, latency_s: float, tokens: int = 0) -> None:
-        """Add one observed call (outcome, latency, tokens) to the agent's statistics."""
+    def record_call(
+        self, agent_id: str, *, success: bool, latency_s: float, tokens: int = 0, skill: str | None = None
+    ) -> None:
+        """Add one observed call (outcome, latency, tokens) to the agent's statistics, and to those of ``skill``
+        when the agent's card declares it."""
         if latency_s < 0 or tokens < 0:
             raise InvalidQuery("latency_s and tokens must not be negative")
-        reports = validate_calls([{"agent_id": agent_id, "success": success, "latency_s": latency_s, "tokens": tokens}])
+        call = {"agent_id": agent_id, "success": success, "latency_s": latency_s, "tokens": tokens, "skill": skill}
+        reports = validate_calls([call])
         if self._write(lambda conn: apply_calls(conn, reports, self.latency_window)):
             raise AgentNotFound(_not_found(agent_id))
 
@@ -253,7 +258,8 @@ class Registry:
         """Add many observed calls in one transaction; returns how many were recorded.
 
         Each call is a CallReport or a mapping with its fields (``agent_id``, ``success``, ``latency_s``,
-        ``tokens``), at most 10,000; they are applied in order. Calls of agents no longer registered are skipped.
+        ``tokens``, optional ``skill``), at most 10,000; they are applied in order. Calls of agents no longer
+        registered are skipped; a call naming a skill the agent's card declares also counts for that skill.
         """
         reports = validate_calls(calls)
         if not reports:
@@ -374,7 +380,20 @@ class Registry:
             select(skills).where(skills.c.agent_pk.in_(pks)).order_by(skills.c.agent_pk, skills.c.position)
         ):
             by_agent[s.agent_pk].append(to_skill(s))
-        return [to_record(r, by_agent[r.pk]) for r in rows]
+        records = [to_record(r, by_agent[r.pk]) for r in rows]
+        per_skill: dict[int, dict[str, SkillStats]] = {}
+        stat_columns = [c for c in skill_stats.c if c.name != "latency_window"]
+        for st in conn.execute(select(*stat_columns).where(skill_stats.c.agent_pk.in_(pks))):
+            per_skill.setdefault(st.agent_pk, {})[st.skill_id] = SkillStats(
+                calls=st.calls,
+                successes=st.successes,
+                latency_p50_ms=st.latency_p50_ms,
+                latency_p95_ms=st.latency_p95_ms,
+                tokens=st.tokens,
+            )
+        for pk, record in zip(pks, records, strict=True):
+            record.stats.skills = per_skill.get(pk, {})
+        return records
 
 
 def _check_page(limit: int, offset: int, *, maximum: int = 10_000) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["metadata", "agents", "skills", "agent_tags", "versions", "FTS_TABLE"]
+__all__ = ["metadata", "agents", "skills", "skill_stats", "agent_tags", "versions", "FTS_TABLE"]
 
 metadata = MetaData()
 
@@ -84,6 +84,21 @@ skills = Table(
     Column("output_schema", JSON),
     UniqueConstraint("agent_pk", "skill_id", name="uq_registry_skills_agent_skill"),
     Index("ix_registry_skills_skill_id", "skill_id", "agent_pk"),
+)
+
+# Observed calls per (agent, skill id). Keyed by the skill id, not registry_skills.pk: a card update replaces the
+# skill rows, and the statistics of a skill that stays must survive it.
+skill_stats = Table(
+    "registry_skill_stats",
+    metadata,
+    Column("agent_pk", Integer, ForeignKey("registry_agents.pk", ondelete="CASCADE"), primary_key=True),
+    Column("skill_id", String(200), primary_key=True),
+    Column("calls", BigInteger, nullable=False, default=0),
+    Column("successes", BigInteger, nullable=False, default=0),
+    Column("tokens", BigInteger, nullable=False, default=0),
+    Column("latency_p50_ms", Float),
+    Column("latency_p95_ms", Float),
+    Column("latency_window", JSON, nullable=False),
 )
 
 agent_tags = Table(

@@ -23,7 +23,7 @@ def test_migrations_use_their_own_version_table(db_url: str) -> None:
     assert {"registry_agents", "registry_skills", "registry_alembic_version"} <= tables
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "orchestrator_head"
-        assert conn.execute(text("SELECT version_num FROM registry_alembic_version")).scalar_one() == "0003"
+        assert conn.execute(text("SELECT version_num FROM registry_alembic_version")).scalar_one() == "0004"
     engine.dispose()
 
 
