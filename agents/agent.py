@@ -18,12 +18,14 @@ from agents.usage import Usage
 from protocol.a2a import AgentCapabilities, AgentCard, AgentInterface, AgentProvider, AgentSkill
 from protocol.validation import describe_validation_error
 
-__all__ = ["Agent", "Skill", "SkillContext"]
+__all__ = ["Agent", "RETRY_TEMPERATURE", "Skill", "SkillContext"]
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
 SkillFn = Callable[["SkillContext", Any], Awaitable[BaseModel]]
 _SKILL_ID = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
+RETRY_TEMPERATURE = 0.7  # a retry samples: at temperature 0 it would repeat the refused answer
+_MAX_CUE = 200  # a prompt's last line longer than this is not repeated after the feedback
 
 
 class SkillContext:
@@ -65,25 +67,28 @@ class SkillContext:
         retries: int = 2,
         temperature: float = 0.0,
         seed: int = 0,
+        retry_temperature: float = RETRY_TEMPERATURE,
     ) -> Out:
         """Ask the brain for an ``output_type`` inside its JSON schema; retry invalid output, then fail.
 
-        Raises ``InvalidModelOutput`` after ``retries + 1`` failed attempts: invalid data is never returned.
+        A retry is not a repeat: its prompt carries the validation error and it samples (``retry_temperature``,
+        seed ``seed + attempt``). Raises ``InvalidModelOutput`` after ``retries + 1`` failed attempts.
         """
         if self.brain is None:
             raise InvalidModelOutput("this agent has no brain; give Agent(brain=LlamaCpp()) or Scripted([...])")
         schema = output_type.model_json_schema()
         errors: list[str] = []
+        request_prompt, request_temperature = prompt, temperature
         for attempt in range(retries + 1):
             remaining = self.remaining()
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded(f"deadline passed before model attempt {attempt + 1}")
             request = GenerationRequest(
-                prompt=prompt,
+                prompt=request_prompt,
                 system=system,
                 json_schema=schema,
                 max_tokens=max_tokens,
-                temperature=temperature,
+                temperature=request_temperature,
                 seed=seed + attempt,
                 timeout_s=remaining,
             )
@@ -93,9 +98,22 @@ class SkillContext:
                 return output_type.model_validate_json(completion.text)
             except ValidationError as exc:
                 errors.append(_short(exc, completion.text))
+                request_prompt = _retry_prompt(prompt, describe_validation_error(exc, limit=1), completion.text)
+                request_temperature = max(temperature, retry_temperature)
         raise InvalidModelOutput(
             f"model output failed {output_type.__name__} validation {len(errors)} times: " + " | ".join(errors)
         )
+
+
+def _retry_prompt(prompt: str, error: str, output: str) -> str:
+    """The next attempt's prompt: ``prompt`` with the refused ``output`` after it, why it was refused, and the
+    prompt's last line (its cue, e.g. ``JSON:``) again, so the model answers where it answered before."""
+    body = prompt.rstrip()
+    cue = body[body.rfind("\n") + 1 :] + prompt[len(body) :]
+    if len(cue) > _MAX_CUE:
+        cue = "JSON: "
+    gap = "" if prompt[-1:].isspace() else " "
+    return f"{prompt}{gap}{output[:120]}\nThat answer was invalid: {error[:200]}. Answer again.\n{cue}"
 
 
 def _short(exc: ValidationError, text: str) -> str:

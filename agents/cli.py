@@ -30,6 +30,14 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument(
         "--mcp-idle-timeout", type=float, default=300.0, help="seconds an MCP session may stay idle before it ends"
     )
+    serve.add_argument(
+        "--disconnect-grace-s",
+        type=_grace,
+        default=30.0,
+        metavar="SECONDS|none",
+        help="cancel a task this long after its last waiting caller went away (default 30: longer than an "
+        "orchestrator replica's failover, so the replica taking over can adopt it); 'none' never cancels",
+    )
     serve.set_defaults(func=_serve)
 
     mcp = sub.add_parser("mcp", help="serve skills as MCP tools over stdio (tools of several agents: agent.skill)")
@@ -45,6 +53,16 @@ def add_parser(subparsers: Any) -> None:
     )
     call.add_argument("--ca-file", metavar="PEM", help="CA certificates to verify an https:// agent with")
     call.set_defaults(func=_call)
+
+
+def _grace(value: str) -> float | None:
+    """``--disconnect-grace-s``: seconds (>= 0), or ``none``."""
+    if value.strip().lower() == "none":
+        return None
+    seconds = float(value)
+    if not 0 <= seconds <= 86_400:
+        raise argparse.ArgumentTypeError("give seconds between 0 and 86400, or 'none'")
+    return seconds
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -70,6 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
             mcp_idle_timeout_s=args.mcp_idle_timeout,
             auth=settings.auth,
             host=settings.host,
+            disconnect_grace_s=args.disconnect_grace_s,
         )
     except ValidationError as exc:
         print(f"error: {describe_validation_error(exc)}", file=sys.stderr)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive
 
 from agents.tasks import TaskRuntime
 from protocol.a2a import (
@@ -113,6 +114,12 @@ def _params(model: type[BaseModel], params: dict[str, Any] | None) -> Any:
         raise InvalidParamsError(f"invalid params for {model.__name__.removesuffix('Request')}: {details}") from None
 
 
+async def _until_disconnect(receive: Receive) -> None:
+    """Return once the client has closed the connection (the body was read already: the next message says so)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 Unary = Callable[[dict[str, Any] | None, Principal], Awaitable[Any]]
 Streaming = Callable[[dict[str, Any] | None, Principal], AsyncIterator[StreamResponse]]
 
@@ -127,8 +134,7 @@ class JsonRpcEndpoint:
     def __init__(self, runtime: TaskRuntime, *, extended_card: dict[str, Any] | None = None) -> None:
         self.runtime = runtime
         self.extended_card = extended_card
-        self._unary: dict[str, Unary] = {
-            "SendMessage": self._send_message,
+        self._unary: dict[str, Unary] = {  # SendMessage is dispatched on its own: it watches the connection
             "GetTask": self._get_task,
             "ListTasks": self._list_tasks,
             "CancelTask": self._cancel_task,
@@ -167,10 +173,13 @@ class JsonRpcEndpoint:
                 )
             if rpc.method in _PUSH_METHODS:
                 raise PushNotificationNotSupportedError("this agent does not support push notifications")
-            handler = self._unary.get(rpc.method)
-            if handler is None:
-                raise MethodNotFoundError(f"method {rpc.method!r} not found")
-            result = await handler(rpc.params, principal)
+            if rpc.method == "SendMessage":
+                result = await self._send_message(rpc.params, principal, request)
+            else:
+                handler = self._unary.get(rpc.method)
+                if handler is None:
+                    raise MethodNotFoundError(f"method {rpc.method!r} not found")
+                result = await handler(rpc.params, principal)
             return _json_response(
                 {"jsonrpc": "2.0", "id": rpc.id, "result": result}, headers={VERSION_HEADER: PROTOCOL_VERSION}
             )
@@ -204,9 +213,11 @@ class JsonRpcEndpoint:
             error = JSONRPCErrorResponse(id=rpc_id, error=exc.to_jsonrpc()).model_dump(mode="json")
             yield f"data: {json.dumps(error)}\n\n".encode()
 
-    async def _send_message(self, params: dict[str, Any] | None, principal: Principal) -> Any:
+    async def _send_message(self, params: dict[str, Any] | None, principal: Principal, http: Request) -> Any:
+        """A SendMessageResponse, dumped without a copy; a blocking call whose client disconnects stops waiting,
+        and its task is cancelled unless someone comes back for it (``TaskRuntime.disconnect_grace_s``)."""
         request = _params(SendMessageRequest, params)
-        return await self.runtime.send_wire(request, principal)  # a SendMessageResponse, dumped without a copy
+        return await self.runtime.send_wire(request, principal, disconnected=lambda: _until_disconnect(http.receive))
 
     async def _send_streaming(
         self, params: dict[str, Any] | None, principal: Principal

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from email.utils import formatdate
 from typing import Any
@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from agents.agent import Agent
 from agents.jsonrpc_server import MAX_BODY_BYTES, JsonRpcEndpoint, render_jsonrpc_error
+from agents.task_waiters import DISCONNECT_GRACE_S
 from agents.tasks import TaskRuntime
 from protocol.a2a import AGENT_CARD_PATH, AgentCard, AgentExtension
 from protocol.access import PUBLIC, AccessPolicy, Rule, access_policy, check_rules
@@ -71,6 +72,9 @@ ACCESS_RULES: list[Rule] = [
 ]
 """The scope every route of an agent server needs (``protocol.access``); a route without one answers 404."""
 
+GraceSetting = float | None | Mapping[str, float | None]
+"""A server's ``disconnect_grace_s``: seconds (None: never cancel on disconnect), or such a value per agent name."""
+
 _BEARER_SCHEMES = {BEARER_SCHEME: {"httpAuthSecurityScheme": {"scheme": "Bearer", "bearerFormat": "JWT"}}}
 _BEARER_REQUIREMENTS = [{"schemes": {BEARER_SCHEME: {"list": [CALL_SCOPE]}}}]
 
@@ -99,7 +103,8 @@ class AgentServer:
 
     ``secured``: callers authenticate with bearer tokens (the cards say so, the extended card is served);
     ``issuer``: the token issuer, named as the authorization server in the protected-resource metadata when
-    it is a URL.
+    it is a URL. ``disconnect_grace_s`` (one value, or one per agent name) is each runtime's
+    ``TaskRuntime.disconnect_grace_s``.
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class AgentServer:
         mcp_options: dict[str, Any] | None = None,
         secured: bool = False,
         issuer: str | None = None,
+        disconnect_grace_s: GraceSetting = DISCONNECT_GRACE_S,
     ) -> None:
         self.agents = [agents] if isinstance(agents, Agent) else list(agents)
         if not self.agents:
@@ -120,7 +126,9 @@ class AgentServer:
         self.base_url = base_url.rstrip("/")
         self.secured = secured
         self.issuer = issuer
-        self.runtimes = {a.name: TaskRuntime(a) for a in self.agents}
+        self.runtimes = {
+            a.name: TaskRuntime(a, disconnect_grace_s=_grace_of(a.name, disconnect_grace_s)) for a in self.agents
+        }
         self.mcp_apps = {a.name: _mcp_app(a, mcp_options or {}) for a in self.agents}
 
     def prefix(self, agent: Agent) -> str:
@@ -244,6 +252,12 @@ class _AgentsByName:
         await router(scope, receive, send)
 
 
+def _grace_of(name: str, setting: GraceSetting) -> float | None:
+    if isinstance(setting, Mapping):
+        return setting.get(name, DISCONNECT_GRACE_S)
+    return setting
+
+
 def _json_endpoint(document: dict[str, Any]) -> Callable[[Request], Awaitable[Response]]:
     body = json.dumps(document, separators=(",", ":")).encode()
 
@@ -307,12 +321,15 @@ def create_app(
     mcp_idle_timeout_s: float | None = None,
     auth: AuthSettings | None = None,
     host: str = "127.0.0.1",
+    disconnect_grace_s: GraceSetting = DISCONNECT_GRACE_S,
 ) -> AgentApp:
     """An ASGI app serving ``agents`` behind the boundary; run it with uvicorn or ``scaleout agent serve``.
 
     ``policy`` defaults to ``default_policy(base_url)``; the MCP options override ``McpHttpApp``'s defaults.
     ``auth`` names the keys callers' tokens are checked against; ``host`` is the bind address: without keys,
-    anything but loopback raises ``protocol.access.InsecureBind``.
+    anything but loopback raises ``protocol.access.InsecureBind``. ``disconnect_grace_s``: how long a task whose
+    waiting callers all disconnected runs on for one to come back before it is cancelled (None: never cancel);
+    one value for every agent, or a mapping by agent name (agents it omits keep the default), see docs/a2a.md.
     """
     auth = auth or AuthSettings()
     mcp_options: dict[str, Any] = {}
@@ -325,7 +342,14 @@ def create_app(
     metadata = f"{base_url.rstrip('/')}{PROTECTED_RESOURCE_PATH}{'' if several else '/mcp'}"
     access = access_policy(ACCESS_RULES, auth, host=host, resource_metadata=metadata)
     secured = access.verifier is not None
-    server = AgentServer(agents, base_url, mcp_options=mcp_options, secured=secured, issuer=auth.issuer)
+    server = AgentServer(
+        agents,
+        base_url,
+        mcp_options=mcp_options,
+        secured=secured,
+        issuer=auth.issuer,
+        disconnect_grace_s=disconnect_grace_s,
+    )
     app = Starlette(routes=server.routes(), lifespan=server.lifespan)
     check_rules(app.routes, ACCESS_RULES)
     app.state.agent_server = server

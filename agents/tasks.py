@@ -17,6 +17,7 @@ import base64
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -28,6 +29,7 @@ from agents.errors import AgentError, SkillInputError, SkillNotFound
 from agents.task_handle import INTERRUPTED_STATES, Executor, TaskHandle
 from agents.task_index import MessageIndex, follow_repeat
 from agents.task_input import check_media, message_arguments
+from agents.task_waiters import DISCONNECT_GRACE_S, Disconnected, Waiters
 from agents.usage import Usage
 from protocol.a2a import (
     TERMINAL_STATES,
@@ -73,6 +75,8 @@ class TaskRuntime:
     ``executor`` replaces the default (run the message's skill) for agents that drive tasks themselves;
     ``input_modes`` then says which part media types such an agent accepts (default: its skills' modes).
     Finished tasks are kept up to ``max_tasks`` and ``max_retained_bytes`` of JSON, oldest dropped first.
+    A turn whose waiting callers all went away is cancelled after ``disconnect_grace_s`` (None: never; see
+    ``agents.task_waiters``).
     """
 
     def __init__(
@@ -84,7 +88,10 @@ class TaskRuntime:
         max_tasks: int = 10_000,
         max_retained_bytes: int = MAX_RETAINED_BYTES,
         task_timeout_s: float | None = 600.0,
+        disconnect_grace_s: float | None = DISCONNECT_GRACE_S,
     ) -> None:
+        if disconnect_grace_s is not None and disconnect_grace_s < 0:
+            raise ValueError("disconnect_grace_s must be >= 0 seconds, or None to never cancel on disconnect")
         self.agent = agent
         self.executor: Executor = executor or self.run_skill
         self._validates_arguments = executor is None
@@ -99,6 +106,7 @@ class TaskRuntime:
         self.task_timeout_s = task_timeout_s
         self._tasks: OrderedDict[str, TaskHandle] = OrderedDict()
         self._origins = MessageIndex()  # (owner, messageId) -> the task that message created
+        self._waiters = Waiters(disconnect_grace_s)
         self._modes: dict[str, tuple[Skill, list[str]]] = {}
         self._tg: TaskGroup | None = None
         self._finished: deque[TaskHandle] = deque()  # recently finished, frozen once FREEZE_AFTER newer ones finish
@@ -107,30 +115,57 @@ class TaskRuntime:
     async def running(self) -> AsyncIterator[TaskRuntime]:
         """Open the task group that tasks run in; cancel them all on exit."""
         async with anyio.create_task_group() as tg:
-            self._tg = tg
+            self._tg = self._waiters.task_group = tg
             try:
                 yield self
             finally:
-                self._tg = None
+                self._tg = self._waiters.task_group = None
                 for handle in list(self._inline):
                     handle.cancel("the agent shut down")
                 tg.cancel_scope.cancel()
 
+    @property
+    def disconnect_grace_s(self) -> float | None:
+        """How long a turn whose waiting callers all went away keeps running for one to come back (None: ever)."""
+        return self._waiters.grace_s
+
+    @disconnect_grace_s.setter
+    def disconnect_grace_s(self, value: float | None) -> None:
+        self._waiters.grace_s = value
+
     # -- the A2A methods -------------------------------------------------------------------------------
 
-    async def send(self, request: SendMessageRequest, principal: Principal | None = None) -> Task | Message:
-        """SendMessage: wait for a terminal or interrupted state (or return at once with ``returnImmediately``)."""
-        handle, history_length = await self._send(request, principal or LOCAL_PRINCIPAL)
+    async def send(
+        self,
+        request: SendMessageRequest,
+        principal: Principal | None = None,
+        *,
+        disconnected: Disconnected | None = None,
+    ) -> Task | Message:
+        """SendMessage: wait for a terminal or interrupted state (or return at once with ``returnImmediately``).
+
+        ``disconnected`` returns when the caller has gone: the wait ends, and the turn is cancelled unless someone
+        comes back for it within ``disconnect_grace_s``.
+        """
+        handle, history_length = await self._send(request, principal or LOCAL_PRINCIPAL, disconnected)
         return handle.reply if handle.reply is not None else handle.view(history_length)
 
-    async def send_wire(self, request: SendMessageRequest, principal: Principal | None = None) -> dict[str, Any]:
+    async def send_wire(
+        self,
+        request: SendMessageRequest,
+        principal: Principal | None = None,
+        *,
+        disconnected: Disconnected | None = None,
+    ) -> dict[str, Any]:
         """SendMessage answered as the JSON-ready ``SendMessageResponse`` (what the JSON-RPC binding sends)."""
-        handle, history_length = await self._send(request, principal or LOCAL_PRINCIPAL)
+        handle, history_length = await self._send(request, principal or LOCAL_PRINCIPAL, disconnected)
         if handle.reply is not None:
             return {"message": handle.reply.wire()}
         return {"task": handle.wire(history_length)}
 
-    async def _send(self, request: SendMessageRequest, principal: Principal) -> tuple[TaskHandle, int | None]:
+    async def _send(
+        self, request: SendMessageRequest, principal: Principal, disconnected: Disconnected | None
+    ) -> tuple[TaskHandle, int | None]:
         config = request.configuration
         history_length = config.history_length if config else None
         blocking = not (config and config.return_immediately)
@@ -139,15 +174,17 @@ class TaskRuntime:
         handle, repeat = self._prepare(request, principal)
         if repeat:  # the same request again: answer as the first call does, without running anything
             if blocking:
-                await handle.settled.wait()
+                await self._waiters.attend(handle, handle.settled.wait, disconnected)
+            else:
+                self._waiters.seen(handle)
             return handle, history_length
-        if blocking and self._runs_inline:
-            await self._run_turn(handle, inline=True)
+        self._waiters.start_turn(handle, attended=blocking)
+        if blocking and self._runs_inline:  # the turn runs here, and goes on if the caller goes
+            await self._waiters.attend(handle, partial(self._run_turn, handle, inline=True), disconnected, runs=True)
             return handle, history_length
-        settled = handle.settled
         self._launch(handle)
         if blocking:
-            await settled.wait()
+            await self._waiters.attend(handle, handle.settled.wait, disconnected)
         return handle, history_length
 
     async def stream(
@@ -156,19 +193,24 @@ class TaskRuntime:
         """SendStreamingMessage: the task (or a message), then its updates until terminal or interrupted."""
         handle, repeat = self._prepare(request, principal or LOCAL_PRINCIPAL)
         if repeat:
-            async with aclosing(follow_repeat(handle)) as events:
-                async for event in events:
-                    yield event
+            with self._waiters.attached(handle):
+                async with aclosing(follow_repeat(handle)) as events:
+                    async for event in events:
+                        yield event
             return
-        receive = handle.subscribe(first=True)
-        self._launch(handle)
-        async with receive:
-            async for event in receive:
-                yield event
+        self._waiters.start_turn(handle, attended=True)
+        with self._waiters.attached(handle):
+            receive = handle.subscribe(first=True)
+            self._launch(handle)
+            async with receive:
+                async for event in receive:
+                    yield event
 
     def get(self, task_id: str, history_length: int | None = None, principal: Principal | None = None) -> Task:
         """GetTask: the task with its last ``history_length`` messages (all when None)."""
-        return self._find(task_id, principal).view(history_length)
+        handle = self._find(task_id, principal)
+        self._waiters.seen(handle)
+        return handle.view(history_length)
 
     def list(self, request: ListTasksRequest, principal: Principal | None = None) -> ListTasksResponse:
         """ListTasks: the caller's tasks (every task for admin), newest status first, filtered by context,
@@ -178,6 +220,8 @@ class TaskRuntime:
             handles = [h for h in handles if h.owner == principal.owner]
         if request.context_id:
             handles = [h for h in handles if h.context_id == request.context_id]
+            for handle in handles:
+                self._waiters.seen(handle)
         if request.status and request.status != TaskState.UNSPECIFIED:
             handles = [h for h in handles if h.state == request.status]
         if request.status_timestamp_after:
@@ -204,11 +248,12 @@ class TaskRuntime:
         handle = self._find(task_id, principal)
         if handle.state in TERMINAL_STATES:
             raise UnsupportedOperationError(f"task {task_id} is already {handle.state.value}; use GetTask to read it")
-        receive = handle.subscribe()
-        yield StreamResponse(task=handle.view())
-        async with receive:
-            async for event in receive:
-                yield event
+        with self._waiters.attached(handle):
+            receive = handle.subscribe()
+            yield StreamResponse(task=handle.view())
+            async with receive:
+                async for event in receive:
+                    yield event
 
     # -- the default executor: run the skill -----------------------------------------------------------
 
@@ -223,6 +268,10 @@ class TaskRuntime:
             if arguments is None and handle.message is not None:
                 arguments = message_arguments(handle.message)
             result, usage = await self.agent.call(handle.skill_id, arguments, ctx=ctx)
+        except SkillInputError as exc:  # the skill itself found its input unusable: refused, not failed
+            handle.set_usage(usage_wire(ctx.usage))
+            handle.reject(f"{type(exc).__name__}: {exc}")
+            return
         except AgentError as exc:
             handle.set_usage(usage_wire(ctx.usage))
             handle.fail(f"{type(exc).__name__}: {exc}")
