@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 import anyio
@@ -30,19 +31,31 @@ from orchestrator.router import Candidate, Router
 from orchestrator.runs import is_unavailable, now
 from orchestrator.spec import TaskSpec
 from orchestrator.state import RunState
+from orchestrator.stats_sink import StatsSink
 from orchestrator.transports import AgentCallError, AgentRejectedInput, CallResult, Transport
 from protocol.a2a import new_id
 from registry.errors import RegistryUnavailable
 from registry.models import AgentRecord
 
-__all__ = ["Executor", "InvalidOutput", "StatsSink"]
+__all__ = ["Executor", "InvalidOutput"]
 
 _T = TypeVar("_T")
-_Call = tuple[str, bool, float, int, str | None]  # agent id, success, latency (s), tokens, skill
 
 
 class InvalidOutput(AgentCallError):
     """The agent's output does not meet the task's (or the skill's) output schema."""
+
+
+@dataclass
+class _Ended:
+    """How a call to an agent ended (``status`` "failed" with no ``error``: there was nothing to adopt)."""
+
+    result: CallResult | None = None
+    status: str = "failed"
+    usage: Usage = field(default_factory=Usage)
+    output: Any = None
+    error: str | None = None
+    rejected: bool = False  # the agent refused the input: not the agent's failure
 
 
 class _Outcome(NamedTuple):
@@ -52,73 +65,6 @@ class _Outcome(NamedTuple):
     ok: bool
     value: Any
     retry: bool = True
-
-
-class StatsSink:
-    """Observed call outcomes, reported to the registry in batches by ``run`` (so calls never wait on it).
-
-    A batch gathers for ``linger_s`` after its first call (the router caches registry answers for about as
-    long), so a busy orchestrator reports many calls per registry transaction; ``aclose`` reports what is left.
-    """
-
-    def __init__(self, router: Router, *, linger_s: float = 0.2, max_batch: int = 1_000) -> None:
-        self.router = router
-        self.linger_s = linger_s
-        self.max_batch = max_batch
-        self._send, self._receive = anyio.create_memory_object_stream[_Call](math.inf)
-        self._closing = anyio.Event()
-        self._stopped = anyio.Event()
-
-    def put(self, agent_id: str, success: bool, latency_s: float, tokens: int, skill: str | None = None) -> None:
-        """Queue one observed call of ``agent_id`` (of its ``skill``, when known); ignored once closing."""
-        if not self._closing.is_set():
-            self._send.send_nowait((agent_id, success, latency_s, tokens, skill))
-
-    async def run(self) -> None:
-        try:
-            async with self._receive:
-                async for first in self._receive:
-                    with anyio.move_on_after(self.linger_s):
-                        await self._closing.wait()
-                    batch = [first]
-                    while len(batch) < self.max_batch:
-                        try:
-                            batch.append(self._receive.receive_nowait())
-                        except (anyio.WouldBlock, anyio.EndOfStream):
-                            break
-                    await anyio.to_thread.run_sync(self._report, batch)
-        finally:
-            self._stopped.set()
-
-    async def aclose(self) -> None:
-        """Stop taking calls, report those queued, and wait for ``run`` to end (call it while ``run`` runs)."""
-        self._closing.set()
-        self._send.close()
-        await self._stopped.wait()
-
-    def _report(self, batch: list[_Call]) -> None:
-        many = getattr(self.router.registry, "record_calls", None)
-        if many is not None:  # one transaction for the batch where the registry offers it
-            try:
-                many([_report_of(call) for call in batch])
-                return
-            except Exception:  # noqa: S110 - e.g. a database hiccup: fall back to one call at a time
-                pass
-        for call in batch:
-            report = _report_of(call)
-            try:
-                self.router.registry.record_call(report.pop("agent_id"), **report)
-            except Exception:  # noqa: S112 - an agent deregistered meanwhile; its stats no longer matter
-                continue
-
-
-def _report_of(call: _Call) -> dict[str, Any]:
-    """One call as the registry's ``record_calls`` takes it (``skill`` only when known, for older registries)."""
-    agent_id, success, latency_s, tokens, skill = call
-    report: dict[str, Any] = {"agent_id": agent_id, "success": success, "latency_s": latency_s, "tokens": tokens}
-    if skill is not None:
-        report["skill"] = skill
-    return report
 
 
 class Executor:
@@ -306,41 +252,74 @@ class Executor:
                 await state.writer.flush()
             except RuntimeError:
                 pass  # the write was dropped and logged; the call goes on
-        deadline = spec.constraints.deadline_s
         self.router.load[agent.id] += 1
         started = time.perf_counter()
-        usage, output, error, status, rejected = Usage(), None, None, "failed", False
         try:
-            with anyio.fail_after(deadline) if deadline else nullcontext():
-                result = await self.transport.call(agent, cand.skill, arguments, attempt_id=attempt_id)
-            usage, output = result.usage, result.output
-            self._validate(spec, agent, cand.skill, output)
-            status = "succeeded"
-        except TimeoutError:
-            error = f"missed its deadline of {deadline} s; the agent's task was cancelled"
-            with anyio.CancelScope(shield=True):
-                await self.transport.cancel(agent, attempt_id)
-        except AgentRejectedInput as exc:
-            rejected = True
-            error = f"the agent rejected the input (not retried, not counted against the agent): {exc}"
-        except AgentCallError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        except Exception as exc:  # a transport bug fails the attempt (and is recorded), not the whole run
-            error = f"unexpected {type(exc).__name__} calling {agent.url}: {exc}"
+            call = self._ended(
+                spec,
+                agent,
+                cand.skill,
+                attempt_id,
+                lambda: self.transport.call(agent, cand.skill, arguments, attempt_id=attempt_id),
+            )
+            ended = await call
         except anyio.get_cancelled_exc_class():
             if state.handed_over:
                 raise  # stays "running" in the store: the next owner adopts the agent's task
-            status, error = "cancelled", "cancelled (run cancelled or past its deadline)"
+            error = "cancelled (run cancelled or past its deadline)"
             with anyio.CancelScope(shield=True):
                 await self.transport.cancel(agent, attempt_id)
-                self._record(state, spec, attempt_id, agent.id, status, usage, started, None, error, cand.skill)
+                self._record(state, spec, attempt_id, agent.id, "cancelled", Usage(), started, None, error, cand.skill)
             raise
         finally:
             self.router.load[agent.id] -= 1
+        counted = not ended.rejected
         self._record(
-            state, spec, attempt_id, agent.id, status, usage, started, output, error, cand.skill, counted=not rejected
+            state,
+            spec,
+            attempt_id,
+            agent.id,
+            ended.status,
+            ended.usage,
+            started,
+            ended.output,
+            ended.error,
+            cand.skill,
+            counted=counted,
         )
-        return _Outcome(True, output) if status == "succeeded" else _Outcome(False, error, retry=not rejected)
+        if ended.status == "succeeded":
+            return _Outcome(True, ended.output)
+        return _Outcome(False, ended.error, retry=counted)
+
+    async def _ended(
+        self,
+        spec: TaskSpec,
+        agent: AgentRecord,
+        skill: str,
+        attempt_id: str,
+        call: Callable[[], Awaitable[CallResult | None]],
+    ) -> _Ended:
+        """How ``call`` (a send, or an adoption) ended, under the task's deadline, its output validated; a missed
+        deadline cancels the agent's task. Cancellation propagates to the caller."""
+        deadline = spec.constraints.deadline_s
+        try:
+            with anyio.fail_after(deadline) if deadline else nullcontext():
+                result = await call()
+            if result is None:
+                return _Ended()
+            self._validate(spec, agent, skill, result.output)
+            return _Ended(result, "succeeded", result.usage, result.output)
+        except TimeoutError:
+            with anyio.CancelScope(shield=True):
+                await self.transport.cancel(agent, attempt_id)
+            return _Ended(error=f"missed its deadline of {deadline} s; the agent's task was cancelled")
+        except AgentRejectedInput as exc:
+            why = f"the agent rejected the input (not retried, not counted against the agent): {exc}"
+            return _Ended(error=why, rejected=True)
+        except AgentCallError as exc:
+            return _Ended(error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a transport bug fails the attempt (and is recorded), not the whole run
+            return _Ended(error=f"unexpected {type(exc).__name__} calling {agent.url}: {exc}")
 
     def _record(
         self,
@@ -405,26 +384,12 @@ class Executor:
             agent = await _until_reachable(lambda: anyio.to_thread.run_sync(self.router.registry.get, agent_id))
         except Exception:  # deregistered meanwhile: nothing to ask
             agent = None
-        result: CallResult | None = None
-        usage, output, error, status = Usage(), None, None, "failed"
         started = time.perf_counter()
+        ended = _Ended()
         if agent is not None and adopt is not None:
             state.emit("attempt.adopting", spec.id, attempt_id=attempt_id, agent_id=agent_id, number=attempt["number"])
-            deadline = spec.constraints.deadline_s
-            try:
-                with anyio.fail_after(deadline) if deadline else nullcontext():
-                    result = await adopt(agent, attempt_id)
-                if result is not None:
-                    usage, output = result.usage, result.output
-                    self._validate(spec, agent, attempt["skill"], output)
-                    status = "succeeded"
-            except TimeoutError:
-                error = f"missed its deadline of {deadline} s; the agent's task was cancelled"
-                with anyio.CancelScope(shield=True):
-                    await self.transport.cancel(agent, attempt_id)
-            except AgentCallError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-        if result is None and error is None:
+            ended = await self._ended(spec, agent, attempt["skill"], attempt_id, lambda: adopt(agent, attempt_id))
+        if ended.status != "succeeded" and ended.error is None:  # nothing to adopt
             why = "its replica stopped before the agent answered, and the agent holds no task for it: sent again"
             state.writer.put(
                 "update_attempt",
@@ -434,8 +399,20 @@ class Executor:
             )
             state.emit("attempt.interrupted", spec.id, attempt_id=attempt_id, error=why)
             return None
-        self._record(state, spec, attempt_id, agent_id, status, usage, started, output, error, attempt["skill"])
-        return (status == "succeeded", output if status == "succeeded" else error)
+        self._record(
+            state,
+            spec,
+            attempt_id,
+            agent_id,
+            ended.status,
+            ended.usage,
+            started,
+            ended.output,
+            ended.error,
+            attempt["skill"],
+            counted=not ended.rejected,
+        )
+        return (True, ended.output) if ended.status == "succeeded" else (False, ended.error)
 
     def _validate(self, spec: TaskSpec, agent: AgentRecord, skill: str, output: Any) -> None:
         schema = spec.output_schema or next(

@@ -23,7 +23,7 @@ from anyio.abc import TaskGroup
 from agents.agent import Agent
 from orchestrator.credentials import AgentCredentials
 from orchestrator.energy import EnergyModel
-from orchestrator.executor import Executor, StatsSink
+from orchestrator.executor import Executor
 from orchestrator.graph import TaskGraph
 from orchestrator.leases import Leases
 from orchestrator.limits import (
@@ -39,6 +39,7 @@ from orchestrator.router import RegistryLike, Router
 from orchestrator.runs import RunStore, StoreUnavailable, now, owned_by
 from orchestrator.spec import GraphSpec, TaskSpec, as_graph
 from orchestrator.state import RunState
+from orchestrator.stats_sink import StatsSink
 from orchestrator.transports import Transport, Transports
 from orchestrator.wakeups import Wakeups, listen
 from orchestrator.writer import RunWriter

@@ -13,10 +13,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agents.testing import serve_in_thread
-from orchestrator.executor import StatsSink
 from orchestrator.http import MAX_PENDING_BYTES, _CoalescingStream, http_client
 from orchestrator.router import Router
 from orchestrator.runs import RunStore, now
+from orchestrator.stats_sink import StatsSink
 from orchestrator.writer import RunWriter
 
 
