@@ -1,12 +1,16 @@
 """Negotiation benchmark: a round-robin of our negotiators, and scale runs. Prints figures; asserts nothing.
 
     python -m bench.negotiation                      # classic round-robin over 24 three-issue scenarios
-    python -m bench.negotiation --llm 2              # + the LLM-guided negotiator (real model) on 2 scenarios
+    python -m bench.negotiation --controls           # the guided negotiator with its pick made by controls
+    python -m bench.negotiation --llm 2              # + the model's picks (real model) on 2 scenarios
+    python -m bench.negotiation --llm 24 --budget 480  # as many of 24 as start within 8 minutes
     python -m bench.negotiation --scale 1000         # a full contract-net round with 1,000 rule suppliers
     python -m bench.negotiation --model-scale        # the scenario with the real model: 10 suppliers, 10 rounds
 
-Advantage = (u - reservation) / (max u - reservation), 0 without agreement. Distances (to the Pareto frontier and
-the Nash point, in utility space) are averaged over agreements.
+Advantage = (u - reservation) / (max u - reservation), 0 without agreement; utility = u (the reservation value
+without agreement). Distances (to the Pareto frontier and the Nash point, in utility space) are averaged over
+agreements. ``--llm`` and ``--controls`` compare the model's picks with fixed-position and random controls on the
+same scenarios, opponents and seeds (bench/negotiation_picks.py).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -23,10 +29,12 @@ import anyio
 from agents.agent import Agent
 from agents.llm.base import Brain
 from agents.negotiators import LinearUtility, Negotiator, Preferences, negotiator_agent, outcome_space
+from bench.negotiation_picks import CONTROLS, PickLog, control_agent, guided_agent, print_picks
 from orchestrator.negotiation import Ledger, alternating_offers, contract_net, serve_parties
 from protocol.negotiation import CallForProposals, Issue, Outcome
 
 CLASSIC = ["boulware", "linear", "conceder", "tit_for_tat"]
+AgentFactory = Callable[[str, str, Preferences], Agent]
 
 
 @dataclass
@@ -70,6 +78,7 @@ class Score:
     runs: int = 0
     deals: int = 0
     advantage: list[float] = field(default_factory=list)
+    utility: list[float] = field(default_factory=list)
     pareto: list[float] = field(default_factory=list)
     nash: list[float] = field(default_factory=list)
     rounds: list[int] = field(default_factory=list)
@@ -79,6 +88,7 @@ class Score:
         best = float(utility.scores(outcome_space(utility.issues).points).max())
         u = outcome.utilities[me] if outcome.agreement is not None else utility.reservation
         self.advantage.append((u - utility.reservation) / (best - utility.reservation))
+        self.utility.append(u)
         if outcome.agreement is not None:
             self.deals += 1
             self.pareto.append(outcome.pareto_distance or 0.0)
@@ -91,11 +101,14 @@ class Score:
 
         return (
             f"{name:<13} {self.runs:>5} {self.deals / max(1, self.runs):>9.1%} {mean(self.advantage):>9} "
-            f"{mean(self.pareto):>8} {mean(self.nash):>8} {mean(self.rounds):>7}"
+            f"{mean(self.utility):>8} {mean(self.pareto):>8} {mean(self.nash):>8} {mean(self.rounds):>7}"
         )
 
 
-HEADER = f"{'negotiator':<13} {'runs':>5} {'agreement':>9} {'advantage':>9} {'pareto':>8} {'nash':>8} {'rounds':>7}"
+HEADER = (
+    f"{'negotiator':<13} {'runs':>5} {'agreement':>9} {'advantage':>9} {'utility':>8} {'pareto':>8} {'nash':>8} "
+    f"{'rounds':>7}"
+)
 
 
 def _agent(name: str, kind: str, prefs: Preferences, brain: Brain | None) -> Agent:
@@ -105,17 +118,34 @@ def _agent(name: str, kind: str, prefs: Preferences, brain: Brain | None) -> Age
 
 
 async def round_robin(
-    cases: list[Scenario], kinds: list[str], rounds: int, brain: Brain | None, opponents: list[str] | None = None
+    cases: list[Scenario],
+    kinds: list[str],
+    rounds: int,
+    brain: Brain | None,
+    opponents: list[str] | None = None,
+    make: AgentFactory | None = None,
+    progress: bool = False,
+    budget_s: float | None = None,
 ) -> tuple[dict[str, Score], dict[str, int], float]:
-    """Every kind against every opponent (default: every kind), in both roles, on every scenario."""
+    """Every kind against every opponent (default: every kind), in both roles, on every scenario. ``make``
+    builds the agents of ``kinds`` (default: the classic and LLM-guided negotiators); no scenario is started
+    after ``budget_s`` seconds."""
+
+    def default(name: str, kind: str, prefs: Preferences) -> Agent:
+        return _agent(name, kind, prefs, brain)
+
     scores: dict[str, Score] = defaultdict(Score)
     tokens: dict[str, int] = defaultdict(int)
     started = time.perf_counter()
     for case in cases:
+        if budget_s is not None and time.perf_counter() - started > budget_s:
+            break
         bu, su = LinearUtility(case.buyer, case.issues), LinearUtility(case.seller, case.issues)
-        agents = [_agent(f"buyer-{k}", k, case.buyer, brain) for k in kinds + (opponents or [])]
-        agents += [_agent(f"seller-{k}", k, case.seller, brain) for k in kinds + (opponents or [])]
+        build = {k: make or default for k in kinds} | {k: default for k in opponents or []}
+        agents = [build[k](f"buyer-{k}", k, case.buyer) for k in build]
+        agents += [build[k](f"seller-{k}", k, case.seller) for k in build]
         unique = list({a.name: a for a in agents}.values())
+        games: list[tuple[str, str, tuple[str, ...]]]
         if opponents is None:  # every kind meets every kind, as buyer and as seller; both sides scored
             games = [(a, b, ("buyer", "seller")) for a in kinds for b in kinds]
         else:  # each kind under test meets each opponent in both roles; only the kind under test is scored
@@ -133,6 +163,8 @@ async def round_robin(
                     scores[seller_kind].add(outcome, seller.name, su)
                 for name, entry in ledger.agents.items():
                     tokens[name.split("-", 1)[1]] += entry.usage.total_tokens
+        if progress:
+            print(f"  {case.name} done at {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     return scores, tokens, time.perf_counter() - started
 
 
@@ -188,6 +220,32 @@ async def scale(suppliers: int, transport: str) -> None:
     )
 
 
+async def picks(
+    cases: list[Scenario], rounds: int, seed: int, brain: Brain | None, budget_s: float | None = None
+) -> tuple[dict[str, Score], dict[str, int], dict[str, PickLog], float]:
+    """The guided negotiator with the model's picks (when ``brain`` is given) and with each control's, against
+    the classic strategies in both roles, on the same scenarios with the same seed (every row plays the same
+    scenarios: a budget stops between scenarios)."""
+    kinds = (["llm"] if brain is not None else []) + CONTROLS
+    logs = {k: PickLog() for k in kinds}
+
+    def make(name: str, kind: str, prefs: Preferences) -> Agent:
+        if kind == "llm":
+            return guided_agent(name, prefs, brain, seed=seed, log=logs[kind])
+        return control_agent(name, kind, prefs, seed=seed, log=logs[kind])
+
+    scores, tokens, secs = await round_robin(cases, kinds, rounds, brain, CLASSIC, make, brain is not None, budget_s)
+    return scores, tokens, logs, secs
+
+
+def print_picks_table(title: str, scores: dict[str, Score], logs: dict[str, PickLog]) -> None:
+    """The comparison in a fixed order (model first, then the controls), then what each picked."""
+    print(f"\n{title}\n{HEADER}")
+    for name in logs:
+        print(scores[name].row(name))
+    print_picks(logs)
+
+
 def model_scale(rounds: int) -> None:
     """The manufacturing scenario with the real model guiding the manufacturer in every negotiation."""
     from scenarios.smart_manufacturing import ScenarioConfig, run
@@ -213,7 +271,9 @@ def main() -> None:
     p.add_argument("--scenarios", type=int, default=24)
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--llm", type=int, default=0, help="scenarios on which to run the LLM-guided negotiator")
+    p.add_argument("--llm", type=int, default=0, help="scenarios on which to compare the model's picks")
+    p.add_argument("--controls", action="store_true", help="the pick controls alone on every scenario (no model)")
+    p.add_argument("--budget", type=float, default=None, help="--llm: start no scenario after this many seconds")
     p.add_argument("--scale", type=int, default=0, help="suppliers in the contract-net scale run")
     p.add_argument("--transport", choices=["local", "http"], default="local")
     p.add_argument("--model-scale", action="store_true")
@@ -223,15 +283,24 @@ def main() -> None:
     if not a.skip_round_robin:
         scores, _, secs = anyio.run(round_robin, cases, CLASSIC, a.rounds, None)
         print_table(f"Round-robin: {len(cases)} scenarios x 3 issues, {a.rounds} rounds ({secs:.1f} s)", scores)
+    if a.controls:
+        scores, _, logs, secs = anyio.run(picks, cases, a.rounds, a.seed, None)
+        print_picks_table(
+            f"Pick controls against the classic strategies on {len(cases)} scenarios, both roles ({secs:.1f} s)",
+            scores,
+            logs,
+        )
     if a.llm:
         from agents.llm import LlamaCpp
 
         subset = cases[: a.llm]
-        scores, tokens, secs = anyio.run(round_robin, subset, ["llm", *CLASSIC], a.rounds, LlamaCpp(), CLASSIC)
-        print_table(
-            f"Against the classic strategies on {len(subset)} scenarios, both roles ({secs:.1f} s, "
-            f"{tokens['llm']} model tokens)",
+        scores, tokens, logs, secs = anyio.run(picks, subset, a.rounds, a.seed, LlamaCpp(), a.budget)
+        played = scores["llm"].runs // (2 * len(CLASSIC))
+        print_picks_table(
+            f"Model vs controls against the classic strategies on {played} scenarios, both roles, seed "
+            f"{a.seed} ({secs:.1f} s, {tokens['llm']} model tokens)",
             scores,
+            logs,
         )
     if a.scale:
         anyio.run(scale, a.scale, a.transport)

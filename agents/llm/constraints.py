@@ -1,8 +1,9 @@
 """Output constraints checked token by token: a JSON-schema grammar, and a shortlist of exact choices.
 
-Both are exact: they never forbid a token the constraint allows, nor allow one it forbids. The grammar is
-llama.cpp's own sampler, but asked only about the few tokens the model actually prefers (``check``); the whole
-vocabulary (``full_mask``, slow with Gemma's 262k tokens) is scanned only when none of those fit.
+Both are exact: they never forbid a token the constraint allows, nor allow one it forbids. The grammar
+(``agents.llm.grammar``: valid JSON by construction) runs on llama.cpp's own sampler, but asked only about the
+few tokens the model actually prefers (``check``); the whole vocabulary (``full_mask``, slow with Gemma's 262k
+tokens) is scanned only when none of those fit.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from agents.llm.grammar import JsonGrammar, build_grammar
 from agents.llm.native import NativeModel, _llama
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "ChoiceConstraint",
     "JsonCloser",
     "shortlist_from_schema",
+    "schema_grammar",
     "schema_to_gbnf",
 ]
 
@@ -57,11 +60,14 @@ class Constraint(Protocol):
 
 
 @lru_cache(maxsize=256)
-def schema_to_gbnf(schema_json: str) -> str:
-    """GBNF grammar text for a JSON schema (llama.cpp's converter), cached per schema."""
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
+def schema_grammar(schema_json: str) -> JsonGrammar:
+    """The grammar of a JSON schema (``agents.llm.grammar``) and what it leaves unenforced, cached per schema."""
+    return build_grammar(json.loads(schema_json))
 
-    return str(json_schema_to_gbnf(schema_json))
+
+def schema_to_gbnf(schema_json: str) -> str:
+    """GBNF grammar text for a JSON schema: every output it admits is valid JSON (see ``agents.llm.grammar``)."""
+    return schema_grammar(schema_json).gbnf
 
 
 def shortlist_from_schema(schema: dict[str, Any]) -> list[str] | None:

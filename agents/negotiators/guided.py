@@ -3,12 +3,16 @@
 Guardrails are code, not prompt. The strategy alone decides to accept (only offers worth at least its target) or
 to walk away; when it counters, the shortlist holds its counter-offer and up to two alternatives worth at least as
 much to me and about as close to the opponent's last offer, and the model's answer must match a JSON schema whose
-enum holds only those numbers (grammar-constrained decoding). Invalid or failed model output falls back to the
-strategy's move; ``enforce`` has the last word.
+enum holds only those numbers (grammar-constrained decoding). The shortlist is shown in a seeded random order per
+call, so a model that always answers one position gains nothing from it; its pick is mapped back to the real
+offer. Invalid or failed model output falls back to the strategy's move; ``enforce`` has the last word.
 """
 
 from __future__ import annotations
 
+import hashlib
+import random
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -19,10 +23,23 @@ from agents.negotiators.strategies import BAND, Strategy, offers_in_band
 from agents.negotiators.utility import LinearUtility, OutcomeSpace
 from protocol.negotiation import Action, Offer, RespondRequest, Response
 
-__all__ = ["guided_respond", "enforce", "choice_model", "MoveChoice", "MAX_OPTIONS"]
+__all__ = [
+    "guided_respond",
+    "enforce",
+    "choice_model",
+    "shortlist",
+    "display_order",
+    "instructions",
+    "Picker",
+    "MoveChoice",
+    "MAX_OPTIONS",
+]
 
 MAX_OPTIONS = 3
 NEAR_SLACK = 0.1  # alternatives may be this much farther (normalised L1) from the opponent's offer than the base
+
+Picker = Callable[[list[Offer]], int]
+"""Replaces the model's pick (benchmark controls): the shortlist in the strategy's order -> the index to send."""
 
 
 class MoveChoice(BaseModel):
@@ -31,7 +48,7 @@ class MoveChoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     offer: int = Field(ge=0, description="number of the counter-offer to send")
-    reason: str = Field(max_length=120, description="one short line")
+    reason: str = Field(max_length=60, description="one short line")
 
 
 def choice_model(options: int) -> type[MoveChoice]:
@@ -44,28 +61,68 @@ def _describe(offer: Offer) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in offer.values.items())
 
 
-def _prompt(req: RespondRequest, utility: LinearUtility, options: list[Offer], standing: Offer | None) -> str:
-    better = [
-        f"{n} ({'higher' if utility.preferences.increasing.get(n, True) else 'lower'} is better)" for n in utility.names
+def instructions(req: RespondRequest, utility: LinearUtility) -> str:
+    """The fixed part of every prompt (task, answer format, issues, my preferences): sent first and the same on
+    every turn and with every opponent on these issues, so the engine reuses its KV cells for it."""
+    prefs = utility.preferences
+    issues = [
+        f"- {name}: {'higher' if prefs.increasing.get(name, True) else 'lower'} is better for you (weight {weight:.2f})"
+        for name, weight in zip(utility.names, utility.weights, strict=True)
     ]
-    lines = [
-        f"You negotiate for {req.me} with {req.opponent}{f' about {req.item}' if req.item else ''}.",
-        f"Round {req.round} of {req.max_rounds}. Issues: {'; '.join(better)}.",
-    ]
+    about = f" about {req.item}" if req.item else ""
+    return "\n".join(
+        [
+            f"You negotiate for {req.me}{about}. Each turn you send one counter-offer, chosen from a numbered "
+            "list. Every listed offer is good enough for you; pick the one the other side is most likely to accept.",
+            'Answer as JSON: {"offer": number, "reason": "one short line"}',
+            "Issues:",
+            *issues,
+            f"No deal is worth {utility.reservation:.2f} to you.",
+        ]
+    )
+
+
+def _turn(req: RespondRequest, utility: LinearUtility, shown: list[Offer], standing: Offer | None) -> str:
+    lines = [f"Round {req.round} of {req.max_rounds} with {req.opponent}."]
     if standing is not None:
         lines.append(f"Their last offer: {_describe(standing)} (worth {utility(standing):.2f} to you).")
-    lines.append("Counter-offers you may send (all good for you):")
-    lines += [f"{i}: {_describe(o)} (worth {utility(o):.2f} to you)" for i, o in enumerate(options)]
-    lines.append(
-        "Pick the counter-offer they are most likely to accept. "
-        'Answer as JSON: {"offer": number, "reason": "one short line"}'
-    )
+    lines.append("Counter-offers you may send:")
+    lines += [f"{i}: {_describe(o)} (worth {utility(o):.2f} to you)" for i, o in enumerate(shown)]
+    lines.append("Your answer as JSON:")
     return "\n".join(lines)
+
+
+def display_order(req: RespondRequest, count: int, seed: int = 0) -> list[int]:
+    """The order in which ``count`` shortlisted offers are shown: ``order[i]`` is the shortlist index shown as
+    number ``i``. Random per call, fixed by ``seed`` and the negotiation state (so a replayed negotiation shows
+    the same order)."""
+    state = repr((seed, req.me, req.opponent, req.item, req.round, [(r.sender, r.offer.key()) for r in req.history]))
+    order = list(range(count))
+    random.Random(int.from_bytes(hashlib.sha256(state.encode()).digest()[:8], "little")).shuffle(order)
+    return order
 
 
 def _row_of(space: OutcomeSpace, offer: Offer) -> int:
     target = [offer.values[i.name] for i in space.issues]
     return int((space.points == target).all(axis=1).argmax())
+
+
+def shortlist(
+    req: RespondRequest, utility: LinearUtility, space: OutcomeSpace, base: Offer, options: int = MAX_OPTIONS
+) -> list[Offer]:
+    """The strategy's counter-offer ``base`` first, then up to ``options - 1`` alternatives worth at least as
+    much to me (at most ``2 * BAND`` more) and at most ``NEAR_SLACK`` farther from the opponent's last offer."""
+    standing = req.standing_offer
+    found = [base]
+    floor = utility(base)
+    distance = space.distance_to(standing) if standing is not None else None
+    reach = float(distance[_row_of(space, base)]) + NEAR_SLACK if distance is not None else 0.0
+    for row in offers_in_band(utility, space, floor, floor + 2 * BAND, standing, 2 * options):
+        candidate = space.offer(row)
+        close = distance is None or float(distance[row]) <= reach + 1e-9
+        if close and len(found) < options and candidate.key() not in {o.key() for o in found}:
+            found.append(candidate)
+    return found
 
 
 async def guided_respond(
@@ -76,35 +133,39 @@ async def guided_respond(
     strategy: Strategy,
     *,
     options: int = MAX_OPTIONS,
+    seed: int = 0,
+    picker: Picker | None = None,
 ) -> Response:
-    """The strategy's move, unless the model picks another shortlisted counter-offer (never a softer one)."""
+    """The strategy's move, unless the model picks another shortlisted counter-offer (never a softer one).
+
+    ``seed`` varies the shown order of the shortlist; ``picker`` replaces the model (source ``control``)."""
     base = strategy.respond(req, utility, space)
     if base.action is not Action.COUNTER or base.offer is None:
         return base  # accepting an offer worth the target, or walking away, is the strategy's call alone
-    standing = req.standing_offer
-    shortlist = [base.offer]
-    floor = utility(base.offer)
-    distance = space.distance_to(standing) if standing is not None else None
-    reach = float(distance[_row_of(space, base.offer)]) + NEAR_SLACK if distance is not None else 0.0
-    for row in offers_in_band(utility, space, floor, floor + 2 * BAND, standing, 2 * options):
-        candidate = space.offer(row)
-        close = distance is None or float(distance[row]) <= reach + 1e-9
-        if close and len(shortlist) < options and candidate.key() not in {o.key() for o in shortlist}:
-            shortlist.append(candidate)
-    if len(shortlist) == 1:
+    listed = shortlist(req, utility, space, base.offer, options)
+    if len(listed) == 1:
         return base  # nothing to choose: no model call
-    try:
-        choice = await ctx.generate(
-            _prompt(req, utility, shortlist, standing), choice_model(len(shortlist)), max_tokens=48
-        )
-    except AgentError as exc:
-        return base.model_copy(
-            update={"source": "fallback", "reason": f"model output unusable ({type(exc).__name__}); strategy move"}
-        )
-    offer = shortlist[choice.offer]
+    if picker is not None:
+        offer, reason, source = listed[picker(listed)], "control pick", "control"
+    else:
+        order = display_order(req, len(listed), seed)
+        shown = [listed[i] for i in order]
+        standing = req.standing_offer
+        try:
+            choice = await ctx.generate(
+                _turn(req, utility, shown, standing),
+                choice_model(len(shown)),
+                system=instructions(req, utility),
+                max_tokens=48,
+            )
+        except AgentError as exc:
+            return base.model_copy(
+                update={"source": "fallback", "reason": f"model output unusable ({type(exc).__name__}); strategy move"}
+            )
+        offer, reason, source = shown[choice.offer], choice.reason, "model"
     if not utility.acceptable(offer):  # defence in depth: the shortlist never holds such an offer
         return base.model_copy(update={"source": "guardrail", "reason": "overruled: offer below reservation"})
-    return Response(action=Action.COUNTER, offer=offer, reason=choice.reason[:120], source="model")
+    return Response(action=Action.COUNTER, offer=offer, reason=reason, source=source)
 
 
 def enforce(

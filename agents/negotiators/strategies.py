@@ -20,6 +20,7 @@ __all__ = [
     "STRATEGIES",
     "get_strategy",
     "offers_in_band",
+    "lowest_at_or_above",
     "BAND",
 ]
 
@@ -43,6 +44,12 @@ def offers_in_band(
     return [int(r) for r in rows[order[:k]]]
 
 
+def lowest_at_or_above(scores: np.ndarray, target: float) -> float:
+    """The lowest utility among ``scores`` that is at least ``target`` (the highest score if none is)."""
+    above = scores[scores >= target - 1e-12]
+    return float(above.min()) if above.size else float(scores.max())
+
+
 class Strategy(ABC):
     """Decides a move from the state; subclasses only say how the target utility moves over time."""
 
@@ -53,16 +60,15 @@ class Strategy(ABC):
         """The utility this strategy aims for now (before clipping to the reservation value)."""
 
     def counter_offer(self, req: RespondRequest, utility: LinearUtility, space: OutcomeSpace) -> Offer | None:
-        """The offer just above the target, nearest the opponent's last offer; None when nothing is acceptable."""
+        """The offer at the lowest utility level at or above the target (within ``BAND``), nearest the opponent's
+        last offer; None when nothing is acceptable. On a coarse grid this is the next outcome up, never the best."""
         target = max(self.target(req, utility), utility.reservation)
         scores = utility.scores(space.points)
-        best = float(scores.max())
-        if best < utility.reservation:
+        if float(scores.max()) < utility.reservation:
             return None
-        target = min(target, best)
+        floor = lowest_at_or_above(scores, target)
         last = _last_offer_of(req, req.opponent)
-        rows = offers_in_band(utility, space, target, target + BAND, last, 1)
-        return space.offer(rows[0]) if rows else space.offer(int(np.argmax(scores)))
+        return space.offer(offers_in_band(utility, space, floor, floor + BAND, last, 1)[0])
 
     def respond(self, req: RespondRequest, utility: LinearUtility, space: OutcomeSpace) -> Response:
         """Accept, counter or walk away; the hard rule: never accept below the reservation value or limits."""

@@ -9,7 +9,7 @@ import pytest
 from agents.agent import SkillContext
 from agents.llm import Scripted
 from agents.negotiators import LinearUtility, Negotiator, Preferences, get_strategy, negotiator_agent, outcome_space
-from agents.negotiators.guided import enforce, guided_respond
+from agents.negotiators.guided import display_order, enforce, guided_respond, shortlist
 from protocol.negotiation import Action, Issue, Offer, OfferRecord, RespondRequest, Response
 
 
@@ -105,10 +105,13 @@ async def test_enforce_overrules_any_move_below_reservation(issues: list[Issue],
 
 @pytest.mark.anyio
 async def test_model_picks_a_shortlisted_counter(issues: list[Issue], buyer_prefs: Preferences) -> None:
-    brain = Scripted([{"offer": 1, "reason": "closer to their offer"}])
     u, space, strategy = LinearUtility(buyer_prefs, issues), outcome_space(issues), get_strategy("linear")
     req, _ = _below_reservation_state(issues, buyer_prefs)
     base = strategy.respond(req, u, space)
+    assert base.offer is not None
+    order = display_order(req, len(shortlist(req, u, space, base.offer)))
+    other = next(i for i, real in enumerate(order) if real != 0)  # a shown number that is not the strategy's
+    brain = Scripted([{"offer": other, "reason": "closer to their offer"}])
     move = await guided_respond(SkillContext(brain), req, u, space, strategy)
     assert move.source == "model" and move.reason == "closer to their offer"
     assert move.offer is not None and move.offer != base.offer

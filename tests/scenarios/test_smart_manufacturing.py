@@ -113,11 +113,15 @@ def test_many_suppliers_with_rule_brains() -> None:
 
 @pytest.mark.model
 def test_mixed_run_with_the_real_model() -> None:
-    result = run(ScenarioConfig(brain="mixed", llm_negotiations=2))  # the README demo's defaults
+    # the README demo's defaults; seed 7 (the default, fixed here) gives shortlists the model is asked about
+    # (greedy decoding: the same moves on every run of this build)
+    result = run(ScenarioConfig(brain="mixed", llm_negotiations=2, seed=7))
     llm = [n for n in result.negotiations if n.brain == "llm"]
     assert len(llm) == 2
-    assert result.agents["manufacturer-llm"].model_calls > 0 and result.agents["manufacturer-llm"].tokens > 0
-    assert sum(n.outcome.sources.get("model", 0) + n.outcome.sources.get("fallback", 0) for n in llm) > 0
+    model_moves = sum(n.outcome.sources.get("model", 0) for n in llm)
+    assert model_moves > 0, [n.outcome.sources for n in llm]  # the model chose moves, not only fallbacks
+    assert result.agents["manufacturer-llm"].model_calls >= model_moves
+    assert result.agents["manufacturer-llm"].tokens > 0
     for n in llm:
         if n.outcome.agreement is not None:
             assert n.outcome.utilities["manufacturer-llm"] >= 0.25  # the buyer's reservation value
