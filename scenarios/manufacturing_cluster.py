@@ -30,20 +30,16 @@ from agents.agent import Agent
 from agents.client import LocalAgentClient
 from agents.tasks import SKILL_METADATA_KEY
 from orchestrator.client import TERMINAL_EVENTS, OrchestratorClient, OrchestratorError
-from orchestrator.energy import EnergyModel
 from orchestrator.negotiation import Ledger, Party
 from protocol import a2a
 from protocol.a2a import Message, Part, Task
 from protocol.negotiation import Contract
 from registry.client import RegistryClient
 from scenarios.manufacturing_result import (
-    AgentReport,
-    AgentTiming,
     ComponentSummary,
     Delivery,
     NegotiationSummary,
     ScenarioResult,
-    Timing,
 )
 from scenarios.manufacturing_world import (
     ASSEMBLY_DAYS,
@@ -54,7 +50,7 @@ from scenarios.manufacturing_world import (
     World,
     build_world,
 )
-from scenarios.smart_manufacturing import ship_delivery, source_component  # the single-host steps
+from scenarios.smart_manufacturing import scenario_result, ship_delivery, source_component  # single-host steps
 
 __all__ = ["ClusterConfig", "Replicas", "RunClient", "assign_hosts", "world_config", "host_agents", "arun", "main"]
 
@@ -318,35 +314,10 @@ def _result(
 ) -> ScenarioResult:
     """The run as the single-host scenario reports it (transport "cluster")."""
     contracts = [contract for _, _, contract in sourcing if contract is not None]
-    completion = schedule[-1].arrival_day if assembly_day is not None else None
-    cost = sum(c.terms.values["unit_price"] * c.terms.values["quantity"] for c in contracts)
-    energy = EnergyModel.from_env()
-    timings = {
-        n: AgentTiming(
-            seconds=round(e.seconds, 4),
-            cpu_seconds=round(e.usage.cpu_seconds, 4),
-            energy_j=round(energy.joules(e.usage, observed_wall_s=e.seconds), 3),
-        )
-        for n, e in sorted(ledger.agents.items())
-    }
-    return ScenarioResult(
-        config=config.model_dump(mode="json") | {"transport": "cluster"},
-        components=[summary for summary, _, _ in sourcing],
-        contracts=contracts,
-        negotiations=[talk for _, talks, _ in sourcing for talk in talks],
-        schedule=schedule,
-        assembly_day=assembly_day,
-        completion_day=completion,
-        on_time=completion is not None and completion <= config.due_day,
-        total_cost=round(cost + sum(d.price or 0.0 for d in schedule), 2),
-        agents={
-            n: AgentReport(calls=e.calls, model_calls=e.usage.calls, tokens=e.usage.total_tokens)
-            for n, e in sorted(ledger.agents.items())
-        },
-        timing=Timing(
-            wall_seconds=round(seconds, 3), agents=timings, energy_j=round(sum(t.energy_j for t in timings.values()), 3)
-        ),
-    )
+    talks = [talk for _, negotiations, _ in sourcing for talk in negotiations]
+    components = [summary for summary, _, _ in sourcing]
+    result = scenario_result(config, components, contracts, talks, schedule, assembly_day, ledger, seconds)
+    return result.model_copy(update={"config": result.config | {"transport": "cluster"}})
 
 
 async def arun(

@@ -57,7 +57,16 @@ from scenarios.manufacturing_world import (
     component_issues,
 )
 
-__all__ = ["ScenarioConfig", "ScenarioResult", "run", "arun", "main", "source_component", "ship_delivery"]
+__all__ = [
+    "ScenarioConfig",
+    "ScenarioResult",
+    "run",
+    "arun",
+    "main",
+    "source_component",
+    "ship_delivery",
+    "scenario_result",
+]
 
 
 def _say(config: ScenarioConfig, text: str) -> None:
@@ -302,15 +311,31 @@ async def arun(config: ScenarioConfig, brain: Brain | None = None) -> ScenarioRe
                     ledger,
                 )
             )
+    result = scenario_result(
+        config, components, contracts, negotiations, schedule, assembly_day, ledger, time.perf_counter() - started
+    )
+    if config.out is not None:
+        for path in write_outputs(result, config.out):
+            _say(config, f"wrote {path}")
+    return result
+
+
+def scenario_result(
+    config: ScenarioConfig,
+    components: list[ComponentSummary],
+    contracts: list[Contract],
+    negotiations: list[NegotiationSummary],
+    schedule: list[Delivery],
+    assembly_day: int | None,
+    ledger: Ledger,
+    seconds: float,
+) -> ScenarioResult:
+    """The run's report: contracts, schedule, completion and cost, and each agent's calls, time and energy."""
     final = schedule[-1] if assembly_day is not None else None
     completion = final.arrival_day if final is not None else None
     cost = sum(c.terms.values["unit_price"] * c.terms.values["quantity"] for c in contracts)
     cost += sum(d.price or 0.0 for d in schedule)
     energy = EnergyModel.from_env()
-    agent_reports = {
-        n: AgentReport(calls=e.calls, model_calls=e.usage.calls, tokens=e.usage.total_tokens)
-        for n, e in sorted(ledger.agents.items())
-    }
     timings = {
         n: AgentTiming(
             seconds=round(e.seconds, 4),
@@ -319,7 +344,7 @@ async def arun(config: ScenarioConfig, brain: Brain | None = None) -> ScenarioRe
         )
         for n, e in sorted(ledger.agents.items())
     }
-    result = ScenarioResult(
+    return ScenarioResult(
         config=config.model_dump(mode="json"),
         components=components,
         contracts=contracts,
@@ -329,17 +354,14 @@ async def arun(config: ScenarioConfig, brain: Brain | None = None) -> ScenarioRe
         completion_day=completion,
         on_time=completion is not None and completion <= config.due_day,
         total_cost=round(cost, 2),
-        agents=agent_reports,
+        agents={
+            n: AgentReport(calls=e.calls, model_calls=e.usage.calls, tokens=e.usage.total_tokens)
+            for n, e in sorted(ledger.agents.items())
+        },
         timing=Timing(
-            wall_seconds=round(time.perf_counter() - started, 3),
-            agents=timings,
-            energy_j=round(sum(t.energy_j for t in timings.values()), 3),
+            wall_seconds=round(seconds, 3), agents=timings, energy_j=round(sum(t.energy_j for t in timings.values()), 3)
         ),
     )
-    if config.out is not None:
-        for path in write_outputs(result, config.out):
-            _say(config, f"wrote {path}")
-    return result
 
 
 def run(config: ScenarioConfig | None = None, brain: Brain | None = None) -> ScenarioResult:
