@@ -1,5 +1,5 @@
 """Shared fixtures: anyio on asyncio. In CI (SCALEOUT_REQUIRE_PG / _MODEL / _NETNS set) a skipped ``postgres``,
-``model`` or ``netns`` test is a failure, so those tests cannot silently stop running."""
+``model``, ``netns`` or ``browser`` test is a failure, so those tests cannot silently stop running."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-_REQUIRED = {"postgres": "SCALEOUT_REQUIRE_PG", "model": "SCALEOUT_REQUIRE_MODEL", "netns": "SCALEOUT_REQUIRE_NETNS"}
+_REQUIRED = {"postgres": "SCALEOUT_REQUIRE_PG", "model": "SCALEOUT_REQUIRE_MODEL", "netns": "SCALEOUT_REQUIRE_NETNS",
+             "browser": "SCALEOUT_REQUIRE_BROWSER"}
 
 
 @pytest.fixture
