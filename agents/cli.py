@@ -19,6 +19,7 @@ def add_parser(subparsers: Any) -> None:
 
     serve = sub.add_parser("serve", help="serve agents from module:attr over A2A JSON-RPC, SSE and MCP")
     serve.add_argument("target", help="module:attr naming an Agent, a list of Agents, or a factory")
+    serve.add_argument("--app-dir", default=".", help="directory to import the target from (default: the current one)")
     add_server_flags(serve, default_port=8000, max_body_bytes=1_000_000, what="these agents")
     serve.add_argument("--public-url", help="base URL advertised in agent cards (default http://HOST:PORT)")
     serve.add_argument(
@@ -42,6 +43,7 @@ def add_parser(subparsers: Any) -> None:
 
     mcp = sub.add_parser("mcp", help="serve skills as MCP tools over stdio (tools of several agents: agent.skill)")
     mcp.add_argument("target", help="module:attr naming an Agent, a list of Agents, or a factory")
+    mcp.add_argument("--app-dir", default=".", help="directory to import the target from (default: the current one)")
     mcp.set_defaults(func=_mcp)
 
     call = sub.add_parser("call", help="call a skill of a served agent: scaleout agent call URL SKILL JSON")
@@ -78,7 +80,11 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    agents = load_agents(args.target)
+    try:
+        agents = load_agents(args.target, app_dir=args.app_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         app = create_app(
             agents,
@@ -109,7 +115,11 @@ def _mcp(args: argparse.Namespace) -> int:
     from agents.loading import load_agents
     from agents.mcp import run_stdio
 
-    agents = load_agents(args.target)
+    try:
+        agents = load_agents(args.target, app_dir=args.app_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     anyio.run(run_stdio, agents[0] if len(agents) == 1 else agents)
     return 0
 
