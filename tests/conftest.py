@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
-_REQUIRED = {"postgres": "SCALEOUT_REQUIRE_PG", "model": "SCALEOUT_REQUIRE_MODEL", "netns": "SCALEOUT_REQUIRE_NETNS",
-             "browser": "SCALEOUT_REQUIRE_BROWSER"}
+_REQUIRED = {
+    "postgres": "SCALEOUT_REQUIRE_PG",
+    "model": "SCALEOUT_REQUIRE_MODEL",
+    "netns": "SCALEOUT_REQUIRE_NETNS",
+    "browser": "SCALEOUT_REQUIRE_BROWSER",
+}
 
 
 @pytest.fixture
