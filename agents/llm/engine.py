@@ -4,6 +4,10 @@ Every step decodes one token for each generating job plus chunks of waiting prom
 ``llama_decode`` call with one sequence id per job; a job that arrives mid-generation joins at the next step.
 Each slot keeps its KV cells after a job ends, so the next turn of the same session (or any prompt sharing a
 prefix with a cached slot) evaluates only the new tokens.
+
+Admission is by KV cells: a job starts only when every cell it may need (prompt + ``max_tokens``, less the
+cached prefix it reuses) fits beside the cells held and promised to running jobs, evicting idle caches (LRU)
+if that makes it fit; otherwise it waits. A running job is never evicted or failed to make room.
 """
 
 from __future__ import annotations
@@ -12,21 +16,33 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from enum import Enum
 
 from agents.errors import ModelBusy
-from agents.llm.jobs import Job, JobResult, Slot, common_prefix
+from agents.llm.jobs import CellLedger, Job, Slot, cached_prefix, pick_slot
 from agents.llm.native import ContextConfig, DecodeError, KvCacheFull, NativeContext, NativeModel
 
-__all__ = ["Engine", "EngineStats", "EngineClosed"]
+__all__ = ["ContextOverflow", "Engine", "EngineStats", "EngineClosed"]
+
+_IDLE_RECHECK_S = 0.05  # a queue that cannot start with nothing running is looked at again this often
 
 
 class EngineClosed(RuntimeError):
     """The engine was closed while the job waited or ran."""
 
 
+class ContextOverflow(ValueError):
+    """The prompt plus ``max_tokens`` needs more KV cells than the whole context has: it could never run."""
+
+
 @dataclass(frozen=True)
 class EngineStats:
-    """A snapshot of an engine's load: jobs running and queued, slots in use, KV cells held."""
+    """A snapshot of an engine's load: jobs running and queued, slots, KV cells, and prompt-token counters.
+
+    ``kv_cells`` counts distinct cells held (a shared prefix once), ``kv_tokens`` the tokens slots hold (a
+    shared prefix once per slot), ``kv_reserved`` the cells running jobs may still add. ``prompt_tokens`` and
+    ``cached_tokens`` add up every started job's prompt and the part of it reused from the cache.
+    """
 
     active: int
     waiting: int
@@ -34,39 +50,64 @@ class EngineStats:
     cached_slots: int
     kv_tokens: int
     steps: int
+    kv_cells: int = 0
+    kv_reserved: int = 0
+    n_ctx: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+
+
+class _Start(Enum):
+    STARTED = 1
+    NO_SLOT = 2  # every slot is busy
+    NO_CELLS = 3  # its KV cells do not fit until running jobs end
 
 
 class Engine:
     """Schedules jobs from any thread onto one model context; ``submit`` raises ``ModelBusy`` when full.
 
-    At most ``config.n_seq`` jobs run at once and at most ``max_queue`` more wait; past that, callers get
-    ``ModelBusy`` at once instead of an unbounded wait.
+    At most ``config.n_seq`` jobs run at once, fewer when their KV cells would not fit ``config.n_ctx``; the
+    rest wait in arrival order. A waiting job is passed by at most ``max_bypass`` later, smaller jobs that
+    fit; then nothing more starts until it does. ``submit`` raises ``ModelBusy`` at once when
+    ``n_seq + max_queue`` jobs are already running or waiting, instead of an unbounded wait.
     """
 
-    def __init__(self, model: NativeModel, config: ContextConfig | None = None, *, max_queue: int = 64) -> None:
-        if max_queue < 0:
-            raise ValueError("max_queue must be >= 0")
+    def __init__(
+        self, model: NativeModel, config: ContextConfig | None = None, *, max_queue: int = 64, max_bypass: int = 8
+    ) -> None:
+        if max_queue < 0 or max_bypass < 0:
+            raise ValueError("max_queue and max_bypass must be >= 0")
         self.model = model
         self.config = config or ContextConfig()
         self.max_queue = max_queue
+        self.max_bypass = max_bypass
         self._ctx: NativeContext | None = None
         self._slots = [Slot(seq=i) for i in range(self.config.n_seq)]
+        self._cells = CellLedger()
         self._waiting: deque[Job] = deque()
         self._active: list[Job] = []
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._admission_due = False  # something changed that may let a waiting job start
         self._steps = 0
+        self._prompt_tokens = 0
+        self._cached_tokens = 0
         self._cpu0 = 0.0
 
     # ---- any thread -------------------------------------------------------------------------------------
     def submit(self, job: Job) -> Job:
-        """Queue a job; the engine thread starts on first use. Raises ``ModelBusy`` past the queue bound."""
+        """Queue a job; the engine thread starts on first use.
+
+        Raises ``ContextOverflow`` when the job could never fit the context and ``ModelBusy`` past the queue
+        bound; both at once, before anything waits.
+        """
         limit = self.config.n_ctx
-        if len(job.prompt) + job.max_tokens > limit:
-            raise ValueError(
-                f"prompt ({len(job.prompt)} tokens) + max_tokens ({job.max_tokens}) exceeds the context "
-                f"({limit} tokens); shorten the prompt or lower max_tokens"
+        if job.cells_needed > limit:
+            raise ContextOverflow(
+                f"prompt ({len(job.prompt)} tokens) + max_tokens ({job.max_tokens}) = {job.cells_needed} KV cells "
+                f"exceeds the context ({limit} cells, the whole KV cache of {self.model.name}); shorten the "
+                f"prompt, lower max_tokens or give the engine a larger ContextConfig(n_ctx=...)"
             )
         with self._cv:
             if self._closed:
@@ -77,6 +118,7 @@ class Engine:
                     f"queued (limit {self.config.n_seq}+{self.max_queue}); retry later or use another agent"
                 )
             self._waiting.append(job)
+            self._admission_due = True
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=f"engine-{self.model.name}", daemon=True)
                 self._thread.start()
@@ -84,12 +126,14 @@ class Engine:
         return job
 
     def cancel(self, job: Job) -> None:
-        """Stop a job at the next step and free its KV cells."""
+        """Stop a job at the next step (waiting or running) and free its KV cells."""
         job.cancel()
         with self._cv:
+            self._admission_due = True
             self._cv.notify()
 
     def stats(self) -> EngineStats:
+        """Jobs, slots and KV cells right now (taken under the engine's lock)."""
         with self._cv:
             return EngineStats(
                 active=len(self._active),
@@ -98,6 +142,11 @@ class Engine:
                 cached_slots=sum(1 for s in self._slots if s.tokens),
                 kv_tokens=sum(len(s.tokens) for s in self._slots),
                 steps=self._steps,
+                kv_cells=self._cells.used,
+                kv_reserved=self._reserved(),
+                n_ctx=self.config.n_ctx,
+                prompt_tokens=self._prompt_tokens,
+                cached_tokens=self._cached_tokens,
             )
 
     def close(self) -> None:
@@ -109,7 +158,7 @@ class Engine:
         if thread is not None:
             thread.join(timeout=30)
         for job in list(self._waiting) + list(self._active):
-            self._fail(job, EngineClosed(f"engine for {self.model.name} closed"))
+            job.fail(EngineClosed(f"engine for {self.model.name} closed"))
         self._waiting.clear()
         self._active.clear()
         if self._ctx is not None:
@@ -124,7 +173,7 @@ class Engine:
             with self._cv:
                 self._closed = True
                 for job in list(self._waiting):
-                    self._fail(job, exc)
+                    job.fail(exc)
                 self._waiting.clear()
             return
         while True:
@@ -134,6 +183,10 @@ class Engine:
                 if self._closed:
                     return
                 self._admit()
+                if not self._active:  # only waiting jobs that cannot start yet: look again shortly
+                    self._admission_due = True
+                    self._cv.wait(_IDLE_RECHECK_S)
+                    continue
             try:
                 self._step()
             except Exception as exc:  # a broken context fails the running jobs, not the process
@@ -141,57 +194,94 @@ class Engine:
                     self._finish_error(job, exc)
 
     def _admit(self) -> None:
-        """Move waiting jobs into free slots (called with the lock held)."""
+        """Drop cancelled and expired waiting jobs; start those whose KV cells fit, in arrival order.
+
+        Called with the lock held. Starting is tried only after something changed (a job arrived, ended or
+        was cancelled): the cells held plus the cells promised to running jobs stay constant while they run.
+        """
         now = time.monotonic()
+        due, self._admission_due = self._admission_due, False
         keep: deque[Job] = deque()
-        while self._waiting:
-            job = self._waiting.popleft()
+        blocked: list[Job] = []  # waiting for cells, ahead of the job being looked at
+        for job in self._waiting:
             if job.cancelled:
-                self._fail(job, None, reason="cancelled")
-            elif job.deadline is not None and now > job.deadline:
-                self._fail(job, None, reason="timeout")
-            elif not self._assign(job):
+                job.finish("cancelled", "")
+                continue
+            if job.deadline is not None and now > job.deadline:
+                job.finish("timeout", "")
+                continue
+            if not due or any(b.bypassed >= self.max_bypass for b in blocked):
                 keep.append(job)
-            else:
+                continue
+            outcome = self._start(job)
+            if outcome is _Start.STARTED:
                 self._active.append(job)
+                for b in blocked:
+                    b.bypassed += 1
+            else:
+                keep.append(job)
+                if outcome is _Start.NO_CELLS:
+                    blocked.append(job)
         self._waiting = keep
 
-    def _assign(self, job: Job) -> bool:
-        assert self._ctx is not None
-        slot = None
-        if job.session_id is not None:
-            owned = [s for s in self._slots if s.session == job.session_id]
-            if owned and owned[0].job is not None:
-                return False  # the session's previous turn is still running
-            slot = owned[0] if owned else None
+    def _reserved(self) -> int:
+        """Cells the running jobs may still add (each up to its prompt + max_tokens)."""
+        return sum(j.cells_needed - len(j.slot.tokens) for j in self._active if j.slot is not None)
+
+    def _start(self, job: Job) -> _Start:
+        """Give the job a slot and its cached prefix if its remaining cells fit (evicting idle caches, LRU)."""
+        slot = pick_slot(self._slots, job)
         if slot is None:
-            idle = [s for s in self._slots if s.job is None]
-            if not idle:
-                return False
-            # empty slots first, then anonymous caches, then least recently used sessions
-            slot = min(idle, key=lambda s: (bool(s.tokens), s.session is not None, s.last_used))
-            slot.session = job.session_id
-        cap = len(job.prompt) - 1  # the last prompt token is always evaluated, for its logits
-        own = min(common_prefix(slot.tokens, job.prompt), cap)
-        src, best = None, own
-        for other in self._slots:
-            if other is not slot and len(other.tokens) > best:
-                n = min(common_prefix(other.tokens, job.prompt), cap)
-                if n > best:
-                    src, best = other, n
+            return _Start.NO_SLOT
+        for copy in (True, False):  # reusing another slot's prefix keeps that slot; if too full, try without
+            src, reused = cached_prefix(self._slots, slot, job.prompt, copy=copy)
+            if copy and src is None:
+                continue
+            cuts = {slot: 0 if src is not None else reused}
+            others = sorted(
+                (s for s in self._slots if s.job is None and s.tokens and s is not slot and s is not src),
+                key=lambda s: s.last_used,
+            )
+            if not self._fits(job, reused, cuts | dict.fromkeys(others, 0)):
+                continue
+            for victim in others:
+                if self._fits(job, reused, cuts):
+                    break
+                self._clear(victim)
+            self._take(job, slot, src, reused)
+            return _Start.STARTED
+        return _Start.NO_CELLS
+
+    def _fits(self, job: Job, reused: int, cuts: dict[Slot, int]) -> bool:
+        free = self.config.n_ctx - self._cells.used - self._reserved() + self._cells.freed_by(cuts)
+        return job.cells_needed - reused <= free
+
+    def _take(self, job: Job, slot: Slot, src: Slot | None, reused: int) -> None:
+        """Bind the job to ``slot`` holding exactly the prompt's first ``reused`` tokens (copied from ``src``)."""
+        assert self._ctx is not None
         if src is not None:
-            self._ctx.seq_rm(slot.seq)
-            self._ctx.seq_cp(src.seq, slot.seq, 0, best)
-            slot.tokens = job.prompt[:best]
-        elif self._ctx.seq_rm(slot.seq, own, -1):
-            del slot.tokens[own:]
-        else:
-            self._ctx.seq_rm(slot.seq)
-            slot.tokens = []
+            self._clear(slot)
+            self._ctx.seq_cp(src.seq, slot.seq, 0, reused)
+            self._cells.share(src, slot, reused)
+        elif self._ctx.seq_rm(slot.seq, reused, -1):
+            self._cells.truncate(slot, reused)
+        else:  # partial removal refused: start from nothing (never on a full-size cache, see swa_full)
+            self._clear(slot)
+        # the session keeps one slot: a second call of it running beside the first leaves no cache of its own
+        owned = job.session_id is not None and any(s.session == job.session_id for s in self._slots if s is not slot)
+        slot.session = None if owned else job.session_id
         job.slot = slot
         job.n_past = job.cached = len(slot.tokens)
         slot.job = job
-        return True
+        self._prompt_tokens += len(job.prompt)
+        self._cached_tokens += job.cached
+
+    def _clear(self, slot: Slot) -> None:
+        """Drop every cell of an idle slot (and its session)."""
+        assert self._ctx is not None and slot.job is None
+        self._ctx.seq_rm(slot.seq)
+        self._cells.truncate(slot, 0)
+        slot.session = None
 
     def _step(self) -> None:
         """One scheduling step: prompt chunks (each in its own decode), then one token for every generator.
@@ -234,7 +324,9 @@ class Engine:
         self._steps += 1
 
     def _decode(self, ctx: NativeContext, jobs: list[Job]) -> bool:
-        """Decode the batch; when the KV cache is full evict idle caches and retry, else fail the largest job."""
+        """Decode the batch. Admission reserved every cell it needs, so a full cache means the cells were not
+        where the ledger says: evict idle caches and retry; prompt chunks then wait a step, a token batch
+        fails its largest job (the only case a running job fails for lack of cells)."""
         while True:
             self._cpu0 = time.process_time()
             try:
@@ -243,6 +335,8 @@ class Engine:
             except KvCacheFull as exc:
                 if self._evict_one():
                     continue
+                if any(j.prefilling for j in jobs):
+                    return False
                 victim = max(jobs, key=lambda j: len(j.prompt) + len(j.generated))
                 self._release(victim, "error", free=True, error=exc)
                 return False
@@ -253,7 +347,7 @@ class Engine:
         for job, row, tokens in rows:
             slot = job.slot
             assert slot is not None
-            slot.tokens.extend(tokens)
+            self._cells.append(slot, tokens)
             job.cpu += per_token * len(tokens)
             if job.pending is not None:
                 job.pending = None
@@ -295,10 +389,7 @@ class Engine:
         idle = [s for s in self._slots if s.job is None and s.tokens]
         if not idle:
             return False
-        slot = min(idle, key=lambda s: s.last_used)
-        assert self._ctx is not None
-        self._ctx.seq_rm(slot.seq)
-        slot.tokens, slot.session = [], None
+        self._clear(min(idle, key=lambda s: s.last_used))
         return True
 
     def _release(self, job: Job, reason: str, *, free: bool = False, error: BaseException | None = None) -> None:
@@ -306,47 +397,16 @@ class Engine:
         slot = job.slot
         if job in self._active:
             self._active.remove(job)
+        self._admission_due = True
         if slot is not None:
             slot.job = None
             slot.last_used = time.monotonic()
             if free:
-                assert self._ctx is not None
-                self._ctx.seq_rm(slot.seq)
-                slot.tokens, slot.session = [], None
+                self._clear(slot)
         if error is not None:
-            self._fail(job, error)
+            job.fail(error)
         else:
-            self._complete(job, reason)
+            job.finish(reason, self.model.detokenize(job.generated))
 
     def _finish_error(self, job: Job, exc: BaseException) -> None:
         self._release(job, "error", free=True, error=exc if isinstance(exc, DecodeError) else DecodeError(str(exc)))
-
-    def _complete(self, job: Job, reason: str) -> None:
-        text = self.model.detokenize(job.generated)
-        if reason == "stop" and job.stop:
-            cut = min((i for i in (text.find(s) for s in job.stop) if i >= 0), default=-1)
-            if cut >= 0:
-                text = text[:cut]
-        job.result = JobResult(
-            tokens=list(job.generated),
-            text=text,
-            stop_reason=reason,
-            prompt_tokens=len(job.prompt),
-            cached_tokens=job.cached,
-            wall_seconds=time.perf_counter() - job.submitted,
-            cpu_seconds=job.cpu,
-        )
-        self._close_job(job)
-
-    def _fail(self, job: Job, error: BaseException | None, *, reason: str = "error") -> None:
-        if error is None:
-            self._complete(job, reason)
-            return
-        job.error = error
-        self._close_job(job)
-
-    @staticmethod
-    def _close_job(job: Job) -> None:
-        if job.constraint is not None:
-            job.constraint.close()
-        job.done.set()

