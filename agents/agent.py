@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, get_type_hints
@@ -13,8 +15,9 @@ import anyio
 from pydantic import BaseModel, ValidationError
 
 from agents.errors import DeadlineExceeded, InvalidModelOutput, SkillInputError, SkillNotFound
-from agents.llm.base import Brain, GenerationRequest
+from agents.llm.base import Brain, Completion, GenerationRequest
 from agents.usage import Usage
+from protocol import telemetry
 from protocol.a2a import AgentCapabilities, AgentCard, AgentInterface, AgentProvider, AgentSkill
 from protocol.validation import describe_validation_error
 
@@ -26,6 +29,7 @@ SkillFn = Callable[["SkillContext", Any], Awaitable[BaseModel]]
 _SKILL_ID = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
 RETRY_TEMPERATURE = 0.7  # a retry samples: at temperature 0 it would repeat the refused answer
 _MAX_CUE = 200  # a prompt's last line longer than this is not repeated after the feedback
+_MAX_SESSION_ID = 200  # GenerationRequest.session_id's bound; longer context ids are hashed
 
 
 class SkillContext:
@@ -44,15 +48,34 @@ class SkillContext:
         """Seconds until the deadline (None when there is none)."""
         return None if self.deadline is None else self.deadline - anyio.current_time()
 
-    async def complete(self, prompt: str, *, system: str | None = None, max_tokens: int = 256, seed: int = 0) -> str:
-        """Free text from the brain (no schema); usage is recorded. Prefer ``generate`` for structured output."""
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        max_tokens: int = 256,
+        seed: int = 0,
+        session_id: str | None = None,
+    ) -> str:
+        """Free text from the brain (no schema); usage is recorded. Prefer ``generate`` for structured output.
+
+        ``session_id`` (default: the task's contextId) names the conversation whose KV cache the call reuses.
+        """
         if self.brain is None:
             raise InvalidModelOutput("this agent has no brain; give Agent(brain=LlamaCpp()) or Scripted([...])")
         remaining = self.remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded("deadline passed before the model call")
-        completion = await self.brain.generate(
-            GenerationRequest(prompt=prompt, system=system, max_tokens=max_tokens, seed=seed, timeout_s=remaining)
+        completion = await _generate(
+            self.brain,
+            GenerationRequest(
+                prompt=prompt,
+                system=system,
+                max_tokens=max_tokens,
+                seed=seed,
+                timeout_s=remaining,
+                session_id=session_id or _session_of(self.context_id),
+            ),
         )
         self.usage = self.usage + completion.usage
         return completion.text
@@ -68,11 +91,15 @@ class SkillContext:
         temperature: float = 0.0,
         seed: int = 0,
         retry_temperature: float = RETRY_TEMPERATURE,
+        session_id: str | None = None,
     ) -> Out:
         """Ask the brain for an ``output_type`` inside its JSON schema; retry invalid output, then fail.
 
         A retry is not a repeat: its prompt carries the validation error and it samples (``retry_temperature``,
         seed ``seed + attempt``). Raises ``InvalidModelOutput`` after ``retries + 1`` failed attempts.
+        ``session_id`` (default: the task's contextId) names the conversation: every turn of one A2A context
+        runs on the same cached KV sequence, so a prompt that extends the previous turn evaluates only the
+        new text.
         """
         if self.brain is None:
             raise InvalidModelOutput("this agent has no brain; give Agent(brain=LlamaCpp()) or Scripted([...])")
@@ -91,8 +118,9 @@ class SkillContext:
                 temperature=request_temperature,
                 seed=seed + attempt,
                 timeout_s=remaining,
+                session_id=session_id or _session_of(self.context_id),
             )
-            completion = await self.brain.generate(request)
+            completion = await _generate(self.brain, request)
             self.usage = self.usage + completion.usage
             try:
                 return output_type.model_validate_json(completion.text)
@@ -103,6 +131,33 @@ class SkillContext:
         raise InvalidModelOutput(
             f"model output failed {output_type.__name__} validation {len(errors)} times: " + " | ".join(errors)
         )
+
+
+async def _generate(brain: Brain, request: GenerationRequest) -> Completion:
+    """One brain call inside its GenAI model span (model, tokens, finish reason; a no-op when tracing is off)."""
+    model = brain.model_name
+    opened = time.perf_counter()
+    with telemetry.generation_span(
+        model, max_tokens=request.max_tokens, temperature=request.temperature, seed=request.seed
+    ) as span:
+        completion = await brain.generate(request)
+        usage = completion.usage
+        telemetry.record_generation(
+            span,
+            usage.model or model,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            completion.stop_reason,
+            time.perf_counter() - opened,
+        )
+    return completion
+
+
+def _session_of(context_id: str) -> str | None:
+    """The generation session of an A2A context: its id, or a digest of an id too long to be a session name."""
+    if len(context_id) <= _MAX_SESSION_ID:
+        return context_id or None
+    return "context-sha256:" + hashlib.sha256(context_id.encode()).hexdigest()
 
 
 def _retry_prompt(prompt: str, error: str, output: str) -> str:

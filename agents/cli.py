@@ -7,7 +7,13 @@ import json
 import sys
 from typing import Any
 
-from protocol.server_flags import SettingsError, add_server_flags, announce, server_settings
+from protocol.server_flags import (
+    SettingsError,
+    add_server_flags,
+    announce,
+    configure_observability,
+    server_settings,
+)
 
 __all__ = ["add_parser"]
 
@@ -76,6 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
     from protocol.validation import describe_validation_error
 
     try:
+        configure_observability(args, "scaleout-agent")
         settings = server_settings(args, default_public_url=True)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -105,7 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
     for agent in agents:
         print(f"{agent.name}: {app.agent_server.card_url(agent)}", file=sys.stderr)
     announce(settings, "these agents")
-    serve(app, settings.host, settings.port, settings.limits, tls=settings.tls)
+    serve(app, settings.host, settings.port, settings.limits, tls=settings.tls, log_config=None)  # our logging
     return 0
 
 

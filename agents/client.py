@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from agents.agent import Agent
 from agents.tasks import SKILL_METADATA_KEY, TaskRuntime
+from protocol import telemetry
 from protocol.a2a import (
     AGENT_CARD_PATH,
     PROTOCOL_VERSION,
@@ -159,13 +160,17 @@ class HttpAgentClient:
         }
 
     async def _call(self, method: str, params: BaseModel) -> Any:
-        response = await self._http.post(self._endpoint, json=self._envelope(method, params), headers=self._headers)
-        if response.status_code in (401, 403):
-            _refused(response.status_code, response.content)
-        return _result(response.json())
+        with telemetry.span(f"{telemetry.SPAN_A2A} {method}", kind=telemetry.SpanKind.CLIENT) as span:
+            if span.is_recording():
+                span.set_attributes({"rpc.system": "jsonrpc", "rpc.method": method, "url.full": self.url})
+            headers = telemetry.trace_headers(self._headers)  # W3C traceparent: the agent continues this trace
+            response = await self._http.post(self._endpoint, json=self._envelope(method, params), headers=headers)
+            if response.status_code in (401, 403):
+                _refused(response.status_code, response.content)
+            return _result(response.json())
 
     async def _stream(self, method: str, params: BaseModel) -> AsyncIterator[StreamResponse]:
-        headers = {**self._headers, "Accept": "text/event-stream"}
+        headers = telemetry.trace_headers({**self._headers, "Accept": "text/event-stream"})
         async with self._http.stream("POST", self._endpoint, json=self._envelope(method, params), headers=headers) as r:
             if r.status_code in (401, 403):
                 _refused(r.status_code, await r.aread())

@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive
 
 from agents.tasks import TaskRuntime
+from protocol import telemetry
 from protocol.a2a import (
     PROTOCOL_VERSION,
     VERSION_HEADER,
@@ -144,6 +145,7 @@ class JsonRpcEndpoint:
             "SendStreamingMessage": self._send_streaming,
             "SubscribeToTask": self._subscribe,
         }
+        self._methods = {*self._unary, *self._streaming, *_PUSH_METHODS, "SendMessage"}  # span names: known only
 
     async def handle(self, request: Request) -> Response:
         """Answer one JSON-RPC request (the boundary has already parsed its body)."""
@@ -163,30 +165,38 @@ class JsonRpcEndpoint:
                 ) from None
             self._check_version(request)
             principal = request_principal(request)
-            if rpc.method in self._streaming:
-                stream = self._streaming[rpc.method](rpc.params, principal)
-                first = await anext(stream)  # errors before the first event come back as plain JSON-RPC
-                return StreamingResponse(
-                    self._sse(rpc.id, first, stream),
-                    media_type="text/event-stream",
-                    headers={"Cache-Control": "no-cache", VERSION_HEADER: PROTOCOL_VERSION},
-                )
-            if rpc.method in _PUSH_METHODS:
-                raise PushNotificationNotSupportedError("this agent does not support push notifications")
-            if rpc.method == "SendMessage":
-                result = await self._send_message(rpc.params, principal, request)
-            else:
-                handler = self._unary.get(rpc.method)
-                if handler is None:
-                    raise MethodNotFoundError(f"method {rpc.method!r} not found")
-                result = await handler(rpc.params, principal)
-            return _json_response(
-                {"jsonrpc": "2.0", "id": rpc.id, "result": result}, headers={VERSION_HEADER: PROTOCOL_VERSION}
-            )
+            # the caller's W3C traceparent, if any: this request's span (and the skill's) joins the caller's trace
+            parent = telemetry.extract_headers(request.headers)
+            name = f"{telemetry.SPAN_A2A} {rpc.method if rpc.method in self._methods else 'unknown'}"
+            with telemetry.span(name, kind=telemetry.SpanKind.SERVER, context=parent):
+                return await self._dispatch(rpc, principal, request)
         except A2AError as exc:
             return _error_response(exc, request_id)
         except Exception as exc:  # never let one bad request take the server down
             return _error_response(InternalError(f"internal error: {type(exc).__name__}"), request_id)
+
+    async def _dispatch(self, rpc: JSONRPCRequest, principal: Principal, request: Request) -> Response:
+        """Run the method ``rpc`` names as ``principal``: a JSON-RPC response, or an SSE stream."""
+        if rpc.method in self._streaming:
+            stream = self._streaming[rpc.method](rpc.params, principal)
+            first = await anext(stream)  # errors before the first event come back as plain JSON-RPC
+            return StreamingResponse(
+                self._sse(rpc.id, first, stream),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", VERSION_HEADER: PROTOCOL_VERSION},
+            )
+        if rpc.method in _PUSH_METHODS:
+            raise PushNotificationNotSupportedError("this agent does not support push notifications")
+        if rpc.method == "SendMessage":
+            result = await self._send_message(rpc.params, principal, request)
+        else:
+            handler = self._unary.get(rpc.method)
+            if handler is None:
+                raise MethodNotFoundError(f"method {rpc.method!r} not found")
+            result = await handler(rpc.params, principal)
+        return _json_response(
+            {"jsonrpc": "2.0", "id": rpc.id, "result": result}, headers={VERSION_HEADER: PROTOCOL_VERSION}
+        )
 
     def _check_version(self, request: Request) -> None:
         raw = request.headers.get(VERSION_HEADER) or ""  # a header only: never the query string

@@ -19,6 +19,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from protocol import telemetry
 from protocol.egress import EgressPolicy, guarded_mcp_client
 
 __all__ = ["McpToolClient", "McpToolError", "ToolInfo"]
@@ -156,7 +157,9 @@ class McpToolClient:
         """
         try:
             with anyio.fail_after(self.timeout_s):
-                result = await self.client.call_tool(name, dict(arguments or {}))
+                with telemetry.span(f"{telemetry.SPAN_MCP} {name}", kind=telemetry.SpanKind.CLIENT):
+                    meta: Any = telemetry.trace_meta()  # W3C traceparent in _meta: the server continues this trace
+                    result = await self.client.call_tool(name, dict(arguments or {}), meta=meta)
         except MCPError as exc:
             raise McpToolError(name, exc.message, code=exc.code, data=exc.data) from None
         self.last_meta = dict(result.meta or {})

@@ -9,6 +9,7 @@ body limits are the boundary's (``agents.serve.create_app`` puts the app behind 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from agents.agent import Agent, Skill, SkillContext
 from agents.errors import AgentError, SkillInputError
 from agents.mcp_sessions import SessionLimiter, jsonrpc_error_body, respond
 from agents.usage import Usage
+from protocol import telemetry
 from protocol.validation import field_errors
 
 __all__ = [
@@ -48,6 +50,7 @@ DEFAULT_SESSION_IDLE_TIMEOUT_S = 300.0
 DEFAULT_SESSIONS_PER_CLIENT = 32
 DEFAULT_MAX_SESSIONS = 1_000
 _MAX_FIELD_ERRORS = 10
+_log = logging.getLogger(__name__)
 
 
 _NOT_RUNNING = jsonrpc_error_body(
@@ -132,18 +135,28 @@ def mcp_server(
             ) from None
         ctx = SkillContext(tool.agent.brain, deadline=anyio.current_time() + call_timeout_s)
         started = time.perf_counter()
-        try:
-            result, usage = await tool.agent.call(tool.skill.id, arguments, ctx=ctx)
-        except SkillInputError as exc:
-            raise MCPError(types.INVALID_PARAMS, str(exc), {"tool": params.name}) from None
-        except AgentError as exc:
-            return _error_result(f"{type(exc).__name__}: {exc}", _usage_meta(ctx.usage, time.perf_counter() - started))
-        except Exception as exc:  # a bug in a skill must answer this call, not take the server down
-            return _error_result(
-                f"skill {tool.skill.id!r} raised {type(exc).__name__}: {exc}",
-                _usage_meta(ctx.usage, time.perf_counter() - started),
-            )
-        return _success(result, _usage_meta(usage, time.perf_counter() - started))
+        name, skill_id = tool.agent.name, tool.skill.id
+        # the SDK's server span already continues the caller's trace; without one, the request's _meta does
+        parent = None if telemetry.current_ids() else telemetry.extract_meta(params.meta)
+        with telemetry.span(telemetry.SPAN_SKILL, context=parent) as span:
+            if span.is_recording():
+                span.set_attributes({"scaleout.agent.name": name, "scaleout.skill": skill_id})
+            try:
+                result, usage = await tool.agent.call(skill_id, arguments, ctx=ctx)
+            except SkillInputError as exc:
+                telemetry.record_skill(name, skill_id, "rejected", time.perf_counter() - started)
+                raise MCPError(types.INVALID_PARAMS, str(exc), {"tool": params.name}) from None
+            except Exception as exc:  # a bug in a skill must answer this call, not take the server down
+                _log.error("skill %r of agent %r failed (MCP tool %r)", skill_id, name, params.name, exc_info=True)
+                telemetry.failed(span, exc)
+                elapsed = time.perf_counter() - started
+                telemetry.record_skill(name, skill_id, "failed", elapsed)
+                reason = f"{type(exc).__name__}: {exc}"
+                reason = reason if isinstance(exc, AgentError) else f"skill {skill_id!r} raised {reason}"
+                return _error_result(reason, _usage_meta(ctx.usage, elapsed))
+        elapsed = time.perf_counter() - started
+        telemetry.record_skill(name, skill_id, "completed", elapsed)
+        return _success(result, _usage_meta(usage, elapsed))
 
     def input_schema(tool_name: str) -> dict[str, Any] | None:
         tool = tools.get(tool_name)

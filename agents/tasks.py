@@ -14,6 +14,8 @@ A new-task message the same owner already sent (same messageId and content) gets
 from __future__ import annotations
 
 import base64
+import logging
+import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
@@ -31,6 +33,7 @@ from agents.task_index import MessageIndex, follow_repeat
 from agents.task_input import check_media, message_arguments
 from agents.task_waiters import DISCONNECT_GRACE_S, Disconnected, Waiters
 from agents.usage import Usage
+from protocol import telemetry
 from protocol.a2a import (
     TERMINAL_STATES,
     Artifact,
@@ -54,6 +57,7 @@ from protocol.jsonrpc import (
     TaskNotFoundError,
     UnsupportedOperationError,
 )
+from protocol.logs import log_context
 
 __all__ = ["TaskRuntime", "TaskHandle", "Executor", "SKILL_METADATA_KEY", "USAGE_METADATA_KEY", "usage_wire"]
 
@@ -62,6 +66,7 @@ MAX_RETAINED_BYTES = 64 * 1024 * 1024  # finished tasks kept, by the size of the
 SKILL_METADATA_KEY = "skill"
 USAGE_METADATA_KEY = "usage"
 _SUPPORTED_OUTPUT = {"application/json", "text/plain", "*/*"}
+_log = logging.getLogger(__name__)
 
 
 def usage_wire(usage: Usage) -> dict[str, Any]:
@@ -264,22 +269,29 @@ class TaskRuntime:
         ctx = SkillContext(self.agent.brain, task_id=task.id, context_id=task.context_id, deadline=deadline)
         handle.working()
         arguments, handle.parsed_input = handle.parsed_input, None  # validated when the message came in
-        try:
-            if arguments is None and handle.message is not None:
-                arguments = message_arguments(handle.message)
-            result, usage = await self.agent.call(handle.skill_id, arguments, ctx=ctx)
-        except SkillInputError as exc:  # the skill itself found its input unusable: refused, not failed
-            handle.set_usage(usage_wire(ctx.usage))
-            handle.reject(f"{type(exc).__name__}: {exc}")
-            return
-        except AgentError as exc:
-            handle.set_usage(usage_wire(ctx.usage))
-            handle.fail(f"{type(exc).__name__}: {exc}")
-            return
-        except Exception as exc:  # a bug in the skill must not take the server down
-            handle.set_usage(usage_wire(ctx.usage))
-            handle.fail(f"skill {handle.skill_id!r} raised {type(exc).__name__}: {exc}")
-            return
+        started = time.perf_counter()
+        with log_context(task_id=task.id), telemetry.span(telemetry.SPAN_SKILL) as span:
+            if span.is_recording():
+                span.set_attributes({"scaleout.agent.name": self.agent.name, "scaleout.skill": handle.skill_id})
+            try:
+                if arguments is None and handle.message is not None:
+                    arguments = message_arguments(handle.message)
+                result, usage = await self.agent.call(handle.skill_id, arguments, ctx=ctx)
+            except SkillInputError as exc:  # the skill itself found its input unusable: refused, not failed
+                _log.info("skill %r refused its input: %s", handle.skill_id, exc)
+                telemetry.record_skill(self.agent.name, handle.skill_id, "rejected", time.perf_counter() - started)
+                handle.set_usage(usage_wire(ctx.usage))
+                handle.reject(f"{type(exc).__name__}: {exc}")
+                return
+            except Exception as exc:  # a bug in the skill must not take the server down
+                _log.error("skill %r of agent %r failed", handle.skill_id, self.agent.name, exc_info=True)
+                telemetry.failed(span, exc)
+                telemetry.record_skill(self.agent.name, handle.skill_id, "failed", time.perf_counter() - started)
+                handle.set_usage(usage_wire(ctx.usage))
+                reason = f"{type(exc).__name__}: {exc}"
+                handle.fail(reason if isinstance(exc, AgentError) else f"skill {handle.skill_id!r} raised {reason}")
+                return
+        telemetry.record_skill(self.agent.name, handle.skill_id, "completed", time.perf_counter() - started)
         spent = usage_wire(usage)
         handle.set_usage(spent)
         handle.add_artifact(

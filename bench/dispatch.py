@@ -1,12 +1,15 @@
 """Orchestrator benchmark: dispatch overhead in-process and over HTTP, and a 10,000-task fan-out's memory.
 
 Run: ``.venv/bin/python bench/dispatch.py [--tasks 2000] [--http-tasks 100] [--rounds 5] [--fanout 10000]
-[--only inproc,http,fanout] [--before REV]``. Prints figures; nothing is asserted. Targets: in-process overhead
+[--only inproc,http,tracing,fanout] [--before REV]``. Prints figures; nothing is asserted. Targets: in-process overhead
 < 100 us per task; HTTP per-task time <= 1.5x a bare httpx POST round trip to a minimal Starlette app on loopback;
 flat memory on the fan-out. The HTTP servers (agent and minimal app) run under uvicorn in child processes, so they
 share no GIL with the client, and the kinds of call are measured interleaved, round by round, in the same run.
 ``--before REV`` also serves the agent from git revision REV (extracted to a temporary folder) and measures it in
 the same rounds: the cost of a change to the agent's HTTP path (e.g. the security boundary) as a ratio.
+Tracing rows (section ``tracing``, and beside the HTTP rows): the same runs with OpenTelemetry off (the default: the
+plain rows) and on (the SDK with an in-memory exporter, batched, in the orchestrator and in a traced agent process),
+interleaved; and what the instrumentation costs a task with tracing off (its calls timed bare).
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ from orchestrator.spec import GraphSpec
 from orchestrator.state import RunState
 from orchestrator.transports import CallResult, Transports
 from orchestrator.writer import RunWriter
+from protocol import telemetry
 from protocol.auth import AuthSettings, SigningKey
+from protocol.logs import log_context
 from registry import HealthStatus, Registry
 
 LIMITS = RunLimits(max_tasks=1_000_000)  # the benchmark's graphs are larger than a server's default allows
@@ -205,12 +210,83 @@ def serve(kind: str, port: int) -> None:
     base = f"http://127.0.0.1:{port}"
     if kind == "agent":
         app: Any = create_app(echo_agent("echo-http"), base_url=base)
+    elif kind == "agent-traced":  # the same agent with the OpenTelemetry SDK on (spans and metrics in memory)
+        install_sdk()
+        app = create_app(echo_agent("echo-http"), base_url=base)
     elif kind == "agent-auth":  # the same agent, every call's bearer token verified (keys from the parent)
         auth = AuthSettings(jwks_file=Path(os.environ["SCALEOUT_BENCH_JWKS"]))
         app = create_app(echo_agent("echo-http"), base_url=base, auth=auth)
     else:
         app = Starlette(routes=[Route("/", minimal, methods=["POST"])])
     serve_app(app, "127.0.0.1", port, access_log=False, lifespan="on")
+
+
+def install_sdk() -> Any:
+    """Tracing and metrics on for this process: the SDK with an in-memory span exporter behind the batching
+    processor servers use, and an in-memory metric reader. Returns the tracer provider (shut it down after)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    telemetry.install(provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    return provider
+
+
+def off_path_us(n: int) -> float:
+    """What the instrumentation of one in-process task costs with tracing off: the telemetry and log-context calls
+    a task, its attempt and its skill run make (executor, task runtime), timed bare."""
+    telemetry.install(None)
+    start = time.perf_counter()
+    for _ in range(n):
+        with log_context(task_id="t"), telemetry.span(telemetry.SPAN_TASK) as task:
+            task.is_recording()
+            telemetry.current_span().is_recording()  # the routing decision
+            with log_context(attempt_id="a"), telemetry.span(telemetry.SPAN_ATTEMPT) as attempt:
+                attempt.is_recording()
+                with log_context(task_id="x"), telemetry.span(telemetry.SPAN_SKILL) as skill:
+                    skill.is_recording()
+                    time.perf_counter()
+                telemetry.record_skill("a", "s", "completed", 0.0)
+                telemetry.current_span().is_recording()  # the attempt's usage
+                telemetry.record_attempt("a", "s", "succeeded", 0.0, 0, 0, 0.1)
+            task.is_recording()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+async def tracing(args: argparse.Namespace, registry: Registry, db: str, local: Any) -> None:
+    """Full in-process runs with tracing off (plain) and on (SDK + in-memory exporter), interleaved round by round."""
+    print(f"\n== tracing, in-process full runs of {args.tasks} sequential tasks, {args.rounds} interleaved rounds")
+    orch = Orchestrator(registry, db, local_agents=[local], router=Router(registry, cache_ttl_s=60), limits=LIMITS)
+    wall: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}  # this process's CPU time: steadier on a shared machine
+    async with orch.running():
+        await full_run_us(orch, 100)
+        for _ in range(args.rounds):
+            for mode in ("off", "on"):
+                provider = install_sdk() if mode == "on" else None
+                gc.collect()
+                cpu0 = time.process_time()
+                wall[mode].append(await full_run_us(orch, args.tasks))
+                cpu[mode].append((time.process_time() - cpu0) / args.tasks * 1e6)
+                telemetry.install(None)
+                if provider is not None:
+                    provider.shutdown()  # exports what is left, stops the batching thread
+    bare = off_path_us(20_000)
+    print(f"{'per task, median of round means':44}{'wall':>9} {'cpu':>9}  (us)")
+    off_wall, off_cpu = statistics.median(wall["off"]), statistics.median(cpu["off"])
+    on_wall, on_cpu = statistics.median(wall["on"]), statistics.median(cpu["on"])
+    print(f"{'full run, tracing off (plain)':44}{off_wall:9.1f} {off_cpu:9.1f}")
+    print(
+        f"{'full run, SDK + in-memory exporter':44}{on_wall:9.1f} {on_cpu:9.1f}  -> "
+        f"{(on_wall / off_wall - 1) * 100:+5.1f}% wall, {(on_cpu / off_cpu - 1) * 100:+5.1f}% cpu vs off"
+    )
+    share = bare / off_cpu * 100
+    print(f"{'instrumentation alone, tracing off':44}{bare:9.2f} {'':9}  -> {share:5.2f}% of the plain task's cpu")
 
 
 async def bare_post(http: httpx.AsyncClient, url: str, n: int) -> list[float]:
@@ -261,6 +337,8 @@ async def main(args: argparse.Namespace) -> None:
         await in_process(args, registry, db, local)
     if "http" in sections:
         await over_http(args, registry, db, local_id)
+    if "tracing" in sections:
+        await tracing(args, registry, db, local)
     if "fanout" in sections:
         await fan_out(args, registry, db, local)
 
@@ -294,6 +372,7 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
     jwks.write_text(json.dumps({"keys": [key.jwk()]}))
     os.environ["SCALEOUT_BENCH_JWKS"] = str(jwks)
     servers = {"agent": ServerProcess("agent"), "bare": ServerProcess("bare"), "auth": ServerProcess("agent-auth")}
+    servers["traced"] = ServerProcess("agent-traced")
     if args.before:
         servers["before"] = ServerProcess("agent", checkout(args.before))
     try:
@@ -327,6 +406,14 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
                 agent_credentials=credentials,
                 limits=LIMITS,
             )
+        # tracing's cost: the orchestrator with the SDK on (only while its rounds run) calling the traced agent
+        traced_url = await servers["traced"].ready()
+        traced_db = db.replace("bench.db", "traced.db")
+        traced_registry = Registry(traced_db)
+        traced_registry.register_card(echo_agent("echo-http").card(traced_url + "/"), url=traced_url + "/")
+        orchestrators["on_traced"] = Orchestrator(
+            traced_registry, traced_db, router=Router(traced_registry, cache_ttl_s=60), limits=LIMITS
+        )
         a2a_urls = {"a2a": base + "/"}
         if args.before:  # the old agent behind its own registry, so routing cannot mix the two
             before = await servers["before"].ready()
@@ -342,6 +429,7 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
         means: dict[str, list[float]] = {k: [] for k in orchestrators}
         server_of = {"post": "bare", "a2a": "agent", "on": "agent", "off": "agent"}
         server_of |= {"a2a_before": "before", "on_before": "before", "on_auth": "auth", "on_plain": "agent"}
+        server_of["on_traced"] = "traced"
         async with AsyncExitStack() as stack:
             http = await stack.enter_async_context(httpx.AsyncClient())
             clients = {k: await stack.enter_async_context(HttpAgentClient(u)) for k, u in a2a_urls.items()}
@@ -371,7 +459,11 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
                 for key, client in clients.items():
                     await measured(key, lambda c=client: bare_a2a(c, args.http_tasks))
                 for key, orch in orchestrators.items():
+                    provider = install_sdk() if key == "on_traced" else None
                     await measured(key, lambda o=orch: orchestrated(o, args.http_tasks))
+                    telemetry.install(None)
+                    if provider is not None:
+                        provider.shutdown()
         registry.set_status(http_id, HealthStatus.UNHEALTHY)
         registry.set_status(local_id, HealthStatus.HEALTHY)
     finally:
@@ -392,6 +484,7 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
         "off": "orchestrated task, stats reporting off",
         "on_plain": "orchestrated, own registry, no token",
         "on_auth": "orchestrated, own registry, bearer token",
+        "on_traced": "orchestrated, own registry, tracing on (SDK)",
         "a2a_before": f"bare A2A SendMessage, agent at {args.before}",
         "on_before": f"orchestrated task, stats on, agent at {args.before}",
     }
@@ -407,6 +500,12 @@ async def over_http(args: argparse.Namespace, registry: Registry, db: str, local
         print(f"{label[:43]:44}{figures}  -> {med / post_med:4.2f}x the bare POST{extra}")
     auth_ratio = summary(samples["on_auth"])[0] / summary(samples["on_plain"])[0]
     print(f"token verification: orchestrated task with a bearer token {auth_ratio:5.3f}x without (medians)")
+    traced_ratio = summary(samples["on_traced"])[0] / summary(samples["on_plain"])[0]
+    traced_cpu = sum(cpu["on_traced"][:2]) / sum(cpu["on_plain"][:2])
+    print(
+        f"tracing: orchestrated task, SDK + in-memory exporter in the orchestrator and the agent, {traced_ratio:5.3f}x "
+        f"tracing off (medians), {traced_cpu:5.3f}x its cpu (orchestrator + agent)"
+    )
     if args.before:
         a2a_ratio = summary(samples["a2a"])[0] / summary(samples["a2a_before"])[0]
         on_ratio = summary(samples["on"])[0] / summary(samples["on_before"])[0]
@@ -446,8 +545,8 @@ if __name__ == "__main__":
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--http-tasks", type=int, default=100, help="calls per round and kind")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over HTTP")
-    parser.add_argument("--only", default="inproc,http,fanout", help="sections to run, comma-separated")
-    parser.add_argument("--serve", choices=["agent", "agent-auth", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--only", default="inproc,http,tracing,fanout", help="sections to run, comma-separated")
+    parser.add_argument("--serve", choices=["agent", "agent-auth", "agent-traced", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--fanout", type=int, default=10_000)
     parser.add_argument("--before", metavar="REV", help="also serve the agent from this git revision, same rounds")

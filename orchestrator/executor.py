@@ -13,6 +13,7 @@ left running on its agent (``Transport.adopt``) instead of sending it again.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
@@ -33,13 +34,16 @@ from orchestrator.spec import TaskSpec
 from orchestrator.state import RunState
 from orchestrator.stats_sink import StatsSink
 from orchestrator.transports import AgentCallError, AgentRejectedInput, CallResult, Transport
+from protocol import telemetry
 from protocol.a2a import new_id
+from protocol.logs import log_context
 from registry.errors import RegistryUnavailable
 from registry.models import AgentRecord
 
 __all__ = ["Executor", "InvalidOutput"]
 
 _T = TypeVar("_T")
+_log = logging.getLogger(__name__)
 
 
 class InvalidOutput(AgentCallError):
@@ -135,6 +139,19 @@ class Executor:
                 self._skip(state, succ, waiting, ready)
 
     async def _run_task(self, state: RunState, tid: str) -> None:
+        """Run task ``tid`` inside its task span, its log lines carrying the task id."""
+        with log_context(task_id=tid), telemetry.span(telemetry.SPAN_TASK) as span:
+            if span.is_recording():
+                need = _need(state.graph.tasks[tid])
+                span.set_attributes({"scaleout.run.id": state.run_id, "scaleout.task.id": tid, "scaleout.need": need})
+            await self._task(state, tid)
+            if span.is_recording():
+                status = state.finished.get(tid, "unfinished")
+                span.set_attribute("scaleout.task.status", status)
+                if status != "succeeded":
+                    span.set_status(telemetry.StatusCode.ERROR, f"task {status}")
+
+    async def _task(self, state: RunState, tid: str) -> None:
         spec = state.graph.tasks[tid]
         run_id = state.run_id
         made = state.attempts_made.get(tid, 0)
@@ -164,6 +181,7 @@ class Executor:
             ranked=[c.agent.name for c in routing.candidates],
             excluded=[e["name"] for e in routing.excluded],
         )
+        _routed(telemetry.current_span(), routing)
         if not routing.candidates:
             why = "; ".join(f"{e['name']}: {e['why']}" for e in routing.excluded) or "none registered"
             return self._finish(state, tid, "failed", error=f"no healthy candidate for {_need(spec)} ({why})")
@@ -217,8 +235,30 @@ class Executor:
                 state.outputs.pop(pred, None)
 
     async def _attempt(self, state: RunState, spec: TaskSpec, number: int, cand: Candidate, arguments: Any) -> _Outcome:
-        agent = cand.agent
+        """One attempt inside its attempt span, its log lines carrying the attempt id."""
         attempt_id = new_id()
+        with log_context(attempt_id=attempt_id), telemetry.span(telemetry.SPAN_ATTEMPT) as span:
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "scaleout.attempt.id": attempt_id,
+                        "scaleout.attempt.number": number,
+                        "scaleout.agent.id": cand.agent.id,
+                        "scaleout.agent.name": cand.agent.name,
+                        "scaleout.agent.transport": cand.agent.transport,
+                        "scaleout.skill": cand.skill,
+                        "scaleout.routing.reason": cand.reason,
+                    }
+                )
+            outcome = await self._try(state, spec, number, cand, arguments, attempt_id)
+            if span.is_recording() and not outcome.ok:
+                span.set_status(telemetry.StatusCode.ERROR, str(outcome.value)[:500])
+            return outcome
+
+    async def _try(
+        self, state: RunState, spec: TaskSpec, number: int, cand: Candidate, arguments: Any, attempt_id: str
+    ) -> _Outcome:
+        agent = cand.agent
         state.writer.put(
             "insert_attempt",
             {
@@ -310,15 +350,19 @@ class Executor:
             self._validate(spec, agent, skill, result.output)
             return _Ended(result, "succeeded", result.usage, result.output)
         except TimeoutError:
+            _log.warning("attempt %s on %s missed its deadline of %s s", attempt_id, agent.name, deadline)
             with anyio.CancelScope(shield=True):
                 await self.transport.cancel(agent, attempt_id)
             return _Ended(error=f"missed its deadline of {deadline} s; the agent's task was cancelled")
         except AgentRejectedInput as exc:
+            _log.info("attempt %s: agent %s rejected the input: %s", attempt_id, agent.name, exc)
             why = f"the agent rejected the input (not retried, not counted against the agent): {exc}"
             return _Ended(error=why, rejected=True)
         except AgentCallError as exc:
+            _log.warning("attempt %s on %s failed", attempt_id, agent.name, exc_info=True)
             return _Ended(error=f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a transport bug fails the attempt (and is recorded), not the whole run
+            _log.error("attempt %s on %s failed unexpectedly", attempt_id, agent.name, exc_info=True)
             return _Ended(error=f"unexpected {type(exc).__name__} calling {agent.url}: {exc}")
 
     def _record(
@@ -374,6 +418,19 @@ class Executor:
         )
         if self.stats is not None and status != "cancelled" and counted:
             self.stats.put(agent_id, status == "succeeded", wall, usage.total_tokens, skill)
+        span = telemetry.current_span()
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "scaleout.attempt.status": status,
+                    "gen_ai.usage.input_tokens": usage.prompt_tokens,
+                    "gen_ai.usage.output_tokens": usage.completion_tokens,
+                    "scaleout.energy_joules": joules,
+                }
+            )
+        telemetry.record_attempt(
+            agent_id, skill or "", status, wall, usage.prompt_tokens, usage.completion_tokens, joules
+        )
 
     async def _adopt(self, state: RunState, spec: TaskSpec, attempt: dict[str, Any]) -> tuple[bool, Any] | None:
         """Finish the attempt a previous owner left running: take the agent's task for it (its outcome) if the
@@ -443,6 +500,19 @@ async def _until_reachable(call: Callable[[], Awaitable[_T]]) -> _T:
                 raise
         await anyio.sleep(delay)
         delay = min(delay * 2, 2.0)
+
+
+def _routed(span: Any, routing: Any) -> None:
+    """The routing decision on the task span: the ranked candidates, the exclusions, and why, as an event."""
+    if not span.is_recording():
+        return
+    ranked = [c.agent.name for c in routing.candidates[:50]]  # bounded: a ranking may hold thousands
+    excluded = [e["name"] for e in routing.excluded[:50]]
+    span.set_attributes({"scaleout.routing.ranked": ranked, "scaleout.routing.excluded": excluded})
+    for rank, candidate in enumerate(routing.candidates[:10], 1):
+        span.add_event("routing.candidate", {"rank": rank, "agent": candidate.agent.name, "why": candidate.reason})
+    for exclusion in routing.excluded[:10]:
+        span.add_event("routing.excluded", {"agent": exclusion["name"], "why": str(exclusion["why"])})
 
 
 def _need(spec: TaskSpec) -> str:

@@ -1,19 +1,24 @@
 """The flags every ``scaleout ... serve`` command shares, and what they mean: one wording, one set of checks.
 
 ``add_server_flags`` adds --host, --port, --allow-host, --allow-origin, --max-body-bytes, --header-timeout, --jwks,
---audience, --issuer, --tls-cert and --tls-key to a command; ``server_settings`` turns them (and the command's own
---public-url, where it has one) into a ``ServerSettings``, or raises ``SettingsError`` with a one-line message that
-names the flag; ``announce`` prints the one warning of a server that does not authenticate its callers.
+--audience, --issuer, --tls-cert, --tls-key, --log-level, --log-format and --otel to a command;
+``configure_observability`` applies the last three (logging, OpenTelemetry) as a server starts;
+``server_settings`` turns the rest (and the command's own --public-url, where it has one) into a
+``ServerSettings``, or raises ``SettingsError`` with a one-line message that names the flag;
+``announce`` prints the one warning of a server that does not authenticate its callers.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from protocol.logs import LOG_FORMATS, LOG_LEVELS
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -22,7 +27,14 @@ if TYPE_CHECKING:
     from protocol.boundary import BoundaryPolicy
     from protocol.serving import ServerLimits, TlsFiles
 
-__all__ = ["SettingsError", "ServerSettings", "add_server_flags", "server_settings", "announce"]
+__all__ = [
+    "SettingsError",
+    "ServerSettings",
+    "add_server_flags",
+    "configure_observability",
+    "server_settings",
+    "announce",
+]
 
 _WILDCARDS = ("0.0.0.0", "::", "")
 # the model field a flag sets -> the flag, so that a pydantic error names what the user typed
@@ -112,6 +124,50 @@ def add_server_flags(parser: argparse.ArgumentParser, *, default_port: int, max_
     parser.add_argument("--issuer", help="the issuer tokens must name (default: any)")
     parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain (with --tls-key)")
     parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="lowest level of log lines written (default info)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="log lines as text or as one JSON object per line (default text); both carry run/task/attempt/trace ids",
+    )
+    parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="export OpenTelemetry traces and metrics (OTLP/HTTP to $OTEL_EXPORTER_OTLP_ENDPOINT, default "
+        "http://localhost:4318; needs the 'otel' extra); also on when OTEL_* variables name an exporter or endpoint",
+    )
+
+
+def configure_observability(args: argparse.Namespace, service: str) -> None:
+    """Apply --log-level, --log-format and --otel (or the OTEL_* variables) for the server ``service``; every
+    ``serve`` command calls this first. Configured tokens are scrubbed from log lines. Raises ``SettingsError``
+    when telemetry is asked for but cannot start (the ``otel`` extra is missing)."""
+    from protocol.logs import configure_logging
+    from protocol.telemetry import OtelSetupError, configure
+
+    configure_logging(args.log_level, args.log_format, secrets=_configured_secrets(args))
+    try:
+        configure(service, force=args.otel)
+    except OtelSetupError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _configured_secrets(args: argparse.Namespace) -> list[str]:
+    """The tokens this command was configured with (flags, the token variables, --agent-credentials values)."""
+    secrets = [getattr(args, "agent_token", None) or ""]
+    secrets += [os.environ.get(name, "") for name in ("SCALEOUT_TOKEN", "SCALEOUT_AGENT_TOKEN")]
+    path = getattr(args, "agent_credentials", None)
+    if path:
+        try:
+            document = json.loads(Path(path).expanduser().read_text())
+        except (OSError, ValueError):
+            document = None  # the command reports an unreadable file itself
+        if isinstance(document, dict):
+            secrets += [value for value in document.values() if isinstance(value, str)]
+    return secrets
 
 
 def server_settings(args: argparse.Namespace, *, default_public_url: bool = False) -> ServerSettings:

@@ -1,4 +1,5 @@
-"""`scaleout registry ...` commands: serve | add URL | add-stdio NAME -- COMMAND | list | search | show | remove.
+"""`scaleout registry ...` commands: serve | add URL | add-stdio NAME -- COMMAND | import FILE | list | search | show |
+remove.
 
 Tables for people by default, ``--json`` for scripts. Commands work on the database directly (``--db`` or
 $SCALEOUT_DB_URL), or through a running registry server with ``--api URL``; ``add-stdio`` only on the database,
@@ -20,7 +21,13 @@ from typing import Any, TextIO
 
 import anyio
 
-from protocol.server_flags import SettingsError, add_server_flags, announce, server_settings
+from protocol.server_flags import (
+    SettingsError,
+    add_server_flags,
+    announce,
+    configure_observability,
+    server_settings,
+)
 from registry.errors import RegistryError
 from registry.models import AgentRecord, CostHints, HealthStatus
 
@@ -221,10 +228,54 @@ def _command(args: argparse.Namespace, out: TextIO) -> None:
     elif args.registry_command == "show":
         record = call("find", args.id)
         _emit(args, record, _detail(record), out)
+    elif args.registry_command == "import":
+        count = _run_import(args)
+        _emit(args, {"registered": count}, f"registered {count} agents from {args.file}", out)
     elif args.registry_command == "remove":
         record = call("find", args.id)
         call("deregister", record.id)
         _emit(args, {"removed": record.id}, f"removed {record.name} ({record.id})", out)
+
+
+def _registrations(path: Path, advance: Callable[[int], None]) -> Any:
+    """Registrations from a JSON Lines file (each line a Registration, or a bare agent card), one at a time."""
+    from pydantic import ValidationError
+
+    from protocol.validation import describe_validation_error
+    from registry.models import Registration
+
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                yield Registration.model_validate(data if "card" in data else {"card": data})
+            except (ValueError, TypeError, ValidationError) as exc:
+                reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+                raise RegistryError(f"{path}:{number}: not a registration or agent card: {reason}") from None
+            advance(1)
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    """Bulk registration from a JSON Lines file, straight into the database, with a progress bar."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from registry.store import Registry
+
+    if getattr(args, "api", None):
+        raise RegistryError("'registry import' writes to the database (--db); register through a server one by one")
+    path = Path(args.file)
+    if not path.is_file():
+        raise RegistryError(f"no file {path}: give a JSON Lines file, one registration or agent card per line")
+    with path.open(encoding="utf-8") as lines:
+        total = sum(1 for line in lines if line.strip())
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Registry(args.db) as reg, Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task(f"registering {path.name}", total=total)
+        return reg.register_many(_registrations(path, lambda n: bar.advance(task, n)), batch_size=args.batch_size)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -238,6 +289,7 @@ def _serve(args: argparse.Namespace) -> int:
     from registry.stdio import StdioAllowlist
 
     try:
+        configure_observability(args, "scaleout-registry")
         settings = server_settings(args)
         egress = EgressPolicy.for_bind(args.host, args.allow_fetch or ())
         if args.allow_stdio and not Path(args.allow_stdio).expanduser().is_file():
@@ -261,7 +313,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     print(f"registry on {settings.scheme}://{args.host}:{args.port}", file=sys.stderr)
     announce(settings, "the registry")
-    serve(app, settings.host, settings.port, settings.limits, tls=settings.tls, log_level="info")
+    serve(app, settings.host, settings.port, settings.limits, tls=settings.tls, log_level="info", log_config=None)
     return 0
 
 
@@ -346,6 +398,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     search.add_argument("--max-cost", type=float)
     search.add_argument("--max-latency-ms", type=float)
     search.add_argument("--limit", type=int, default=20)
+
+    bulk = sub.add_parser(
+        "import",
+        help="register many agents from a JSON Lines file (database only), with a progress bar",
+        parents=[common],
+    )
+    bulk.add_argument("file", help="one Registration (or bare agent card) as JSON per line")
+    bulk.add_argument("--batch-size", type=int, default=1000, help="agents per transaction")
 
     for name, helptext in (("show", "show one agent"), ("remove", "deregister an agent")):
         p = sub.add_parser(name, help=helptext, parents=[remote])
