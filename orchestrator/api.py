@@ -2,7 +2,9 @@
 
 POST /runs (a graph or a single task) -> 202 {"id", "status"}; GET /runs; GET /runs/{id};
 GET /runs/{id}/events (SSE; resume with the Last-Event-ID header or ?after=N); POST /runs/{id}/cancel;
-GET /agents (what the registry knows); GET /health; GET /.well-known/oauth-protected-resource[/mcp] (RFC 9728).
+POST /negotiations (a negotiation as a run, orchestrator.negotiation_api); GET /runs?kind=graph|negotiation;
+GET /agents (what the registry knows); GET /health; GET /.well-known/oauth-protected-resource[/mcp] (RFC 9728);
+GET /openapi.json (this API as OpenAPI 3.1, orchestrator.openapi); GET /ui (the web console, orchestrator.console).
 
 The whole app, /mcp included, sits behind ``protocol.boundary.Boundary``: Host and Origin checked, the caller's
 bearer token verified and the route's scope required (``ACCESS_RULES``), JSON content type required on every
@@ -30,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from orchestrator.console import CONSOLE_RULES, console_routes
 from orchestrator.graph import GraphError
 from orchestrator.limits import MAX_BODY_BYTES, InvalidQuery, LimitExceeded, parse_int
 from orchestrator.service import Orchestrator, RunNotFound, StoreUnavailable
@@ -60,7 +63,10 @@ ACCESS_RULES: list[Rule] = [
     Rule.of("GET", "/runs/{run_id}", "runs:read"),
     Rule.of("GET", "/runs/{run_id}/events", "runs:read"),
     Rule.of("POST", "/runs/{run_id}/cancel", "runs:cancel"),
+    Rule.of("POST", "/negotiations", "runs:submit"),  # starts a negotiation run (orchestrator.negotiation_api)
     Rule.of("GET", "/agents", "registry:read"),
+    Rule.of("GET", "/openapi.json", PUBLIC),
+    *CONSOLE_RULES,
     # MCP: reading runs lets a caller in; each tool then checks its own scope (orchestrator.mcp)
     Rule.of("*", "/mcp", "runs:read"),
     Rule.of("*", "/mcp/{rest:path}", "runs:read"),
@@ -139,7 +145,7 @@ class _Api:
             limit = parse_int("limit", query["limit"]) if "limit" in query else 50
             offset = parse_int("offset", query["offset"]) if "offset" in query else 0
             runs = await self.orch.list_runs(
-                status=query.get("status"), limit=limit, offset=offset, owner=_owner(request)
+                status=query.get("status"), limit=limit, offset=offset, owner=_owner(request), kind=query.get("kind")
             )
         except (InvalidQuery, StoreUnavailable) as exc:
             return _refusal(exc)
@@ -180,6 +186,11 @@ class _Api:
         lister = getattr(self.orch.registry, "list", None)
         records = await anyio.to_thread.run_sync(lister) if lister else []
         return JSONResponse({"agents": [r.model_dump(mode="json") for r in records]})
+
+    async def openapi(self, _: Request) -> Response:
+        from orchestrator.openapi import orchestrator_document
+
+        return JSONResponse(orchestrator_document())
 
     async def health(self, _: Request) -> Response:
         database = "ok" if self.orch.database_available else "unavailable"
@@ -235,6 +246,8 @@ def create_app(
     Callers authenticate with bearer tokens checked against ``auth``'s keys; with no keys, callers are
     unauthenticated (every scope) and ``host``, the bind address, must be loopback (``InsecureBind`` otherwise).
     ``public_url`` (how clients reach this server) makes the RFC 9728 metadata URLs absolute."""
+    from orchestrator.negotiation_api import NegotiationsEndpoint  # it imports this module
+
     api = _Api(orchestrator, public_url)
     metadata_url = (api.public_url or "") + RESOURCE_METADATA_PATH + "/mcp"
     access = access_policy(
@@ -246,8 +259,11 @@ def create_app(
         Route("/runs/{run_id}", api.get_run, methods=["GET"]),
         Route("/runs/{run_id}/events", api.events, methods=["GET"]),
         Route("/runs/{run_id}/cancel", api.cancel, methods=["POST"]),
+        Route("/negotiations", NegotiationsEndpoint(orchestrator).handle, methods=["POST"]),
         Route("/agents", api.agents, methods=["GET"]),
         Route("/health", api.health, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
+        *console_routes(),
         Route(RESOURCE_METADATA_PATH, api.resource_metadata, methods=["GET"]),
         Route(RESOURCE_METADATA_PATH + "/mcp", api.resource_metadata, methods=["GET"]),
     ]

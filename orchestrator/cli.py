@@ -15,7 +15,14 @@ from typing import Any
 import anyio
 
 from orchestrator.limits import MAX_BODY_BYTES, RUN_STATUSES
-from protocol.server_flags import ServerSettings, SettingsError, add_server_flags, announce, server_settings
+from protocol.server_flags import (
+    ServerSettings,
+    SettingsError,
+    add_server_flags,
+    announce,
+    configure_observability,
+    server_settings,
+)
 
 __all__ = ["main", "build_parser", "serve_parts", "DEFAULT_URL", "DEFAULT_PORT"]
 
@@ -54,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", default="{}", help="task input as JSON (with a skill id)")
     run.add_argument("--deadline", type=float, help="per-attempt deadline in seconds (with a skill id)")
     run.add_argument("--no-wait", action="store_true", help="print the run id and return")
+    run.add_argument("--json", action="store_true", help="print the finished run as JSON (status, usage, outputs)")
     run.add_argument("--url", default=DEFAULT_URL, help=f"orchestrator URL (default {DEFAULT_URL})")
     _add_client_flags(run)
     run.set_defaults(func=_run)
@@ -62,9 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     runs_sub = runs.add_subparsers(dest="runs_command", required=True)
     lst = runs_sub.add_parser("list", help="recent runs")
     lst.add_argument("--status", choices=RUN_STATUSES)
+    lst.add_argument("--kind", choices=["graph", "negotiation"], help="only task-graph runs, or only negotiations")
     lst.add_argument("--limit", type=int, default=20)
-    show = runs_sub.add_parser("show", help="one run as JSON: tasks, attempts, usage")
+    show = runs_sub.add_parser("show", help="one run: status, usage, tasks, outputs (--json: the raw record)")
     show.add_argument("run_id")
+    show.add_argument("--json", action="store_true", help="print the raw record as JSON (tasks, attempts, usage)")
     watch = runs_sub.add_parser("watch", help="follow a run's events live until it ends")
     watch.add_argument("run_id")
     cancel = runs_sub.add_parser("cancel", help="cancel an active run")
@@ -74,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_client_flags(p)
         p.set_defaults(func=_runs)
 
-    for module in ("agents.cli", "registry.cli", "orchestrator.auth_cli"):
+    for module in ("agents.cli", "registry.cli", "orchestrator.auth_cli", "orchestrator.negotiation_cli"):
         try:
             add = __import__(module, fromlist=["add_parser"]).add_parser
         except (ImportError, AttributeError) as exc:  # one missing piece must not break the other commands
@@ -224,6 +234,10 @@ def _serve(args: argparse.Namespace) -> int:
     from protocol.access import InsecureBind
     from protocol.serving import serve
 
+    try:
+        configure_observability(args, "scaleout-orchestrator")
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc}") from None
     settings = _server_settings(args)
     try:
         app, limits = serve_parts(args, settings)
@@ -232,7 +246,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     print(f"orchestrator on {settings.scheme}://{args.host}:{args.port} (MCP at /mcp)", file=sys.stderr)
     announce(settings, "the orchestrator")
-    serve(app, settings.host, settings.port, limits, tls=settings.tls)
+    serve(app, settings.host, settings.port, limits, tls=settings.tls, log_config=None)  # our logging
     return 0
 
 
@@ -284,7 +298,10 @@ def _run(args: argparse.Namespace) -> int:
             except OrchestratorError as exc:  # e.g. a token that may submit but not read runs
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-            print(json.dumps(_brief(record), indent=2))
+            if args.json:
+                print(json.dumps(_brief(record), indent=2))
+            else:
+                _print_outputs(record)
             return 0 if record["status"] == "succeeded" else 1
 
     return anyio.run(go)
@@ -297,15 +314,23 @@ def _runs(args: argparse.Namespace) -> int:
         async with _client(args) as client:
             try:
                 if args.runs_command == "list":
-                    for run in await client.list_runs(status=args.status, limit=args.limit):
+                    for run in await client.list_runs(status=args.status, limit=args.limit, kind=args.kind):
                         print(
-                            f"{run['id']}  {run['status']:<10} {run['created_at']}  {run['name'] or ''}"
+                            f"{run['id']}  {run['status']:<10} {run.get('kind', 'graph'):<11} {run['created_at']}  "
+                            f"{run['name'] or ''}"
                             f"{'  ' + run['error'][:80] if run['error'] else ''}"
                         )
                 elif args.runs_command == "show":
-                    print(json.dumps(await client.get_run(args.run_id), indent=2))
+                    record = await client.get_run(args.run_id)
+                    if args.json:
+                        print(json.dumps(record, indent=2))
+                    else:
+                        from orchestrator.render import run_summary, terminal
+
+                        terminal().print(run_summary(record))
                 elif args.runs_command == "watch":
                     status = await _watch(client, args.run_id)
+                    _print_outputs(await client.get_run(args.run_id))
                     return 0 if status == "succeeded" else 1
                 else:
                     print(json.dumps({"cancelled": await client.cancel(args.run_id)}))
@@ -318,20 +343,19 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 async def _watch(client: Any, run_id: str) -> str:
-    """Print one line per event with a done/total counter; returns the run's final status."""
-    total, done, status = 0, 0, "unknown"
-    async for event in client.events(run_id):
-        kind, data = event["kind"], event["data"]
-        if kind in ("run.created", "run.resumed"):
-            total = data.get("tasks", total)
-        if kind in ("task.succeeded", "task.failed", "task.skipped"):
-            done += 1
-        detail = data.get("agent") or data.get("error") or ""
-        progress = f"[{done}/{total}]" if total else f"[{done}]"
-        print(f"{event['seq']:>5} {progress:<11} {kind:<18} {event.get('task_id') or '':<16} {str(detail)[:100]}")
-        if kind.startswith("run.") and kind[4:] in ("succeeded", "failed", "cancelled"):
-            status = kind[4:]
-    return status
+    """Show the run's progress live (tasks done/total, attempts running, tokens; one line per event when the
+    output is not a terminal); returns the run's final status."""
+    from orchestrator.render import terminal, watch_run
+
+    return (await watch_run(client.events(run_id), run_id, terminal())).status
+
+
+def _print_outputs(record: dict[str, Any]) -> None:
+    """The finished run's status line and outputs (each succeeded task's JSON, each failed task's error)."""
+    from orchestrator.render import outputs_view, run_summary, terminal
+
+    console = terminal()
+    console.print(run_summary(record) if record.get("kind") == "negotiation" else outputs_view(record))
 
 
 def _brief(record: dict[str, Any]) -> dict[str, Any]:

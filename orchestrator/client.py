@@ -106,10 +106,21 @@ class OrchestratorClient:
         body = spec.model_dump(mode="json") if isinstance(spec, BaseModel) else spec
         return str((await self._json("POST", "/runs", json=body))["id"])
 
-    async def list_runs(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    async def start_negotiation(self, spec: dict[str, Any] | BaseModel) -> str:
+        """Start a negotiation (a ``NegotiationSpec`` or its JSON) as a run; returns the run id (follow it with
+        ``events`` or ``wait``)."""
+        body = spec.model_dump(mode="json", exclude_none=True) if isinstance(spec, BaseModel) else spec
+        return str((await self._json("POST", "/negotiations", json=body))["id"])
+
+    async def list_runs(
+        self, *, status: str | None = None, limit: int = 50, offset: int = 0, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Recent runs, newest first; ``kind`` "graph" or "negotiation" keeps only those."""
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
             params["status"] = status
+        if kind:
+            params["kind"] = kind
         return list((await self._json("GET", "/runs", params=params))["runs"])
 
     async def get_run(self, run_id: str) -> dict[str, Any]:

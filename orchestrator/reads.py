@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import anyio
 
-from orchestrator.limits import check_after, check_list_query, valid_run_id
-from orchestrator.runs import TERMINAL, RunStore, StoreUnavailable, is_unavailable, owned_by
+from orchestrator.limits import InvalidQuery, check_after, check_list_query, valid_run_id
+from orchestrator.runs import RUN_KINDS, TERMINAL, RunStore, StoreUnavailable, is_unavailable, owned_by
 from orchestrator.state import RunState
 from orchestrator.wakeups import Wakeups
 from orchestrator.writer import RunWriter
@@ -58,13 +58,23 @@ class StoredRuns:
         return run
 
     async def list_runs(
-        self, *, status: str | None = None, limit: int = 50, offset: int = 0, owner: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        owner: str | None = None,
+        kind: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The most recent runs (newest first) of ``owner`` (every run when None); raises InvalidQuery for an
-        unknown status or out-of-range numbers."""
+        """The most recent runs (newest first) of ``owner`` (every run when None), of ``kind`` ("graph",
+        "negotiation") when given; raises InvalidQuery for an unknown status or kind or out-of-range numbers."""
         check_list_query(status, limit, offset)
+        if kind is not None and kind not in RUN_KINDS:
+            raise InvalidQuery(f"kind must be one of {', '.join(RUN_KINDS)}, not {kind[:40]!r}")
         await self._flushed()
-        return await self._read(lambda: self.store.list_runs(status=status, limit=limit, offset=offset, owner=owner))
+        return await self._read(
+            lambda: self.store.list_runs(status=status, limit=limit, offset=offset, owner=owner, kind=kind)
+        )
 
     async def events(self, run_id: str, after: int = 0, *, owner: str | None = None) -> AsyncIterator[dict[str, Any]]:
         """The run's events with ``seq > after``, from the store, until the run ends (wherever it runs): each once,

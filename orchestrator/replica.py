@@ -136,6 +136,11 @@ class ReplicaLoop:
 async def take_over(orch: Orchestrator, row: dict[str, Any]) -> None:
     """Start (a queued run) or resume (a run another replica left) the claimed run ``row`` on ``orch``."""
     run_id, store = row["id"], orch.store
+    if row.get("kind") == "negotiation":  # negotiations are not resumed: the run fails as interrupted
+        from orchestrator.negotiation.runs import fail_interrupted
+
+        await fail_interrupted(orch, row)
+        return
     try:
         graph = TaskGraph(GraphSpec.model_validate(row["spec"]))
     except ValueError as exc:  # a stored spec this version cannot read: fail it, with the reason

@@ -41,10 +41,12 @@ __all__ = [
     "ACTIVE",
     "TERMINAL",
     "LOCAL_OWNER",
+    "RUN_KINDS",
 ]
 
 ACTIVE = ("pending", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")
+RUN_KINDS = ("graph", "negotiation")  # orch_runs.kind: a task graph, or a negotiation protocol
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = zlib.crc32(b"scaleout orchestrator migrations")  # the advisory lock key (any fixed int64)
 LOCAL_OWNER = "local"  # who owns runs stored without an owner (before access control, or by trusted callers)
@@ -225,11 +227,19 @@ class RunStore:
             return dict(row) if row else None
 
     def list_runs(
-        self, *, status: str | None = None, limit: int = 50, offset: int = 0, owner: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        owner: str | None = None,
+        kind: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The newest runs; with ``owner``, only that owner's (``LOCAL_OWNER`` includes rows with no owner)."""
+        """The newest runs (of ``kind``, when given); with ``owner``, only that owner's (``LOCAL_OWNER`` includes
+        rows with no owner)."""
         query = sa.select(
             t.runs.c.id,
+            t.runs.c.kind,
             t.runs.c.name,
             t.runs.c.status,
             t.runs.c.error,
@@ -240,6 +250,8 @@ class RunStore:
         )
         if status:
             query = query.where(t.runs.c.status == status)
+        if kind:
+            query = query.where(t.runs.c.kind == kind)
         if owner is not None:
             mine = t.runs.c.owner == owner
             query = query.where(sa.or_(mine, t.runs.c.owner.is_(None)) if owner == LOCAL_OWNER else mine)

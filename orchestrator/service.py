@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -43,8 +43,10 @@ from orchestrator.stats_sink import StatsSink
 from orchestrator.transports import Transport, Transports
 from orchestrator.wakeups import Wakeups, listen
 from orchestrator.writer import RunWriter
+from protocol import telemetry
 from protocol.a2a import new_id
 from protocol.egress import EgressPolicy
+from protocol.logs import log_context
 from registry.stdio import StdioAllowlist
 
 __all__ = ["Orchestrator", "RunNotFound", "RESTART_REASON", "ReplicaConflict", "StoreUnavailable"]
@@ -277,6 +279,13 @@ class Orchestrator(StoredRuns):
         self.active[state.run_id] = state
         self._tg.start_soon(self._execute, state)
 
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Run ``fn()`` in this replica's task group (a negotiation run's body); it is cancelled when the replica
+        stops."""
+        if self._tg is None:
+            raise RuntimeError("the orchestrator is not running; use 'async with orchestrator.running():'")
+        self._tg.start_soon(fn)
+
     def cancel_here(self, run_id: str) -> None:
         """Cancel this replica's run ``run_id`` (asked here, or by another replica)."""
         state = self.active.get(run_id)
@@ -350,6 +359,19 @@ class Orchestrator(StoredRuns):
             self.replica.claim_soon()
 
     async def _execute(self, state: RunState) -> None:
+        """Run ``state`` inside its run span (the trace's root here), its log lines carrying the run id."""
+        with log_context(run_id=state.run_id), telemetry.span(telemetry.SPAN_RUN) as span:
+            if span.is_recording():
+                name = state.graph.spec.name or ""
+                span.set_attributes({"scaleout.run.id": state.run_id, "scaleout.run.name": name})
+                span.set_attributes({"scaleout.run.tasks": len(state.graph.tasks), "scaleout.replica": self.replica_id})
+            await self._execute_run(state)
+            if span.is_recording():
+                span.set_attribute("scaleout.run.status", state.status)
+                if state.status == "failed":
+                    span.set_status(telemetry.StatusCode.ERROR, "the run failed")
+
+    async def _execute_run(self, state: RunState) -> None:
         deadline = state.graph.spec.deadline_s
         if deadline:
             state.scope.deadline = anyio.current_time() + deadline

@@ -27,7 +27,11 @@ runs = sa.Table(
     sa.Column("lease_owner", sa.String(200), nullable=True, index=True),
     sa.Column("lease_expires_at", _ts, nullable=True),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    # what the run is: "graph" (a task graph) or "negotiation" (a negotiation protocol, its steps as events)
+    sa.Column("kind", sa.String(16), nullable=False, server_default="graph"),
+    sa.Column("output", sa.JSON, nullable=True),  # a negotiation's outcome; NULL for graph runs (outputs are per task)
     sa.Index("ix_orch_runs_owner_created_at", "owner", "created_at"),
+    sa.Index("ix_orch_runs_kind_created_at", "kind", "created_at"),
     sa.Index("ix_orch_runs_status_lease", "status", "lease_expires_at"),
 )
 

@@ -92,6 +92,7 @@ ACCESS_RULES: list[Rule] = [
     Rule.of("POST", "/agents/{agent_id}/calls", REPORT),
     Rule.of("GET", "/agents/{agent_id}/history", READ),
     Rule.of("GET", "/search", READ),
+    Rule.of("GET", "/openapi.json", PUBLIC),
 ]
 """The scope each route of the registry API needs (the boundary answers 401/403 before a handler runs)."""
 
@@ -276,6 +277,11 @@ def create_app(
         )
         return await run(fn)
 
+    async def openapi(_: Request) -> Any:
+        from registry.openapi import registry_document
+
+        return registry_document()
+
     async def healthz(_: Request) -> Any:
         return {"ok": True, "agents": await run(reg.count)}
 
@@ -301,6 +307,7 @@ def create_app(
         Route("/agents/{agent_id}/status", _endpoint(set_status), methods=["PUT"]),
         Route("/agents/{agent_id}/history", _endpoint(history), methods=["GET"]),
         Route("/search", _endpoint(search), methods=["GET"]),
+        Route("/openapi.json", _endpoint(openapi), methods=["GET"]),
     ]
     check_rules(routes, ACCESS_RULES)
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -11,6 +11,7 @@ import argparse
 import random
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
 import anyio
@@ -19,12 +20,16 @@ from pydantic import BaseModel
 from agents.agent import Agent, SkillContext
 from agents.negotiators import LinearUtility, Negotiator, Preferences, negotiator_agent
 from orchestrator.negotiation import (
+    NegotiationRecorder,
+    NegotiationRuns,
+    Party,
     award_best,
     collect_proposals,
     one_to_many,
     sealed_bid_auction,
     serve_parties,
 )
+from orchestrator.negotiation.runs import record_with, recording_runs
 from protocol.negotiation import AuctionCall, Award, AwardReply, Bid, CallForProposals, Issue, Outcome
 
 __all__ = ["ReferralResult", "run", "pharmacist_agent", "MRI_ISSUES", "GP_PREFERENCES"]
@@ -88,9 +93,14 @@ def _radiologist(rng: random.Random, i: int) -> tuple[Agent, Preferences]:
 
 
 async def arun(
-    radiologists: int = 5, pharmacists: int = 3, seed: int = 1, transport: Literal["local", "http"] = "local"
+    radiologists: int = 5,
+    pharmacists: int = 3,
+    seed: int = 1,
+    transport: Literal["local", "http"] = "local",
+    runs: NegotiationRuns | None = None,
 ) -> ReferralResult:
-    """Book an MRI and a dispensing pharmacy; deterministic for a given seed."""
+    """Book an MRI and a dispensing pharmacy; deterministic for a given seed. With ``runs`` every negotiation
+    (the contract net, each alternating-offers thread, the auction) is recorded as an orchestrator run."""
     rng = random.Random(seed)
     made = [_radiologist(rng, i) for i in range(radiologists)]
     gp = negotiator_agent("gp", Negotiator(GP_PREFERENCES, "linear"), description="General practitioner")
@@ -102,25 +112,37 @@ async def arun(
         cfp = CallForProposals(
             cfp_id="mri-1", buyer="gp", item="mri", quantity=1, due_day=10, issues=MRI_ISSUES, deadline_s=30
         )
-        round_ = await collect_proposals(
-            cfp, [parties[a.name] for a, _ in made], lambda p: gp_u(p.offer) if p.offer else -1.0
-        )
-        best = round_.ranked[:2]
-        utilities = {a.name: (gp_u, LinearUtility(prefs, MRI_ISSUES)) for a, prefs in made}
-        talks = await one_to_many(
-            parties["gp"],
-            [parties[p.bidder] for p in best],
-            MRI_ISSUES,
-            item="mri",
-            max_rounds=6,
-            utilities=utilities,
-            id_prefix="mri",
-        )
-        chosen = talks.best
-        if chosen is not None and chosen.agreement is not None:
-            winner = chosen.parties[1]
-            round_.ranked = [p for p in round_.ranked if p.bidder == winner]
-            await award_best(round_, parties, terms={winner: chosen.agreement})
+        async with record_with(runs, "contract net: mri", protocol="contract_net") as recorder:
+            round_ = await collect_proposals(
+                cfp,
+                [parties[a.name] for a, _ in made],
+                lambda p: gp_u(p.offer) if p.offer else -1.0,
+                recorder=recorder,
+            )
+            best = round_.ranked[:2]
+            utilities = {a.name: (gp_u, LinearUtility(prefs, MRI_ISSUES)) for a, prefs in made}
+
+            def thread_run(seller: Party) -> AbstractAsyncContextManager[NegotiationRecorder]:
+                return record_with(runs, f"negotiation: mri, gp and {seller.name}", protocol="alternating")
+
+            talks = await one_to_many(
+                parties["gp"],
+                [parties[p.bidder] for p in best],
+                MRI_ISSUES,
+                item="mri",
+                max_rounds=6,
+                utilities=utilities,
+                id_prefix="mri",
+                recorders=thread_run,
+            )
+            chosen = talks.best
+            if chosen is not None and chosen.agreement is not None:
+                winner = chosen.parties[1]
+                round_.ranked = [p for p in round_.ranked if p.bidder == winner]
+            else:
+                round_.ranked = []  # nobody agreed: nothing is awarded (the round is recorded as such)
+            terms = {chosen.parties[1]: chosen.agreement} if chosen is not None and chosen.agreement else None
+            await award_best(round_, parties, terms=terms, recorder=recorder)
         call = AuctionCall(
             auction_id="rx-1",
             item="prescription",
@@ -131,7 +153,8 @@ async def arun(
             latest_day=3,
             deadline_s=30,
         )
-        auction = await sealed_bid_auction(call, [parties[p.name] for p in pharmacies])
+        async with record_with(runs, "auction: rx-1", protocol="auction") as recorder:
+            auction = await sealed_bid_auction(call, [parties[p.name] for p in pharmacies], recorder=recorder)
     agreed = chosen is not None and chosen.agreement is not None
     return ReferralResult(
         radiologist=chosen.parties[1] if agreed and chosen else None,
@@ -144,10 +167,23 @@ async def arun(
 
 
 def run(
-    radiologists: int = 5, pharmacists: int = 3, seed: int = 1, transport: Literal["local", "http"] = "local"
+    radiologists: int = 5,
+    pharmacists: int = 3,
+    seed: int = 1,
+    transport: Literal["local", "http"] = "local",
+    record_runs: str | None = None,
 ) -> ReferralResult:
-    """Synchronous ``arun``."""
-    return anyio.run(arun, radiologists, pharmacists, seed, transport)
+    """Synchronous ``arun``; ``record_runs`` (a database URL or SQLite path) records the negotiations as runs
+    there and prints their ids."""
+
+    async def go() -> ReferralResult:
+        async with recording_runs(record_runs) as runs:
+            result = await arun(radiologists, pharmacists, seed, transport, runs)
+        if runs is not None:
+            print(f"recorded negotiation runs in {record_runs}: {' '.join(runs.opened)}", file=sys.stderr)
+        return result
+
+    return anyio.run(go)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,8 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pharmacists", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--transport", choices=["local", "http"], default="local")
+    p.add_argument("--record-runs", metavar="DB", help="record every negotiation as an orchestrator run in DB")
     a = p.parse_args(argv)
-    r = run(a.radiologists, a.pharmacists, a.seed, a.transport)
+    r = run(a.radiologists, a.pharmacists, a.seed, a.transport, a.record_runs)
     for o in r.negotiations:
         u = ", ".join(f"{k} {v:.2f}" for k, v in o.utilities.items())
         print(f"{o.negotiation_id}: {o.reason} after {o.rounds} rounds ({u})")

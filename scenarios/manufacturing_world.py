@@ -71,6 +71,11 @@ class ScenarioConfig(BaseModel):
     strategy: str = Field(default="linear", description="the manufacturer's strategy; suppliers draw theirs")
     out: Path | None = None
     progress: bool = False
+    record_runs: str | None = Field(
+        default=None,
+        exclude=True,  # where runs are recorded is not part of the scenario's result
+        description="database URL or SQLite path: record every negotiation as an orchestrator run there",
+    )
 
     @model_validator(mode="after")
     def _enough_suppliers(self) -> ScenarioConfig:

@@ -14,7 +14,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
+from dataclasses import replace
 from typing import Literal
 
 import anyio
@@ -24,12 +25,15 @@ from agents.negotiators import LinearUtility
 from orchestrator.energy import EnergyModel
 from orchestrator.negotiation import (
     Ledger,
+    NegotiationRecorder,
+    NegotiationRuns,
     Party,
     award_best,
     collect_proposals,
     one_to_many,
     sealed_bid_auction,
 )
+from orchestrator.negotiation.runs import record_with, recording_runs
 from orchestrator.negotiation.transport import serve_parties
 from protocol.negotiation import AuctionCall, CallForProposals, Contract, Outcome
 from registry import Registration, Registry
@@ -92,9 +96,14 @@ def _fleet_registry(world: World, parties: dict[str, Party]) -> Iterator[Registr
     transport: Literal["local", "a2a"] = "local" if world.config.transport == "local" else "a2a"
     with tempfile.TemporaryDirectory(prefix="scaleout-scenario-") as tmp, Registry(f"sqlite:///{tmp}/fleet.db") as reg:
         reg.register_many(
-            Registration(card=agent.card(parties[agent.name].client.url), transport=transport) for agent in world.agents
+            Registration(card=agent.card(_url(parties[agent.name])), transport=transport) for agent in world.agents
         )
         yield reg
+
+
+def _url(party: Party) -> str:
+    assert party.client is not None  # serve_parties reaches every agent through an A2A client
+    return party.client.url
 
 
 def _suppliers_of(registry: Registry, component: str, limit: int) -> list[str]:
@@ -110,8 +119,25 @@ async def source_component(
     needed: int,
     llm_left: int,
     ledger: Ledger,
+    runs: NegotiationRuns | None = None,
 ) -> tuple[ComponentSummary, list[NegotiationSummary], Contract | None]:
-    """Contract net + negotiations + award for one component."""
+    """Contract net + negotiations + award for one component; with ``runs``, each negotiation is recorded as a
+    run (the contract net, and every alternating-offers thread)."""
+    async with record_with(runs, f"contract net: {component}", protocol="contract_net") as recorder:
+        return await _source(world, parties, suppliers, component, needed, llm_left, ledger, runs, recorder)
+
+
+async def _source(
+    world: World,
+    parties: dict[str, Party],
+    suppliers: list[str],
+    component: str,
+    needed: int,
+    llm_left: int,
+    ledger: Ledger,
+    runs: NegotiationRuns | None,
+    recorder: NegotiationRecorder,
+) -> tuple[ComponentSummary, list[NegotiationSummary], Contract | None]:
     config = world.config
     issues = component_issues(component, needed, config.due_day)
     buyer_u = LinearUtility(buyer_preferences(config.due_day), issues)
@@ -125,20 +151,28 @@ async def source_component(
         deadline_s=60.0,
     )
     bidders = [parties[n] for n in suppliers]
-    cn = await collect_proposals(cfp, bidders, lambda p: buyer_u(p.offer) if p.offer else -1.0, ledger=ledger)
+    cn = await collect_proposals(
+        cfp, bidders, lambda p: buyer_u(p.offer) if p.offer else -1.0, ledger=ledger, recorder=recorder
+    )
     top = cn.ranked[: config.bidders]
     use_llm = config.brain == "llm" or (config.brain == "mixed" and 0 < len(top) <= llm_left)
-    buyer = parties[MANUFACTURER_LLM if use_llm else MANUFACTURER]
+    buyer = replace(parties[MANUFACTURER_LLM if use_llm else MANUFACTURER], role="buyer")
     seller_u = {p.bidder: LinearUtility(world.supplier_preferences[p.bidder][component], issues) for p in top}
+
+    def thread_run(seller: Party) -> AbstractAsyncContextManager[NegotiationRecorder]:
+        name = f"negotiation: {component}, {buyer.name} and {seller.name}"
+        return record_with(runs, name, protocol="alternating")
+
     talks = await one_to_many(
         buyer,
-        [parties[p.bidder] for p in top],
+        [replace(parties[p.bidder], role="seller") for p in top],
         issues,
         item=component,
         max_rounds=config.rounds,
         utilities={s: (buyer_u, u) for s, u in seller_u.items()},
         id_prefix=f"neg-{component}",
         ledger=ledger,
+        recorders=thread_run,
     )
     summaries = [
         NegotiationSummary(
@@ -160,7 +194,7 @@ async def source_component(
     by_bidder = {p.bidder: p for p in cn.ranked}
     rest = [p for p in cn.ranked if p.bidder not in terms and p.offer and buyer_u.acceptable(p.offer)]
     cn.ranked = [by_bidder[o.parties[1]] for o in agreed] + rest
-    cn = await award_best(cn, parties, terms=terms, ledger=ledger)
+    cn = await award_best(cn, parties, terms=terms, ledger=ledger, recorder=recorder)
     winner = cn.awarded[0] if cn.awarded else None
     contract = None
     if winner is not None and winner.offer is not None:
@@ -204,7 +238,9 @@ async def ship_delivery(
     earliest: int,
     latest: int,
     ledger: Ledger,
+    runs: NegotiationRuns | None = None,
 ) -> Delivery:
+    """A sealed-bid auction among ``carriers`` for one delivery (recorded as a run with ``runs``)."""
     call = AuctionCall(
         auction_id=shipment,
         item=item,
@@ -215,7 +251,8 @@ async def ship_delivery(
         latest_day=max(latest, earliest),
         deadline_s=60.0,
     )
-    auction = await sealed_bid_auction(call, [parties[c] for c in carriers], ledger=ledger)
+    async with record_with(runs, f"auction: {shipment}", protocol="auction") as recorder:
+        auction = await sealed_bid_auction(call, [parties[c] for c in carriers], ledger=ledger, recorder=recorder)
     win = auction.winner
     if win is None or win.day is None:
         return Delivery(
@@ -245,8 +282,16 @@ async def ship_delivery(
     )
 
 
-async def arun(config: ScenarioConfig, brain: Brain | None = None) -> ScenarioResult:
-    """Run the scenario; ``brain`` defaults to the bundled model (``LlamaCpp()``) unless ``brain='rule'``."""
+async def arun(
+    config: ScenarioConfig, brain: Brain | None = None, runs: NegotiationRuns | None = None
+) -> ScenarioResult:
+    """Run the scenario; ``brain`` defaults to the bundled model (``LlamaCpp()``) unless ``brain='rule'``.
+    With ``runs`` (or ``config.record_runs``, a database) every negotiation is recorded as an orchestrator run."""
+    if runs is None and config.record_runs is not None:
+        async with recording_runs(config.record_runs) as recorded:
+            result = await arun(config, brain, recorded)
+            _say_runs(config, recorded)
+            return result
     if config.brain != "rule" and brain is None:
         from agents.llm import LlamaCpp
 
@@ -268,7 +313,7 @@ async def arun(config: ScenarioConfig, brain: Brain | None = None) -> ScenarioRe
                 "found in the registry",
             )
             summary, talks, contract = await source_component(
-                world, parties, found[component], component, config.quantity * per_unit, llm_left, ledger
+                world, parties, found[component], component, config.quantity * per_unit, llm_left, ledger, runs
             )
             llm_left -= sum(1 for t in talks if t.brain == "llm")
             components.append(summary)
@@ -291,6 +336,7 @@ async def arun(config: ScenarioConfig, brain: Brain | None = None) -> ScenarioRe
                     day,
                     min(day + 4, last_in),
                     ledger,
+                    runs,
                 )
             )
         arrivals = [d.arrival_day for d in schedule]
@@ -309,6 +355,7 @@ async def arun(config: ScenarioConfig, brain: Brain | None = None) -> ScenarioRe
                     assembly_day,
                     max(config.due_day, assembly_day + 1),
                     ledger,
+                    runs,
                 )
             )
     result = scenario_result(
@@ -318,6 +365,20 @@ async def arun(config: ScenarioConfig, brain: Brain | None = None) -> ScenarioRe
         for path in write_outputs(result, config.out):
             _say(config, f"wrote {path}")
     return result
+
+
+def _say_runs(config: ScenarioConfig, runs: NegotiationRuns | None) -> None:
+    """Name the negotiation runs recorded (always printed: the ids are what recording is for)."""
+    if runs is None:
+        return
+    print(f"recorded {len(runs.opened)} negotiation runs in {config.record_runs}:", file=sys.stderr)
+    for run_id in runs.opened:
+        print(f"  {run_id}", file=sys.stderr)
+    print(
+        f"  see them: scaleout orchestrator serve --db {config.record_runs} & scaleout runs list --kind negotiation",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def scenario_result(
@@ -392,6 +453,11 @@ def parse_args(argv: Sequence[str] | None = None) -> ScenarioConfig:
     p.add_argument("--transport", choices=["local", "http"], default=d.transport)
     p.add_argument("--out", default="scenario-out", help="directory for result.json and the picture ('' for none)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--record-runs",
+        metavar="DB",
+        help="record every negotiation as an orchestrator run in this database (URL or SQLite path)",
+    )
     a = p.parse_args(argv)
     try:
         return ScenarioConfig(
@@ -409,6 +475,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ScenarioConfig:
             transport=a.transport,
             out=a.out or None,
             progress=not a.quiet,
+            record_runs=a.record_runs,
         )
     except ValueError as exc:
         p.error(str(exc))

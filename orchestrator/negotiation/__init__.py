@@ -1,7 +1,8 @@
 """Negotiation protocols over A2A agents: contract net, alternating offers (bilateral and one-to-many),
-sealed-bid auctions, and outcome analytics (utilities, welfare, Pareto and Nash distances)."""
+sealed-bid auctions, and outcome analytics (utilities, welfare, Pareto and Nash distances). Every protocol reports
+its steps to a ``NegotiationRecorder``; ``NegotiationRuns`` records them as orchestrator runs."""
 
-from orchestrator.negotiation.alternating import OneToManyResult, alternating_offers, one_to_many
+from orchestrator.negotiation.alternating import OneToManyResult, RecorderFactory, alternating_offers, one_to_many
 from orchestrator.negotiation.analytics import Analysis, analyse, nash_point, pareto_frontier
 from orchestrator.negotiation.auction import AuctionResult, sealed_bid_auction
 from orchestrator.negotiation.calls import (
@@ -10,14 +11,30 @@ from orchestrator.negotiation.calls import (
     NegotiationCallError,
     NegotiationTimeout,
     Party,
+    SkillCaller,
     call_skill,
     gather_replies,
 )
 from orchestrator.negotiation.contract_net import ContractNetResult, award_best, collect_proposals, contract_net
+from orchestrator.negotiation.recorder import (
+    NO_RECORDER,
+    AwardStep,
+    BidStep,
+    Ended,
+    EventLog,
+    NegotiationRecorder,
+    NoRecorder,
+    OfferStep,
+    PartyInfo,
+    Started,
+)
+from orchestrator.negotiation.runs import NegotiationRuns, RunRecorder, record_with, recording_runs
+from orchestrator.negotiation.spec import NegotiationSpec
 from orchestrator.negotiation.transport import serve_parties
 
 __all__ = [
     "OneToManyResult",
+    "RecorderFactory",
     "alternating_offers",
     "one_to_many",
     "Analysis",
@@ -31,11 +48,27 @@ __all__ = [
     "NegotiationCallError",
     "NegotiationTimeout",
     "Party",
+    "SkillCaller",
     "call_skill",
     "gather_replies",
     "ContractNetResult",
     "award_best",
     "collect_proposals",
     "contract_net",
+    "NO_RECORDER",
+    "AwardStep",
+    "BidStep",
+    "Ended",
+    "EventLog",
+    "NegotiationRecorder",
+    "NoRecorder",
+    "OfferStep",
+    "PartyInfo",
+    "Started",
+    "NegotiationRuns",
+    "RunRecorder",
+    "record_with",
+    "recording_runs",
+    "NegotiationSpec",
     "serve_parties",
 ]

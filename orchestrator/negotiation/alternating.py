@@ -10,14 +10,28 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Literal
 
 import anyio
 from pydantic import BaseModel, Field
 
 from agents.negotiators.utility import LinearUtility
-from orchestrator.negotiation.analytics import analyse
+from orchestrator.negotiation.analytics import Analysis, analyse
 from orchestrator.negotiation.calls import Ledger, NegotiationCallError, NegotiationTimeout, Party, call_skill
+from orchestrator.negotiation.recorder import (
+    NO_RECORDER,
+    Ended,
+    NashPoint,
+    NegotiationRecorder,
+    OfferStep,
+    PartyInfo,
+    Started,
+    frontier_points,
+    move_of,
+    outcome_kind,
+)
 from protocol.negotiation import (
     MAX_HISTORY,
     Action,
@@ -30,9 +44,11 @@ from protocol.negotiation import (
     validate_offer,
 )
 
-__all__ = ["alternating_offers", "one_to_many", "OneToManyResult", "Utilities"]
+__all__ = ["alternating_offers", "one_to_many", "OneToManyResult", "Utilities", "RecorderFactory"]
 
 Utilities = tuple[LinearUtility, LinearUtility]
+RecorderFactory = Callable[[Party], AbstractAsyncContextManager[NegotiationRecorder]]
+"""Opens the recorder of one one-to-many thread (e.g. a run per seller: ``NegotiationRuns.recording``)."""
 
 
 def _outcome(
@@ -45,7 +61,7 @@ def _outcome(
     issues: list[Issue],
     utilities: Utilities | None,
     sources: Counter[str],
-) -> Outcome:
+) -> tuple[Outcome, Analysis | None]:
     outcome = Outcome(
         negotiation_id=negotiation_id,
         parties=parties,
@@ -55,6 +71,7 @@ def _outcome(
         history=history,
         sources=dict(sources),
     )
+    analysis = None
     if utilities is not None:
         analysis = analyse(agreement, issues, *utilities)
         a, b = utilities
@@ -65,7 +82,26 @@ def _outcome(
         outcome.social_welfare = analysis.social_welfare
         outcome.pareto_distance = analysis.pareto_distance
         outcome.nash_distance = analysis.nash_distance
-    return outcome
+    return outcome, analysis
+
+
+def _ended(outcome: Outcome, analysis: Analysis | None) -> Ended:
+    """``negotiation.ended`` for one bilateral negotiation (Pareto and Nash when both utilities are known)."""
+    names = outcome.parties
+    nash = None
+    if analysis is not None and analysis.nash is not None and analysis.nash_offer is not None:
+        utilities = {n: round(u, 4) for n, u in zip(names, analysis.nash, strict=True)}
+        nash = NashPoint(offer=analysis.nash_offer.values, utilities=utilities)
+    return Ended(
+        outcome=outcome_kind(outcome),
+        agreement=outcome.agreement.values if outcome.agreement is not None else None,
+        utilities={n: round(u, 4) for n, u in outcome.utilities.items()},
+        rounds=outcome.rounds,
+        pareto=frontier_points(analysis.frontier) if analysis is not None else [],
+        nash=nash,
+        parties_order=list(names),
+        reason=outcome.reason,
+    )
 
 
 async def alternating_offers(
@@ -79,22 +115,107 @@ async def alternating_offers(
     timeout_s: float = 60.0,
     utilities: Utilities | None = None,
     ledger: Ledger | None = None,
+    deadline_s: float | None = None,
+    recorder: NegotiationRecorder = NO_RECORDER,
 ) -> Outcome:
-    """Run one bilateral negotiation; ``utilities`` (first's, second's) are only used for the analytics."""
+    """Run one bilateral negotiation; ``utilities`` (first's, second's) are only used for the analytics.
+
+    ``deadline_s`` bounds the whole negotiation (then it ends without a deal); ``recorder`` hears every step."""
     if not 1 <= max_rounds <= MAX_HISTORY // 2:
         raise ValueError(f"max_rounds must be between 1 and {MAX_HISTORY // 2}, got {max_rounds}")
     nid = negotiation_id or f"neg-{uuid.uuid4().hex[:12]}"
     names = [first.name, second.name]
-    history: list[OfferRecord] = []
-    sources: Counter[str] = Counter()
+    recorder.started(
+        Started(
+            protocol="alternating",
+            parties=[_info(first, "first"), _info(second, "second")],
+            issues=issues,
+            max_rounds=max_rounds,
+            deadline_s=deadline_s,
+        )
+    )
+    offers = _OfferSteps(recorder, utilities, first, second)
+    outcome: Outcome | None = None
+    with anyio.move_on_after(deadline_s if deadline_s else float("inf")):
+        outcome = await _negotiate(first, second, issues, nid, item, max_rounds, timeout_s, utilities, ledger, offers)
+    if outcome is None:  # the deadline passed mid-move
+        reason = f"deadline: the negotiation passed its deadline of {deadline_s:g} s"
+        history, sources = offers.history, offers.sources
+        outcome, analysis = _outcome(nid, names, history, reason, offers.last_round, None, issues, utilities, sources)
+        offers.flush(None)
+        recorder.ended(_ended(outcome, analysis))
+    return outcome
+
+
+def _info(party: Party, role: str) -> PartyInfo:
+    return PartyInfo(name=party.name, agent_id=party.agent_id, role=party.role or role)
+
+
+class _OfferSteps:
+    """The history and move counts of one negotiation, and its offers as recorded steps: an offer is recorded
+    when its receiver answers it (that answer is its ``response``), or at the end."""
+
+    def __init__(self, recorder: NegotiationRecorder, utilities: Utilities | None, first: Party, second: Party) -> None:
+        self.recorder = recorder
+        self.utilities = utilities
+        self.names = (first.name, second.name)
+        self.history: list[OfferRecord] = []
+        self.sources: Counter[str] = Counter()
+        self.pending: OfferStep | None = None
+        self.last_round = 1
+
+    def made(self, rnd: int, sender: str, receiver: str, reply: Response) -> None:
+        assert reply.offer is not None
+        self.history.append(OfferRecord(sender=sender, round=rnd, offer=reply.offer))
+        move, overruled = move_of(reply.source)
+        values = {}
+        if self.utilities is not None:
+            values = {n: round(u(reply.offer), 4) for n, u in zip(self.names, self.utilities, strict=True)}
+        self.pending = OfferStep(
+            round=rnd,
+            sender=sender,
+            receiver=receiver,
+            offer=reply.offer.values,
+            utilities=values,
+            move=move,
+            overruled=overruled,
+            reason=reply.reason or None,
+        )
+
+    def flush(self, response: Literal["counter", "accept", "reject"] | None) -> None:
+        if self.pending is not None:
+            self.recorder.offer(self.pending.model_copy(update={"response": response}))
+            self.pending = None
+
+
+async def _negotiate(
+    first: Party,
+    second: Party,
+    issues: list[Issue],
+    nid: str,
+    item: str,
+    max_rounds: int,
+    timeout_s: float,
+    utilities: Utilities | None,
+    ledger: Ledger | None,
+    offers: _OfferSteps,
+) -> Outcome:
+    names = [first.name, second.name]
+    history, sources = offers.history, offers.sources
     turns = 2 * max_rounds
 
-    def done(reason: str, rnd: int, agreement: Offer | None = None) -> Outcome:
-        return _outcome(nid, names, history, reason, rnd, agreement, issues, utilities, sources)
+    def done(
+        reason: str, rnd: int, agreement: Offer | None = None, response: Literal["accept", "reject"] | None = None
+    ) -> Outcome:
+        offers.flush(response)
+        outcome, analysis = _outcome(nid, names, history, reason, rnd, agreement, issues, utilities, sources)
+        offers.recorder.ended(_ended(outcome, analysis))
+        return outcome
 
     for turn in range(turns):
         mover, other = (first, second) if turn % 2 == 0 else (second, first)
         rnd = turn // 2 + 1
+        offers.last_round = rnd
         req = RespondRequest(
             negotiation_id=nid,
             me=mover.name,
@@ -117,15 +238,21 @@ async def alternating_offers(
             standing = req.standing_offer
             if standing is None:
                 return done(f"protocol violation: {mover.name} accepted with no offer on the table", rnd)
-            return done(f"accepted by {mover.name}", rnd, standing)
+            return done(f"accepted by {mover.name}", rnd, standing, "accept")
         if reply.action is Action.WALK_AWAY:
-            return done(f"{mover.name} walked away: {reply.reason}", rnd)
+            return done(f"{mover.name} walked away: {reply.reason}", rnd, response="reject")
         assert reply.offer is not None  # a counter always carries an offer (Response validates it)
         problem = validate_offer(reply.offer, issues)
         if problem is not None:
             return done(f"protocol violation: {mover.name} offered off the grid: {problem}", rnd)
-        history.append(OfferRecord(sender=mover.name, round=rnd, offer=reply.offer))
+        offers.flush("counter")
+        offers.made(rnd, mover.name, other.name, reply)
     return done(f"deadline: no agreement after {max_rounds} rounds", max_rounds)
+
+
+@asynccontextmanager
+async def _no_recording(_seller: Party) -> AsyncIterator[NegotiationRecorder]:
+    yield NO_RECORDER
 
 
 class OneToManyResult(BaseModel):
@@ -147,25 +274,31 @@ async def one_to_many(
     timeout_s: float = 60.0,
     ledger: Ledger | None = None,
     id_prefix: str | None = None,
+    recorders: RecorderFactory | None = None,
 ) -> OneToManyResult:
     """Negotiate with every seller at once (buyer opens each thread); the buyer keeps the agreement that
     ``select`` scores highest (default: its own utility when known, else the fewest rounds); ties go to the
-    alphabetically first seller."""
+    alphabetically first seller. ``recorders`` opens a recorder per thread (each thread is its own negotiation)."""
     prefix = id_prefix or f"neg-{uuid.uuid4().hex[:8]}"
     outcomes: dict[str, Outcome] = {}
 
     async def thread(seller: Party) -> None:
-        outcomes[seller.name] = await alternating_offers(
-            buyer,
-            seller,
-            issues,
-            item=item,
-            max_rounds=max_rounds,
-            negotiation_id=f"{prefix}-{seller.name}",
-            timeout_s=timeout_s,
-            utilities=(utilities or {}).get(seller.name),
-            ledger=ledger,
-        )
+        nid = f"{prefix}-{seller.name}"
+        async with (recorders or _no_recording)(seller) as recorder:
+            outcomes[seller.name] = await alternating_offers(
+                buyer,
+                seller,
+                issues,
+                item=item,
+                max_rounds=max_rounds,
+                negotiation_id=nid,
+                timeout_s=timeout_s,
+                utilities=(utilities or {}).get(seller.name),
+                ledger=ledger,
+                recorder=recorder,
+            )
+        if seller.name not in outcomes:  # its recording was cancelled (e.g. the run was cancelled)
+            outcomes[seller.name] = Outcome(negotiation_id=nid, parties=[buyer.name, seller.name], reason="cancelled")
 
     async with anyio.create_task_group() as tg:
         for seller in sellers:

@@ -16,7 +16,8 @@ __all__ = ["Analysis", "pareto_frontier", "nash_point", "analyse"]
 
 
 class Analysis(BaseModel):
-    """Utilities of an agreement and how far it is from the efficient (Pareto) and fair (Nash) outcomes."""
+    """Utilities of an agreement and how far it is from the efficient (Pareto) and fair (Nash) outcomes;
+    ``nash_offer`` is the outcome at the Nash point."""
 
     utilities: tuple[float, float] | None
     social_welfare: float | None
@@ -25,6 +26,7 @@ class Analysis(BaseModel):
     nash: tuple[float, float] | None
     frontier: list[tuple[float, float]]
     complete: bool
+    nash_offer: Offer | None = None
 
 
 def pareto_frontier(points: np.ndarray) -> np.ndarray:
@@ -44,14 +46,18 @@ def pareto_frontier(points: np.ndarray) -> np.ndarray:
 
 def nash_point(points: np.ndarray, reservations: tuple[float, float]) -> tuple[float, float] | None:
     """The utility pair maximising (u_a - r_a)(u_b - r_b) among outcomes both prefer to no deal."""
+    row = _nash_row(points, reservations)
+    return None if row is None else (float(points[row, 0]), float(points[row, 1]))
+
+
+def _nash_row(points: np.ndarray, reservations: tuple[float, float]) -> int | None:
+    """The row of ``points`` that maximises the Nash product (None when no outcome beats both reservations)."""
     ra, rb = reservations
-    ok = (points[:, 0] >= ra) & (points[:, 1] >= rb)
-    if not ok.any():
+    ok = np.flatnonzero((points[:, 0] >= ra) & (points[:, 1] >= rb))
+    if len(ok) == 0:
         return None
-    candidates = points[ok]
-    products = (candidates[:, 0] - ra) * (candidates[:, 1] - rb)
-    best = candidates[int(np.argmax(products))]
-    return float(best[0]), float(best[1])
+    products = (points[ok, 0] - ra) * (points[ok, 1] - rb)
+    return int(ok[int(np.argmax(products))])
 
 
 def analyse(agreement: Offer | None, issues: list[Issue], a: LinearUtility, b: LinearUtility) -> Analysis:
@@ -61,7 +67,9 @@ def analyse(agreement: Offer | None, issues: list[Issue], a: LinearUtility, b: L
     feasible = (ua >= 0) & (ub >= 0)
     points = np.stack([ua[feasible], ub[feasible]], axis=1)
     frontier = pareto_frontier(points)
-    nash = nash_point(points, (a.reservation, b.reservation))
+    nash_row = _nash_row(points, (a.reservation, b.reservation))
+    nash = None if nash_row is None else (float(points[nash_row, 0]), float(points[nash_row, 1]))
+    nash_offer = None if nash_row is None else space.offer(int(np.flatnonzero(feasible)[nash_row]))
     pairs = [(float(x), float(y)) for x, y in frontier]
     if agreement is None:
         return Analysis(
@@ -72,6 +80,7 @@ def analyse(agreement: Offer | None, issues: list[Issue], a: LinearUtility, b: L
             nash=nash,
             frontier=pairs,
             complete=space.complete,
+            nash_offer=nash_offer,
         )
     here = np.array([a(agreement), b(agreement)])
     pareto = float(np.min(np.linalg.norm(frontier - here, axis=1))) if len(frontier) else None
@@ -84,4 +93,5 @@ def analyse(agreement: Offer | None, issues: list[Issue], a: LinearUtility, b: L
         nash=nash,
         frontier=pairs,
         complete=space.complete,
+        nash_offer=nash_offer,
     )

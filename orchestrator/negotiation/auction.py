@@ -11,7 +11,16 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from orchestrator.negotiation.calls import Ledger, NegotiationCallError, Party, call_skill, gather_replies
-from protocol.negotiation import AuctionCall, Award, AwardReply, Bid, Offer
+from orchestrator.negotiation.recorder import (
+    NO_RECORDER,
+    AwardStep,
+    BidStep,
+    Ended,
+    NegotiationRecorder,
+    PartyInfo,
+    Started,
+)
+from protocol.negotiation import AuctionCall, Award, AwardReply, Bid, Contract, Offer
 
 __all__ = ["AuctionResult", "sealed_bid_auction", "bid_problem"]
 
@@ -52,8 +61,12 @@ async def sealed_bid_auction(
     concurrency: int = 256,
     timeout_s: float = 30.0,
     ledger: Ledger | None = None,
+    recorder: NegotiationRecorder = NO_RECORDER,
 ) -> AuctionResult:
-    """Collect sealed bids by ``call.deadline_s``, then award the best bid (the next one if it withdraws)."""
+    """Collect sealed bids by ``call.deadline_s``, then award the best bid (the next one if it withdraws).
+    ``recorder`` hears the start, every bid, the award and the end."""
+    infos = [PartyInfo(name=b.name, agent_id=b.agent_id, role=b.role or "bidder") for b in bidders]
+    recorder.started(Started(protocol="auction", parties=infos, deadline_s=call.deadline_s))
     replies = await gather_replies(
         bidders, "bid", call, Bid, deadline_s=call.deadline_s, concurrency=concurrency, ledger=ledger
     )
@@ -68,6 +81,7 @@ async def sealed_bid_auction(
         else:
             valid.append(bid)
     result.ranked = sorted(valid, key=lambda b: (b.price, b.day, b.bidder))
+    _record_bids(result, replies.answers, recorder)
     parties = {p.name: p for p in bidders}
     for i, bid in enumerate(result.ranked):
         assert bid.price is not None and bid.day is not None
@@ -86,4 +100,48 @@ async def sealed_bid_auction(
             result.winner, result.payment = bid, payment
             break
         result.withdrawn[bid.bidder] = reply.reason or "withdrawn"
+    _record_end(result, recorder)
     return result
+
+
+def _record_bids(result: AuctionResult, answers: dict[str, Bid], recorder: NegotiationRecorder) -> None:
+    item = result.call.item
+    valid = {b.bidder for b in result.ranked}
+    steps = []
+    for name, bid in answers.items():
+        if name in valid:
+            steps.append(BidStep(bidder=name, item=item, bid=bid.wire(), price=bid.price, valid=True))
+        elif name in result.no_bids:
+            why = f"no bid: {bid.reason}" if bid.reason else "no bid"
+            steps.append(BidStep(bidder=name, item=item, bid=bid.wire(), valid=False, reason=why))
+        else:
+            why = f"invalid: {result.invalid.get(name, '')}"
+            steps.append(BidStep(bidder=name, item=item, bid=bid.wire(), price=bid.price, valid=False, reason=why))
+    steps += [BidStep(bidder=n, item=item, valid=False, reason="late: after the deadline") for n in result.late]
+    steps += [BidStep(bidder=n, item=item, valid=False, reason=f"failed: {why}") for n, why in result.failed.items()]
+    for step in sorted(steps, key=lambda s: s.bidder):
+        recorder.bid(step)
+
+
+def _record_end(result: AuctionResult, recorder: NegotiationRecorder) -> None:
+    call, win = result.call, result.winner
+    if win is None or win.day is None:
+        recorder.award(AwardStep(item=call.item))
+        why = "; ".join(f"{n}: {w}" for n, w in result.withdrawn.items())
+        reason = f"every winning bidder withdrew: {why}" if why else "no valid bid"
+        recorder.ended(Ended(outcome="no_agreement", rounds=1, reason=reason[:2000]))
+        return
+    terms = {"day": float(win.day), "price": float(result.payment or 0.0), "quantity": float(call.quantity)}
+    offer = Offer(values=terms)
+    seller, buyer = win.bidder, call.destination
+    contract = Contract(contract_id=call.auction_id, buyer=buyer, seller=seller, item=call.item, terms=offer)
+    recorder.award(AwardStep(item=call.item, winner=win.bidder, price=result.payment, contract=contract.wire()))
+    recorder.ended(
+        Ended(
+            outcome="awarded",
+            agreement=terms,
+            rounds=1,
+            parties_order=[win.bidder],
+            reason=f"awarded to {win.bidder} at {result.payment:g}",
+        )
+    )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 import httpx
@@ -19,6 +19,7 @@ from protocol.jsonrpc import A2AError
 
 __all__ = [
     "Party",
+    "SkillCaller",
     "Ledger",
     "AgentLedger",
     "NegotiationCallError",
@@ -31,12 +32,25 @@ __all__ = [
 T = TypeVar("T", bound=BaseModel)
 
 
+SkillCaller = Callable[[str, dict[str, Any]], Awaitable[tuple[Any, Usage]]]
+"""Calls one skill of a party with JSON arguments: (its JSON output, its usage); raises NegotiationCallError."""
+
+
 @dataclass(frozen=True)
 class Party:
-    """A participant: its name (as used in messages) and a client to reach it, in-process or over HTTP."""
+    """A participant: its name (as used in messages) and how to reach it: an A2A ``client`` (in-process or over
+    HTTP), or a ``caller`` (e.g. through the orchestrator's transports). ``agent_id`` (its registry id) and
+    ``role`` only label it in recorded runs."""
 
     name: str
-    client: AgentClient
+    client: AgentClient | None = None
+    caller: SkillCaller | None = None
+    agent_id: str | None = None
+    role: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.client is None) == (self.caller is None):
+            raise ValueError(f"party {self.name!r} needs exactly one of client= or caller=")
 
 
 class NegotiationCallError(RuntimeError):
@@ -88,6 +102,9 @@ async def call_skill(
 ) -> T:
     """Send ``request`` as a typed data part to ``party``'s ``skill`` and validate the reply as ``out``."""
     started = time.perf_counter()
+    if party.caller is not None:
+        return await _call_through(party, party.caller, skill, request, out, timeout_s, ledger, started)
+    assert party.client is not None
     try:
         with anyio.fail_after(timeout_s):
             task = await party.client.send_message(skill_message(skill, request.wire()))
@@ -103,6 +120,31 @@ async def call_skill(
         why = task.status.message.text() if task.status.message else "no reason given"
         raise NegotiationCallError(f"{party.name}.{skill} ended {task.status.state.value}: {why}")
     data = task.artifacts[0].parts[0].data
+    try:
+        return out.model_validate(data)
+    except ValidationError as exc:
+        raise NegotiationCallError(
+            f"{party.name}.{skill} answered something that is not a {out.__name__}: {exc.errors()[0]['msg']}"
+        ) from None
+
+
+async def _call_through(
+    party: Party,
+    caller: SkillCaller,
+    skill: str,
+    request: WireModel,
+    out: type[T],
+    timeout_s: float,
+    ledger: Ledger | None,
+    started: float,
+) -> T:
+    try:
+        with anyio.fail_after(timeout_s):
+            data, usage = await caller(skill, request.wire())
+    except TimeoutError:
+        raise NegotiationTimeout(f"{party.name} did not answer {skill!r} within {timeout_s:g} s") from None
+    if ledger is not None:
+        ledger.record(party.name, time.perf_counter() - started, usage)
     try:
         return out.model_validate(data)
     except ValidationError as exc:

@@ -10,7 +10,17 @@ import anyio
 from pydantic import BaseModel, Field
 
 from orchestrator.negotiation.calls import Ledger, NegotiationCallError, Party, call_skill, gather_replies
-from protocol.negotiation import Award, AwardReply, CallForProposals, Offer, Proposal, validate_offer
+from orchestrator.negotiation.recorder import (
+    NO_RECORDER,
+    AwardStep,
+    BidStep,
+    Ended,
+    NegotiationRecorder,
+    PartyInfo,
+    Started,
+    price_of,
+)
+from protocol.negotiation import Award, AwardReply, CallForProposals, Contract, Offer, Proposal, validate_offer
 
 __all__ = ["ContractNetResult", "collect_proposals", "award_best", "contract_net"]
 
@@ -40,8 +50,13 @@ async def collect_proposals(
     *,
     concurrency: int = 256,
     ledger: Ledger | None = None,
+    recorder: NegotiationRecorder = NO_RECORDER,
 ) -> ContractNetResult:
-    """Send the CFP to every bidder; keep valid proposals received before ``cfp.deadline_s``, ranked by score."""
+    """Send the CFP to every bidder; keep valid proposals received before ``cfp.deadline_s``, ranked by score.
+    ``recorder`` hears the start and every proposal (``award_best`` records the rest)."""
+    parties = [PartyInfo(name=cfp.buyer, role="buyer")]
+    parties += [PartyInfo(name=b.name, agent_id=b.agent_id, role=b.role or "bidder") for b in bidders]
+    recorder.started(Started(protocol="contract_net", parties=parties, issues=cfp.issues, deadline_s=cfp.deadline_s))
     replies = await gather_replies(
         bidders, "propose", cfp, Proposal, deadline_s=cfp.deadline_s, concurrency=concurrency, ledger=ledger
     )
@@ -61,7 +76,24 @@ async def collect_proposals(
         else:
             valid.append(proposal)
     result.ranked = _rank(valid, score)
+    _record_proposals(result, recorder)
     return result
+
+
+def _record_proposals(result: ContractNetResult, recorder: NegotiationRecorder) -> None:
+    item = result.cfp.item
+    steps = [
+        BidStep(bidder=p.bidder, item=item, bid=p.wire(), price=price_of(p.offer), valid=True) for p in result.ranked
+    ]
+    steps += [
+        BidStep(bidder=p.bidder, item=item, bid=p.wire(), valid=False, reason=f"refused: {p.reason or 'no offer'}")
+        for p in result.refusals
+    ]
+    steps += [BidStep(bidder=n, item=item, valid=False, reason=f"invalid: {why}") for n, why in result.invalid.items()]
+    steps += [BidStep(bidder=n, item=item, valid=False, reason="late: after the deadline") for n in result.late]
+    steps += [BidStep(bidder=n, item=item, valid=False, reason=f"failed: {why}") for n, why in result.failed.items()]
+    for step in sorted(steps, key=lambda s: s.bidder):
+        recorder.bid(step)
 
 
 async def award_best(
@@ -73,9 +105,11 @@ async def award_best(
     timeout_s: float = 30.0,
     notify_rejected: bool = True,
     ledger: Ledger | None = None,
+    recorder: NegotiationRecorder = NO_RECORDER,
 ) -> ContractNetResult:
     """Award ranked proposals in order until ``awards`` are confirmed (withdrawals pass to the next best),
-    then reject the others. ``terms`` replaces a bidder's proposed offer (e.g. after a negotiation)."""
+    then reject the others. ``terms`` replaces a bidder's proposed offer (e.g. after a negotiation).
+    ``recorder`` hears every confirmed award (or that nobody won) and the end."""
     terms = terms or {}
     cfp_id = result.cfp.cfp_id
     for proposal in result.ranked:
@@ -108,7 +142,40 @@ async def award_best(
         async with anyio.create_task_group() as tg:
             for name in losers:
                 tg.start_soon(reject, name)
+    _record_awards(result, recorder)
     return result
+
+
+def _record_awards(result: ContractNetResult, recorder: NegotiationRecorder) -> None:
+    cfp = result.cfp
+    for proposal in result.awarded:
+        contract = Contract(
+            contract_id=f"{cfp.cfp_id}-{proposal.bidder}",
+            buyer=cfp.buyer,
+            seller=proposal.bidder,
+            item=cfp.item,
+            terms=proposal.offer or Offer(values={}),
+        )
+        price = price_of(proposal.offer)
+        recorder.award(AwardStep(item=cfp.item, winner=proposal.bidder, price=price, contract=contract.wire()))
+    if not result.awarded:
+        recorder.award(AwardStep(item=cfp.item))
+    first = result.awarded[0] if result.awarded else None
+    if first is not None:
+        reason = f"awarded to {', '.join(p.bidder for p in result.awarded)}"
+    elif result.withdrawn:
+        reason = "every awarded bidder withdrew: " + "; ".join(f"{n}: {w}" for n, w in result.withdrawn.items())
+    else:
+        reason = "no valid proposal"
+    recorder.ended(
+        Ended(
+            outcome="awarded" if first is not None else "no_agreement",
+            agreement=first.offer.values if first is not None and first.offer is not None else None,
+            rounds=1,
+            parties_order=[cfp.buyer, first.bidder] if first is not None else [cfp.buyer],
+            reason=reason[:2000],
+        )
+    )
 
 
 async def contract_net(
@@ -120,8 +187,11 @@ async def contract_net(
     concurrency: int = 256,
     notify_rejected: bool = True,
     ledger: Ledger | None = None,
+    recorder: NegotiationRecorder = NO_RECORDER,
 ) -> ContractNetResult:
     """A full round: CFP, proposals by the deadline, award the best ``awards`` on their own terms, reject the rest."""
-    result = await collect_proposals(cfp, bidders, score, concurrency=concurrency, ledger=ledger)
+    result = await collect_proposals(cfp, bidders, score, concurrency=concurrency, ledger=ledger, recorder=recorder)
     parties = {p.name: p for p in bidders}
-    return await award_best(result, parties, awards=awards, notify_rejected=notify_rejected, ledger=ledger)
+    return await award_best(
+        result, parties, awards=awards, notify_rejected=notify_rejected, ledger=ledger, recorder=recorder
+    )

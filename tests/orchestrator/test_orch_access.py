@@ -23,6 +23,7 @@ from alembic import command
 from alembic.config import Config
 
 from agents.mcp_client import McpToolClient, McpToolError
+from agents.negotiators import Negotiator, Preferences, negotiator_agent
 from agents.serve import create_app as agent_app
 from agents.testing import free_port, serve_in_thread
 from orchestrator import tables
@@ -48,6 +49,12 @@ MCP_INIT = {
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
+NEGOTIATION = {  # between two negotiators the matrix test registers (orchestrator.negotiation_api)
+    "protocol": "alternating",
+    "parties": [{"agent_id": "n1", "role": "buyer"}, {"agent_id": "n2", "role": "seller"}],
+    "issues": [{"name": "price", "values": [1, 2]}],
+    "max_rounds": 1,
+}
 
 
 @dataclass
@@ -115,8 +122,12 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/runs/{run_id}"): {},
     ("GET", "/runs/{run_id}/events"): {},
     ("POST", "/runs/{run_id}/cancel"): {"json": {}},
+    ("POST", "/negotiations"): {"json": NEGOTIATION},
     ("GET", "/agents"): {},
     ("GET", "/health"): {},
+    ("GET", "/openapi.json"): {},
+    ("GET", "/ui"): {},
+    ("GET", "/ui/{path:path}"): {},
     ("GET", "/.well-known/oauth-protected-resource"): {},
     ("GET", "/.well-known/oauth-protected-resource/mcp"): {},
     ("POST", "/mcp"): {"json": MCP_INIT, "headers": MCP_HEADERS},
@@ -126,6 +137,8 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
 async def test_every_route_refuses_bad_tokens_and_wrong_scopes(local_platform: Platform, keys: Keys) -> None:
     p = local_platform
     p.add(worker("w1"))
+    for name in ("n1", "n2"):
+        p.add(negotiator_agent(name, Negotiator(Preferences(weights={"price": 1.0}))))
     app = create_app(p.orchestrator(), auth=keys.auth())
     policy = AccessPolicy(ACCESS_RULES)
     routes = [
@@ -449,12 +462,13 @@ def test_migration_keeps_old_runs_as_local(any_db_url: str) -> None:
     try:
         stored = store.get_run("old-run")
         assert stored is not None and stored["owner"] is None and stored["name"] == "before"
+        assert stored["kind"] == "graph" and stored["output"] is None  # orch_0004: every older run is a graph run
         assert [r["id"] for r in store.list_runs(owner="local")] == ["old-run"]
         assert store.list_runs(owner="alice") == []
         assert [r["id"] for r in store.list_runs()] == ["old-run"]
         with store.engine.connect() as conn:
             version = conn.execute(sa.text("SELECT version_num FROM orchestrator_alembic_version")).scalar()
-        assert version == "orch_0003"
+        assert version == "orch_0004"
     finally:
         store.close()
 
@@ -475,7 +489,7 @@ def test_serve_refuses_an_unauthenticated_public_bind(
     assert "not authenticated" in capsys.readouterr().err
     assert main(["orchestrator", "serve", "--host", "0.0.0.0", "--jwks", str(keys.jwks), *db]) == 0
     assert "not authenticated" not in capsys.readouterr().err
-    assert served == [{"tls": None}, {"tls": None}]
+    assert served == [{"tls": None, "log_config": None}, {"tls": None, "log_config": None}]
     with pytest.raises(SystemExit, match="--tls-cert and --tls-key"):
         main(["orchestrator", "serve", "--tls-cert", "c.pem", *db])
 

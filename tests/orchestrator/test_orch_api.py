@@ -115,7 +115,7 @@ def test_cli_run_list_watch(server: str, capsys: pytest.CaptureFixture[str], tmp
     run_id = capsys.readouterr().out.split()[0]
     assert main(["runs", "watch", run_id, "--url", server]) == 0
     assert "run.succeeded" in capsys.readouterr().out
-    assert main(["runs", "show", run_id, "--url", server]) == 0
+    assert main(["runs", "show", run_id, "--url", server, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == run_id
     assert main(["run", "nope", "--url", server]) == 2
     assert "no healthy agent" in capsys.readouterr().err

@@ -132,6 +132,7 @@ def test_every_route_against_every_credential(registry: Registry, keys: Keys, ag
         registry.register(Registration(card=make_card(agent_id), agent_id=agent_id), owner="user:alice")
     samples: dict[tuple[str, str], tuple[str, Any, int]] = {
         ("GET", "/healthz"): ("/healthz", None, 200),
+        ("GET", "/openapi.json"): ("/openapi.json", None, 200),
         ("GET", "/agents"): ("/agents", None, 200),
         ("POST", "/agents"): ("/agents", registration("fresh"), 201),
         ("POST", "/agents/register-url"): ("/agents/register-url", {"url": agent_base}, 201),
