@@ -5,70 +5,31 @@ and the scenario script on its own."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 
 from agents import LocalAgentClient, skill_message
-from agents.testing import free_port
 from protocol.a2a import TaskState
+from tests.processes import ROOT, SCALEOUT, command_env, run_command, served
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-SCALEOUT = [sys.executable, "-m", "orchestrator.cli"]
-STARTUP_S = 60.0
 
 pytestmark = pytest.mark.slow
+_env = command_env
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **extra}
-    env.pop("SCALEOUT_TOKEN", None)
-    return env
-
-
-@contextmanager
-def _served(logs: Path, name: str, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """``scaleout ARGS --port P`` started in examples/ (as a user would, from that folder); its base URL once it
-    answers. Killed with SIGKILL at the end."""
-    port = free_port()
-    log = logs / f"{name}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*SCALEOUT, *args, "--port", str(port)], cwd=EXAMPLES, env=env or _env(), stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(timeout=2) as client:
-            for _ in range(int(STARTUP_S / 0.25)):
-                if proc.poll() is not None:
-                    raise AssertionError(f"{name} exited {proc.returncode}: {log.read_text()[-2000:]}")
-                try:
-                    client.get(url + "/health" if "orchestrator" in args else url + "/.well-known/agent-card.json")
-                    break
-                except httpx.TransportError:
-                    try:
-                        proc.wait(timeout=0.25)  # a bounded pause that also notices an early exit
-                    except subprocess.TimeoutExpired:
-                        pass
-            else:
-                raise AssertionError(f"{name} did not answer within {STARTUP_S} s: {log.read_text()[-2000:]}")
-        yield url
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+def _served(logs: Path, name: str, *args: str, env: dict[str, str] | None = None) -> AbstractContextManager[str]:
+    """``scaleout ARGS --port P`` started in examples/ (as a user would, from that folder); its base URL."""
+    return served(logs, name, *args, cwd=EXAMPLES, env=env)
 
 
 def _run(*command: str, cwd: Path = EXAMPLES, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(command), cwd=cwd, env=env or _env(), capture_output=True, text=True, timeout=120)
+    return run_command(*command, cwd=cwd, env=env)
 
 
 def test_an_agent_that_calls_another_agent(tmp_path: Path) -> None:
@@ -77,7 +38,7 @@ def test_an_agent_that_calls_another_agent(tmp_path: Path) -> None:
         env = _env(QUOTE_AGENT_URL=quotes + "/")
         buyer = stack.enter_context(_served(tmp_path, "buyer", "agent", "serve", "purchasing_agent:agent", env=env))
 
-        call = [*SCALEOUT, "agent", "call", buyer + "/", "purchase"]
+        call = [*SCALEOUT, "agent", "call", "--json", buyer + "/", "purchase"]
         fits = _run(*call, '{"product": "pump", "quantity": 120, "budget": 10000}')
         assert fits.returncode == 0, fits.stderr
         decision = json.loads(fits.stdout)["artifacts"][0]["parts"][0]["data"]
@@ -86,7 +47,8 @@ def test_an_agent_that_calls_another_agent(tmp_path: Path) -> None:
         over = _run(*call, '{"product": "pump", "quantity": 120, "budget": 500}')
         assert json.loads(over.stdout)["artifacts"][0]["parts"][0]["data"]["buy"] is False
 
-        unknown = _run(*SCALEOUT, "agent", "call", quotes + "/", "quote", '{"product": "boiler", "quantity": 1}')
+        quote = [*SCALEOUT, "agent", "call", "--json", quotes + "/", "quote"]
+        unknown = _run(*quote, '{"product": "boiler", "quantity": 1}')
         task = json.loads(unknown.stdout)
         assert task["status"]["state"] == "TASK_STATE_REJECTED"  # a caller mistake, said plainly
         assert "we sell gearbox, pump, valve" in json.dumps(task["status"])
