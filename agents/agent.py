@@ -16,12 +16,13 @@ from pydantic import BaseModel, ValidationError
 
 from agents.errors import DeadlineExceeded, InvalidModelOutput, SkillInputError, SkillNotFound
 from agents.llm.base import Brain, Completion, GenerationRequest
+from agents.task_ask import InputUnavailable
 from agents.usage import Usage
 from protocol import telemetry
 from protocol.a2a import AgentCapabilities, AgentCard, AgentInterface, AgentProvider, AgentSkill
 from protocol.validation import describe_validation_error
 
-__all__ = ["Agent", "RETRY_TEMPERATURE", "Skill", "SkillContext"]
+__all__ = ["Agent", "Asker", "RETRY_TEMPERATURE", "Skill", "SkillContext"]
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
@@ -31,18 +32,47 @@ RETRY_TEMPERATURE = 0.7  # a retry samples: at temperature 0 it would repeat the
 _MAX_CUE = 200  # a prompt's last line longer than this is not repeated after the feedback
 _MAX_SESSION_ID = 200  # GenerationRequest.session_id's bound; longer context ids are hashed
 
+Asker = Callable[[str, type[BaseModel], float | None], Awaitable[BaseModel]]
+"""What ``SkillContext.ask`` calls: (question, answer type, timeout or None for the default) -> the answer."""
+
 
 class SkillContext:
     """What a running skill may use: the brain, the usage so far, cancellation and the deadline."""
 
     def __init__(
-        self, brain: Brain | None, *, task_id: str = "", context_id: str = "", deadline: float | None = None
+        self,
+        brain: Brain | None,
+        *,
+        task_id: str = "",
+        context_id: str = "",
+        deadline: float | None = None,
+        asker: Asker | None = None,
     ) -> None:
         self.brain = brain
         self.task_id = task_id
         self.context_id = context_id
         self.deadline = deadline  # anyio.current_time() value, or None
         self.usage = Usage()
+        self.asker = asker  # how ``ask`` reaches the caller; None where nobody can answer
+
+    async def ask(self, question: str, answer_type: type[Out], *, timeout_s: float | None = None) -> Out:
+        """Ask the caller ``question`` and wait for an ``answer_type`` answer (the A2A task is input-required).
+
+        The caller answers with the next message on the same task; an answer that does not validate is refused
+        with the error and the task keeps waiting. Past ``timeout_s`` (default: the runtime's
+        ``input_timeout_s``) raises ``InputTimeout``. The deadline does not run while waiting. Raises
+        ``InputUnavailable`` where nobody can answer (a direct ``Agent.call`` without an asker).
+        """
+        if self.asker is None:
+            raise InputUnavailable(
+                f"the skill asked {question[:200]!r} but nobody can answer here; run it as an A2A task "
+                "(TaskRuntime, serve) or give SkillContext(asker=...)"
+            )
+        asked_at = anyio.current_time()
+        answer = await self.asker(question, answer_type, timeout_s)
+        if self.deadline is not None:
+            self.deadline += anyio.current_time() - asked_at
+        return answer_type.model_validate(answer)
 
     def remaining(self) -> float | None:
         """Seconds until the deadline (None when there is none)."""
@@ -187,6 +217,7 @@ class Skill:
     fn: SkillFn
     tags: list[str] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
+    asks: bool = False  # the skill may call ``ctx.ask`` (its task can wait for input)
 
     def card(self) -> AgentSkill:
         return AgentSkill(
@@ -258,8 +289,13 @@ class Agent:
         description: str | None = None,
         tags: list[str] | None = None,
         examples: list[str] | None = None,
+        asks: bool | None = None,
     ) -> Callable[[Callable[[SkillContext, In], Awaitable[Out]]], Callable[[SkillContext, In], Awaitable[Out]]]:
-        """Register an async ``fn(ctx, input_model) -> output_model`` as a skill; types come from hints."""
+        """Register an async ``fn(ctx, input_model) -> output_model`` as a skill; types come from hints.
+
+        ``asks``: the skill may ask its caller (``ctx.ask``); default: whether its own code calls ``.ask``
+        (say ``asks=True`` when a helper it calls asks for it).
+        """
 
         def register(
             fn: Callable[[SkillContext, In], Awaitable[Out]],
@@ -289,6 +325,7 @@ class Agent:
                 fn=fn,  # type: ignore[arg-type]
                 tags=tags or [],
                 examples=examples or [],
+                asks=asks if asks is not None else "ask" in fn.__code__.co_names,
             )
             return fn
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -45,7 +46,19 @@ def add_parser(subparsers: Any) -> None:
         help="cancel a task this long after its last waiting caller went away (default 30: longer than an "
         "orchestrator replica's failover, so the replica taking over can adopt it); 'none' never cancels",
     )
+    serve.add_argument(
+        "--signing-key",
+        metavar="FILE",
+        default=os.environ.get("SCALEOUT_AGENT_KEY"),
+        help="Ed25519 private key to sign the agent cards with (scaleout agent keygen makes one; default "
+        "$SCALEOUT_AGENT_KEY); its public key is served at /.well-known/jwks.json",
+    )
     serve.set_defaults(func=_serve)
+
+    keygen = sub.add_parser("keygen", help="make an agent's Ed25519 identity key; prints the public JWK")
+    keygen.add_argument("--out", required=True, metavar="FILE", help="where to write the private key (mode 0600)")
+    keygen.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    keygen.set_defaults(func=_keygen)
 
     mcp = sub.add_parser("mcp", help="serve skills as MCP tools over stdio (tools of several agents: agent.skill)")
     mcp.add_argument("target", help="module:attr naming an Agent, a list of Agents, or a factory")
@@ -55,12 +68,27 @@ def add_parser(subparsers: Any) -> None:
     call = sub.add_parser("call", help="call a skill of a served agent: scaleout agent call URL SKILL JSON")
     call.add_argument("url", help="the agent's A2A endpoint URL")
     call.add_argument("skill", help="skill id ('-' for the agent's default skill)")
-    call.add_argument("arguments", help="skill input as JSON (or plain text)")
+    call.add_argument("arguments", help='skill input as JSON; text not starting with { [ or " is sent as plain text')
+    call.add_argument("--json", action="store_true", help="print the whole A2A task (status, history, artifacts)")
     call.add_argument(
         "--token", help="bearer token (default: $SCALEOUT_TOKEN, else $SCALEOUT_TOKEN_FILE or ~/.config/scaleout/token)"
     )
     call.add_argument("--ca-file", metavar="PEM", help="CA certificates to verify an https:// agent with")
     call.set_defaults(func=_call)
+    for name, command in {"agent": agent, **sub.choices}.items():  # every command's --help ends with an example
+        command.epilog = command.epilog or _EXAMPLES.get(name)
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+_EXAMPLES = {
+    "agent": "examples:\n  scaleout agent serve mymodule:triage --port 8000\n"
+    '  scaleout agent call http://127.0.0.1:8000 classify \'{"text": "my pump leaks"}\'',
+    "serve": "example:\n  scaleout agent serve mymodule:triage --port 8000",
+    "keygen": "example:\n  scaleout agent keygen --out agent-key.pem",
+    "mcp": "example:\n  scaleout agent mcp mymodule:triage",
+    "call": 'examples:\n  scaleout agent call http://127.0.0.1:8000 classify \'{"text": "my pump leaks"}\'\n'
+    "  scaleout agent call http://127.0.0.1:8000 - 'hello' --json",
+}
 
 
 def _grace(value: str) -> float | None:
@@ -78,7 +106,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from agents.loading import load_agents
     from agents.serve import create_app
-    from protocol.serving import serve
+    from protocol.auth import SigningKey
+    from protocol.serving import PortInUse, check_port, serve
     from protocol.validation import describe_validation_error
 
     try:
@@ -93,6 +122,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
+        signing_key = SigningKey.load(args.signing_key) if args.signing_key else None
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot load the signing key {args.signing_key}: {exc}", file=sys.stderr)
+        return 2
+    try:
         app = create_app(
             agents,
             base_url=settings.public_url or settings.own_url,
@@ -102,6 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
             auth=settings.auth,
             host=settings.host,
             disconnect_grace_s=args.disconnect_grace_s,
+            signing_key=signing_key,
         )
     except ValidationError as exc:
         print(f"error: {describe_validation_error(exc)}", file=sys.stderr)
@@ -109,10 +144,34 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:  # InsecureBind (beyond loopback without --jwks), a bad MCP setting
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        check_port(settings.host, settings.port)  # before anything is printed
+    except PortInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for agent in agents:
         print(f"{agent.name}: {app.agent_server.card_url(agent)}", file=sys.stderr)
     announce(settings, "these agents")
     serve(app, settings.host, settings.port, settings.limits, tls=settings.tls, log_config=None)  # our logging
+    return 0
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from protocol.auth import SigningKey
+
+    if Path(args.out).exists() and not args.force:
+        print(f"error: {args.out} exists; pass --force to replace it (the agents' identity changes)", file=sys.stderr)
+        return 2
+    key = SigningKey.generate()
+    try:
+        key.save(args.out)
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(key.jwk()))
+    print(f"wrote the private key to {args.out}; serve with --signing-key {args.out}", file=sys.stderr)
     return 0
 
 
@@ -136,24 +195,42 @@ def _call(args: argparse.Namespace) -> int:
     import httpx
 
     from agents.client import A2AError, HttpAgentClient, skill_message
+    from protocol.cli_errors import ArgumentError, describe_failure, json_argument
 
     try:
-        arguments: Any = json.loads(args.arguments)
-    except json.JSONDecodeError:
-        arguments = args.arguments
+        example = f"""scaleout agent call {args.url} {args.skill} '{{"text": "hello"}}'"""
+        arguments: Any = json_argument(args.arguments, "the skill input", example)
+    except ArgumentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     async def main() -> int:
         async with HttpAgentClient(args.url, token=args.token, ca_file=args.ca_file) as client:
             task = await client.send_message(skill_message(None if args.skill == "-" else args.skill, arguments))
-        print(json.dumps(task.wire(), indent=2))
+        print(json.dumps(task.wire(), indent=2) if args.json else _result(task))
         return 0 if task.status.state.value == "TASK_STATE_COMPLETED" else 1
 
+    hint = "start it with 'scaleout agent serve MODULE:AGENT' or check the URL"
     try:
         return anyio.run(main)
     except A2AError as exc:
         print(f"error: {exc}", file=sys.stderr)
-    except httpx.HTTPError as exc:
-        print(f"error: cannot call {args.url}: {exc}", file=sys.stderr)
-    except OSError as exc:  # e.g. an unreadable --ca-file
-        print(f"error: {exc}", file=sys.stderr)
+    except (httpx.HTTPError, OSError) as exc:  # OSError: e.g. an unreadable --ca-file
+        print(f"error: {describe_failure(exc, url=args.url, server_hint=hint)}", file=sys.stderr)
     return 1
+
+
+def _result(task: Any) -> str:
+    """A task as a person reads it: each artifact's data (JSON) or text, then the final state (and its message)."""
+    lines: list[str] = []
+    for artifact in task.artifacts or ():
+        for part in artifact.parts:
+            if part.data is not None:
+                lines.append(json.dumps(part.data, indent=2))
+            elif part.text is not None:
+                lines.append(part.text)
+    state = task.status.state.value.removeprefix("TASK_STATE_").lower()
+    message = task.status.message
+    said = " ".join(p.text for p in message.parts if p.text) if message is not None else ""
+    lines.append(f"state: {state}" + (f" ({said})" if said and state != "completed" else ""))
+    return "\n".join(lines)

@@ -40,7 +40,15 @@ from protocol.a2a import (
 from protocol.auth import bearer_headers, tls_verify
 from protocol.jsonrpc import A2AError, InvalidAgentResponseError, JSONRPCError, error_from_wire
 
-__all__ = ["AgentAccessError", "AgentClient", "HttpAgentClient", "LocalAgentClient", "skill_message", "tls_verify"]
+__all__ = [
+    "AgentAccessError",
+    "AgentClient",
+    "HttpAgentClient",
+    "LocalAgentClient",
+    "answer_message",
+    "skill_message",
+    "tls_verify",
+]
 
 
 class AgentAccessError(A2AError):
@@ -69,6 +77,15 @@ def skill_message(
     metadata = {SKILL_METADATA_KEY: skill} if skill else None
     fixed = {"message_id": message_id} if message_id is not None else {}
     return Message.user(part, metadata=metadata, context_id=context_id, **fixed)
+
+
+def answer_message(task_id: str, answer: Any, *, context_id: str | None = None) -> Message:
+    """The message that answers the question of task ``task_id`` (waiting in input-required): ``answer`` as a
+    data part (a dict or model), or as text."""
+    if isinstance(answer, BaseModel):
+        answer = answer.model_dump(mode="json")
+    part = Part.from_text(answer) if isinstance(answer, str) else Part.from_data(answer)
+    return Message.user(part, task_id=task_id, context_id=context_id)
 
 
 class AgentClient(Protocol):
@@ -212,6 +229,11 @@ class HttpAgentClient:
     def subscribe(self, task_id: str) -> AsyncIterator[StreamResponse]:
         return self._stream("SubscribeToTask", SubscribeToTaskRequest(id=task_id))
 
+    async def answer(self, task_id: str, answer: Any, *, return_immediately: bool = False) -> Task:
+        """Answer the question of a task waiting for input; returns the task (input-required again, with the
+        error, when the answer did not fit)."""
+        return await self.send_message(answer_message(task_id, answer), return_immediately=return_immediately)
+
 
 def _refused(status: int, body: bytes) -> None:
     """Raise AgentAccessError with the reason the agent gave (its JSON-RPC error message, when it sent one)."""
@@ -235,10 +257,10 @@ def _result(body: Any) -> Any:
 class LocalAgentClient:
     """The same interface as ``HttpAgentClient``, calling an in-process agent directly (no network)."""
 
-    def __init__(self, agent: Agent, *, url: str = "local://") -> None:
+    def __init__(self, agent: Agent, *, url: str = "local://", runtime: TaskRuntime | None = None) -> None:
         self.agent = agent
         self.url = url + agent.name
-        self.runtime = TaskRuntime(agent)
+        self.runtime = runtime or TaskRuntime(agent)
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> Self:
@@ -278,6 +300,10 @@ class LocalAgentClient:
 
     def subscribe(self, task_id: str) -> AsyncIterator[StreamResponse]:
         return self.runtime.subscribe(task_id)
+
+    async def answer(self, task_id: str, answer: Any, *, return_immediately: bool = False) -> Task:
+        """Answer the question of a task waiting for input (see ``HttpAgentClient.answer``)."""
+        return await self.send_message(answer_message(task_id, answer), return_immediately=return_immediately)
 
 
 _ = A2AError  # re-exported error base for client users: ``from agents.client import A2AError``

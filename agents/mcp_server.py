@@ -26,9 +26,10 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
-from agents.agent import Agent, Skill, SkillContext
+from agents.agent import Agent, Asker, Skill, SkillContext
 from agents.errors import AgentError, SkillInputError
 from agents.mcp_sessions import SessionLimiter, jsonrpc_error_body, respond
+from agents.task_ask import DEFAULT_INPUT_TIMEOUT_S, InputTimeout, InputUnavailable
 from agents.usage import Usage
 from protocol import telemetry
 from protocol.validation import field_errors
@@ -133,7 +134,9 @@ def mcp_server(
                 f"invalid arguments for tool {params.name!r}: {detail}",
                 {"tool": params.name, "errors": fields},
             ) from None
-        ctx = SkillContext(tool.agent.brain, deadline=anyio.current_time() + call_timeout_s)
+        ctx = SkillContext(
+            tool.agent.brain, deadline=anyio.current_time() + call_timeout_s, asker=_elicitation_asker(_ctx)
+        )
         started = time.perf_counter()
         name, skill_id = tool.agent.name, tool.skill.id
         # the SDK's server span already continues the caller's trace; without one, the request's _meta does
@@ -170,6 +173,45 @@ def mcp_server(
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+
+
+def _elicitation_asker(rctx: ServerRequestContext[Any]) -> Asker:
+    """``ctx.ask`` over MCP: an elicitation (form mode) when the client can answer one; else a clear tool error
+    (``InputUnavailable``). The call's time limit (``call_timeout_s``) includes the wait for the answer."""
+    session = getattr(rctx, "session", None)
+    capabilities = getattr(session, "client_capabilities", None)
+    able = (
+        session is not None
+        and capabilities is not None
+        and capabilities.elicitation is not None
+        and getattr(session, "can_send_request", True)
+    )
+
+    async def ask(question: str, answer_type: type[BaseModel], timeout_s: float | None) -> BaseModel:
+        if not able or session is None:
+            raise InputUnavailable(
+                f"the skill asked {question[:200]!r}, but this MCP client cannot answer questions (it declared no "
+                "elicitation capability, or its connection has no channel for server requests); call the agent "
+                "over A2A, where its task waits for input, or from a client that supports elicitation"
+            )
+        limit = timeout_s or DEFAULT_INPUT_TIMEOUT_S
+        schema = answer_type.model_json_schema()
+        with anyio.move_on_after(limit):
+            result = await session.elicit_form(
+                message=question, requested_schema=schema, related_request_id=rctx.request_id
+            )
+            if result.action != "accept" or result.content is None:
+                raise InputUnavailable(f"the MCP client did not answer {question[:200]!r} ({result.action})")
+            try:
+                return answer_type.model_validate(result.content)
+            except ValidationError as exc:
+                raise InputUnavailable(
+                    f"the MCP client's answer to {question[:200]!r} does not fit {answer_type.__name__}: "
+                    f"{'; '.join(f['field'] + ': ' + f['message'] for f in _field_errors(exc))}"
+                ) from None
+        raise InputTimeout(f"the MCP client did not answer {question[:200]!r} within {limit:g} s")
+
+    return ask
 
 
 def _success(result: BaseModel, meta: dict[str, Any]) -> types.CallToolResult:

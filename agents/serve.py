@@ -34,8 +34,9 @@ from agents.task_waiters import DISCONNECT_GRACE_S
 from agents.tasks import TaskRuntime
 from protocol.a2a import AGENT_CARD_PATH, AgentCard, AgentExtension
 from protocol.access import PUBLIC, AccessPolicy, Rule, access_policy, check_rules
-from protocol.auth import AuthSettings
+from protocol.auth import AuthSettings, SigningKey
 from protocol.boundary import Boundary, BoundaryPolicy
+from protocol.signing import sign_card
 
 __all__ = [
     "ACCESS_RULES",
@@ -44,6 +45,7 @@ __all__ = [
     "BEARER_SCHEME",
     "CALL_SCOPE",
     "CARD_MAX_AGE_S",
+    "JWKS_PATH",
     "PROTECTED_RESOURCE_PATH",
     "SKILL_SCHEMAS_EXTENSION",
     "create_app",
@@ -55,6 +57,7 @@ CARD_MAX_AGE_S = 300
 CALL_SCOPE = "agents:call"
 BEARER_SCHEME = "bearer"
 PROTECTED_RESOURCE_PATH = "/.well-known/oauth-protected-resource"
+JWKS_PATH = "/.well-known/jwks.json"  # the public key the cards are signed with (docs/trust.md)
 SKILL_SCHEMAS_EXTENSION = "urn:scaleout:a2a:skill-schemas:v1"
 
 ACCESS_RULES: list[Rule] = [
@@ -62,6 +65,7 @@ ACCESS_RULES: list[Rule] = [
     Rule.of("GET", "/agents", PUBLIC),
     Rule.of("GET", "/agents/{name}" + AGENT_CARD_PATH, PUBLIC),
     Rule.of("GET", PROTECTED_RESOURCE_PATH, PUBLIC),
+    Rule.of("GET", JWKS_PATH, PUBLIC),
     Rule.of("GET", PROTECTED_RESOURCE_PATH + "/{rest:path}", PUBLIC),
     Rule.of("POST", "/", CALL_SCOPE),
     Rule.of("POST", "/agents/{name}/", CALL_SCOPE),
@@ -116,7 +120,9 @@ class AgentServer:
         secured: bool = False,
         issuer: str | None = None,
         disconnect_grace_s: GraceSetting = DISCONNECT_GRACE_S,
+        signing_key: SigningKey | None = None,
     ) -> None:
+        self.signing_key = signing_key
         self.agents = [agents] if isinstance(agents, Agent) else list(agents)
         if not self.agents:
             raise ValueError("serve at least one agent")
@@ -156,6 +162,18 @@ class AgentServer:
             extended_card=True,
         )
 
+    def public_card(self, card: AgentCard) -> dict[str, Any]:
+        """The card as served: signed with ``signing_key`` (JWS in ``signatures``, naming the JWKS URL) if set."""
+        if self.signing_key is None:
+            return card.wire()
+        return sign_card(card.wire(), self.signing_key, jku=self.base_url + JWKS_PATH)
+
+    def jwks_routes(self) -> list[BaseRoute]:
+        """The JWKS of the card-signing key at ``JWKS_PATH`` (none without a key)."""
+        if self.signing_key is None:
+            return []
+        return [Route(JWKS_PATH, _json_endpoint({"keys": [self.signing_key.jwk()]}), methods=["GET"])]
+
     def resource_metadata(self, resource: str) -> dict[str, Any]:
         """RFC 9728 protected-resource metadata for ``resource`` (an MCP endpoint URL, or the server's)."""
         issuer = self.issuer
@@ -175,7 +193,7 @@ class AgentServer:
             self.runtimes[agent.name], extended_card=extended_card(agent, card) if self.secured else None
         )
         routes: list[BaseRoute] = [
-            Route(AGENT_CARD_PATH, _card_endpoint(card.wire()), methods=["GET"]),
+            Route(AGENT_CARD_PATH, _card_endpoint(self.public_card(card)), methods=["GET"]),
             Route("/", endpoint.handle, methods=["POST"]),
         ]
         mcp = self.mcp_apps[agent.name]
@@ -209,7 +227,7 @@ class AgentServer:
 
     def routes(self) -> list[BaseRoute]:
         if len(self.agents) == 1:
-            return self.agent_routes(self.agents[0]) + self.metadata_routes()
+            return self.agent_routes(self.agents[0]) + self.metadata_routes() + self.jwks_routes()
         # One mount for all agents, dispatched by name: a request costs one dict lookup, not a scan of every
         # agent's routes (a server may hold a thousand agents).
         routers = {a.name: Router(routes=self.agent_routes(a)) for a in self.agents}
@@ -222,6 +240,7 @@ class AgentServer:
             Route("/agents", list_agents, methods=["GET"]),
             Mount("/agents/{name}", app=_AgentsByName(routers)),
             *self.metadata_routes(),
+            *self.jwks_routes(),
         ]
 
     @asynccontextmanager
@@ -322,6 +341,7 @@ def create_app(
     auth: AuthSettings | None = None,
     host: str = "127.0.0.1",
     disconnect_grace_s: GraceSetting = DISCONNECT_GRACE_S,
+    signing_key: SigningKey | None = None,
 ) -> AgentApp:
     """An ASGI app serving ``agents`` behind the boundary; run it with uvicorn or ``scaleout agent serve``.
 
@@ -330,6 +350,7 @@ def create_app(
     anything but loopback raises ``protocol.access.InsecureBind``. ``disconnect_grace_s``: how long a task whose
     waiting callers all disconnected runs on for one to come back before it is cancelled (None: never cancel);
     one value for every agent, or a mapping by agent name (agents it omits keep the default), see docs/a2a.md.
+    ``signing_key`` signs the cards (A2A card signatures) and is published at ``JWKS_PATH`` (docs/trust.md).
     """
     auth = auth or AuthSettings()
     mcp_options: dict[str, Any] = {}
@@ -349,6 +370,7 @@ def create_app(
         secured=secured,
         issuer=auth.issuer,
         disconnect_grace_s=disconnect_grace_s,
+        signing_key=signing_key,
     )
     app = Starlette(routes=server.routes(), lifespan=server.lifespan)
     check_rules(app.routes, ACCESS_RULES)

@@ -62,6 +62,8 @@ class TaskHandle:
         self.scope = anyio.CancelScope()
         self.settled = anyio.Event()
         self._subscribers: list[_Subscriber] = []
+        self._answered: anyio.Event | None = None  # set while a running skill waits for input (``expect_input``)
+        self._answer: Message | None = None
 
     @property
     def task(self) -> Task:
@@ -163,6 +165,43 @@ class TaskHandle:
     def require_input(self, message: Message | str) -> None:
         """Pause the task until the client sends a follow-up message with this task's id."""
         self._set_status(TaskState.INPUT_REQUIRED, message)
+
+    def expect_input(self, expecting: bool = True) -> None:
+        """The running turn waits for the next message (``next_input``) instead of ending; False: no longer."""
+        self._answered = anyio.Event() if expecting else None
+        self._answer = None
+
+    @property
+    def asking(self) -> bool:
+        """Whether a running skill waits for the caller's next message on this task."""
+        return self._answered is not None and self._answer is None and self.state in INTERRUPTED_STATES
+
+    @property
+    def answer_pending(self) -> bool:
+        """Whether ``resume`` handed over an answer the waiting skill has not taken yet."""
+        return self._answer is not None
+
+    async def next_input(self) -> Message:
+        """Wait for the message ``resume`` delivers (``expect_input`` first, then put the task in input-required)."""
+        answered = self._answered
+        if answered is None:
+            raise RuntimeError("call expect_input() before waiting for input")
+        await answered.wait()
+        message, self._answer, self._answered = self._answer, None, None
+        assert message is not None
+        return message
+
+    def resume(self, message: Message) -> None:
+        """Hand a follow-up ``message`` to the skill waiting in ``next_input``; its turn goes on (nothing restarts)."""
+        if not self.asking or self._answered is None:
+            raise RuntimeError(f"task {self.task.id} is not waiting for input from a running skill")
+        self.turn += 1
+        self.message = message
+        self.settled = anyio.Event()
+        self.task.history = [*(self.task.history or []), message]
+        self.task.status = TaskStatus(state=TaskState.SUBMITTED)  # quietly, until the skill marks it working
+        self._answer = message
+        self._answered.set()
 
     def respond(self, message: Message | str) -> None:
         """Answer with a message instead of a task (first turn only; the task is then forgotten)."""

@@ -1,10 +1,12 @@
 """Idempotent SendMessage: which task each caller's new-task message created, and how a repeat is answered.
 
-A new-task message (no ``taskId``) whose ``messageId`` the same owner (``Principal.owner``) already sent, with the
-same content (role, parts, metadata, extensions, referenced tasks; its ``contextId`` unset or the task's), is the
-same request: it gets the task that message created, and the skill does not run again. Another owner's equal
-``messageId``, or one reused for other content (clients that number their messages "m-1" for everything), is a
-new request, as before. Entries live exactly as long as their task does in the runtime's store.
+A new-task message (no ``taskId``) that names its ``contextId`` and whose ``messageId`` the same owner
+(``Principal.owner``) already sent in that context, with the same content (role, parts, metadata, extensions,
+referenced tasks), is the same request: it gets the task that message created, and the skill does not run again
+(the orchestrator sends ``messageId = contextId = attempt id``, so a resend after a failover is answered with the
+first send's task). A message without a ``contextId`` always starts a new task: clients that reuse message ids
+for new work (the A2A TCK does, within a session) are not answered with an old task. Another owner's equal
+``messageId``, or one reused for other content, is a new request too. Entries live exactly as long as their task does in the runtime's store.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ _IDENTITY = {"message_id", "task_id", "context_id"}
 
 def _same_request(handle: TaskHandle, message: Message) -> bool:
     """Whether ``message`` repeats the one that created ``handle``'s task (read back only on a repeat)."""
-    if message.context_id is not None and message.context_id != handle.context_id:
+    if message.context_id is None or message.context_id != handle.context_id:
         return False
     history = handle.task.history
     if not history:

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from agents.agent import Agent, Skill, SkillContext
 from agents.errors import AgentError, SkillInputError, SkillNotFound
+from agents.task_ask import DEFAULT_INPUT_TIMEOUT_S, InputUnavailable, ask_input, check_input_timeout
 from agents.task_handle import INTERRUPTED_STATES, Executor, TaskHandle
 from agents.task_index import MessageIndex, follow_repeat
 from agents.task_input import check_media, message_arguments
@@ -81,7 +82,8 @@ class TaskRuntime:
     ``input_modes`` then says which part media types such an agent accepts (default: its skills' modes).
     Finished tasks are kept up to ``max_tasks`` and ``max_retained_bytes`` of JSON, oldest dropped first.
     A turn whose waiting callers all went away is cancelled after ``disconnect_grace_s`` (None: never; see
-    ``agents.task_waiters``).
+    ``agents.task_waiters``). A skill that asks (``ctx.ask``) waits up to ``input_timeout_s`` for the answer,
+    which is the next message on its task (see ``agents.task_ask``).
     """
 
     def __init__(
@@ -94,7 +96,10 @@ class TaskRuntime:
         max_retained_bytes: int = MAX_RETAINED_BYTES,
         task_timeout_s: float | None = 600.0,
         disconnect_grace_s: float | None = DISCONNECT_GRACE_S,
+        input_timeout_s: float = DEFAULT_INPUT_TIMEOUT_S,
     ) -> None:
+        check_input_timeout(input_timeout_s)
+        self.input_timeout_s = input_timeout_s
         if disconnect_grace_s is not None and disconnect_grace_s < 0:
             raise ValueError("disconnect_grace_s must be >= 0 seconds, or None to never cancel on disconnect")
         self.agent = agent
@@ -184,7 +189,11 @@ class TaskRuntime:
                 self._waiters.seen(handle)
             return handle, history_length
         self._waiters.start_turn(handle, attended=blocking)
-        if blocking and self._runs_inline:  # the turn runs here, and goes on if the caller goes
+        if handle.answer_pending:  # an answer: the skill that asked goes on with it, in its own turn
+            if blocking:
+                await self._waiters.attend(handle, handle.settled.wait, disconnected)
+            return handle, history_length
+        if blocking and self._inline_ok(handle):  # the turn runs here, and goes on if the caller goes
             await self._waiters.attend(handle, partial(self._run_turn, handle, inline=True), disconnected, runs=True)
             return handle, history_length
         self._launch(handle)
@@ -206,7 +215,8 @@ class TaskRuntime:
         self._waiters.start_turn(handle, attended=True)
         with self._waiters.attached(handle):
             receive = handle.subscribe(first=True)
-            self._launch(handle)
+            if not handle.answer_pending:
+                self._launch(handle)
             async with receive:
                 async for event in receive:
                     yield event
@@ -266,7 +276,13 @@ class TaskRuntime:
         """Run the message's skill; the result becomes a data artifact carrying the usage."""
         deadline = anyio.current_time() + self.task_timeout_s if self.task_timeout_s else None
         task = handle.task
-        ctx = SkillContext(self.agent.brain, task_id=task.id, context_id=task.context_id, deadline=deadline)
+        ctx = SkillContext(
+            self.agent.brain,
+            task_id=task.id,
+            context_id=task.context_id,
+            deadline=deadline,
+            asker=partial(self._ask, handle),
+        )
         handle.working()
         arguments, handle.parsed_input = handle.parsed_input, None  # validated when the message came in
         started = time.perf_counter()
@@ -303,7 +319,25 @@ class TaskRuntime:
         )
         handle.complete()
 
+    async def _ask(
+        self, handle: TaskHandle, question: str, answer_type: type[BaseModel], timeout_s: float | None
+    ) -> BaseModel:
+        """``SkillContext.ask`` in a task: wait in input-required for the next message (see ``agents.task_ask``)."""
+        if handle in self._inline:  # its blocking caller would wait for the answer it has to give
+            raise InputUnavailable(
+                f"skill {handle.skill_id!r} asked for input but was not declared to ask; "
+                "register it with @agent.skill(asks=True)"
+            )
+        return await ask_input(handle, question, answer_type, timeout_s or self.input_timeout_s)
+
     # -- internals -------------------------------------------------------------------------------------
+
+    def _inline_ok(self, handle: TaskHandle) -> bool:
+        """Whether a blocking call may run ``handle``'s turn in its own task (not for a skill that may ask)."""
+        if not self._runs_inline:
+            return False
+        skill = self.agent.skills.get(handle.skill_id)
+        return skill is None or not skill.asks
 
     def _find(self, task_id: str, principal: Principal | None = None) -> TaskHandle:
         """The task ``task_id`` if ``principal`` may see it; anyone else's task is not found, like an unknown id."""
@@ -361,6 +395,9 @@ class TaskRuntime:
             raise UnsupportedOperationError(
                 f"task {task.id} is {handle.state.value}, not waiting for input; wait for it or SubscribeToTask"
             )
+        if handle.asking:  # the answer to a running skill's question: that skill validates it
+            handle.resume(message.model_copy(update={"context_id": task.context_id}))
+            return handle
         skill, parsed = self._skill(message, handle.skill_id)
         handle.skill_id = skill.id
         handle.begin_turn(message.model_copy(update={"context_id": task.context_id}))

@@ -4,7 +4,7 @@
     python -m bench.negotiation --controls           # the guided negotiator with its pick made by controls
     python -m bench.negotiation --llm 2              # + the model's picks (real model) on 2 scenarios
     python -m bench.negotiation --llm 24 --budget 480  # as many of 24 as start within 8 minutes
-    python -m bench.negotiation --scale 1000         # a full contract-net round with 1,000 rule suppliers
+    python -m bench.negotiation --scale 1000         # a contract-net round, 1,000 suppliers, with/without signing
     python -m bench.negotiation --model-scale        # the scenario with the real model: 10 suppliers, 10 rounds
 
 Advantage = (u - reservation) / (max u - reservation), 0 without agreement; utility = u (the reservation value
@@ -19,6 +19,7 @@ import argparse
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -28,9 +29,20 @@ import anyio
 
 from agents.agent import Agent
 from agents.llm.base import Brain
-from agents.negotiators import LinearUtility, Negotiator, Preferences, negotiator_agent, outcome_space
+from agents.negotiators import (
+    LinearUtility,
+    Negotiator,
+    Preferences,
+    negotiator_agent,
+    outcome_space,
+    set_signing_key,
+)
 from bench.negotiation_picks import CONTROLS, PickLog, control_agent, guided_agent, print_picks
+from orchestrator.ledger import ContractLedger
 from orchestrator.negotiation import Ledger, alternating_offers, contract_net, serve_parties
+from orchestrator.negotiation.signing import ContractSigning
+from orchestrator.runs import RunStore
+from protocol.auth import SigningKey
 from protocol.negotiation import CallForProposals, Issue, Outcome
 
 CLASSIC = ["boulware", "linear", "conceder", "tit_for_tat"]
@@ -174,8 +186,10 @@ def print_table(title: str, scores: dict[str, Score]) -> None:
         print(scores[name].row(name))
 
 
-async def scale(suppliers: int, transport: str) -> None:
-    """One full contract-net round (CFP, proposals, award, rejections) among ``suppliers`` rule agents."""
+async def scale(suppliers: int, transport: str, signed: bool = False) -> float:
+    """One full contract-net round (CFP, proposals, award, rejections) among ``suppliers`` rule agents; with
+    ``signed``, the award is a contract signed by both parties and appended to a ledger (SQLite, counter-signed).
+    Returns the round's seconds."""
     issues = [
         Issue(name="unit_price", values=[float(p) for p in range(80, 130, 5)]),
         Issue(name="quantity", values=[100.0, 110.0]),
@@ -197,6 +211,25 @@ async def scale(suppliers: int, transport: str) -> None:
         )
         for i in range(suppliers)
     ]
+    signing = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if signed:
+            for agent in agents:
+                set_signing_key(agent, SigningKey.generate())
+            store = RunStore(f"sqlite:///{tmp}/ledger.db")
+            signing = ContractSigning(
+                "manufacturer", SigningKey.generate(), ledger=ContractLedger(store.engine, SigningKey.generate())
+            )
+        try:
+            return await _scale_round(agents, suppliers, transport, issues, signing)
+        finally:
+            if signing is not None and signing.ledger is not None:
+                signing.ledger.engine.dispose()
+
+
+async def _scale_round(
+    agents: list[Agent], suppliers: int, transport: str, issues: list[Issue], signing: ContractSigning | None
+) -> float:
     built = time.perf_counter()
     async with serve_parties(agents, transport) as parties:  # type: ignore[arg-type]
         ready = time.perf_counter()
@@ -210,14 +243,73 @@ async def scale(suppliers: int, transport: str) -> None:
             deadline_s=60,
         )
         result = await contract_net(
-            cfp, list(parties.values()), lambda p: -p.offer.values["unit_price"] if p.offer else -1e9
+            cfp, list(parties.values()), lambda p: -p.offer.values["unit_price"] if p.offer else -1e9, signing=signing
         )
         done = time.perf_counter()
+    kind = f"signed, {len(result.contracts)} contract in the ledger" if signing is not None else "unsigned"
     print(
-        f"\nScale ({transport}): {suppliers} suppliers; start {ready - built:.2f} s; contract-net round "
+        f"Scale ({transport}, {kind}): {suppliers} suppliers; start {ready - built:.2f} s; contract-net round "
         f"{done - ready:.2f} s ({len(result.ranked)} proposals, winner {result.awarded[0].bidder}, "
         f"{suppliers - 1} rejections sent)"
     )
+    return done - ready
+
+
+def scale_signing(suppliers: int, transport: str, repeats: int = 3) -> None:
+    """The contract-net round with and without signing + ledger, alternated ``repeats`` times in one process;
+    prints the median of each and the overhead."""
+    print(f"\nScale: {suppliers} suppliers, {repeats} rounds each way, alternated")
+    plain, signed = [], []
+    for _ in range(repeats):
+        plain.append(anyio.run(scale, suppliers, transport, False))
+        signed.append(anyio.run(scale, suppliers, transport, True))
+    a, b = statistics.median(plain), statistics.median(signed)
+    print(
+        f"  median round: unsigned {a:.3f} s, signed + ledger {b:.3f} s: signing and the ledger add "
+        f"{100 * (b - a) / a:+.1f}% (round to round noise included)"
+    )
+    cost = anyio.run(contract_cost)
+    print(
+        f"  one signed contract, measured alone (median of 20): {1000 * cost:.2f} ms (buyer signs, seller checks "
+        f"and signs, buyer verifies, ledger append): {100 * cost / a:.2f}% of the unsigned round"
+    )
+
+
+async def contract_cost(repeats: int = 20) -> float:
+    """Median seconds of the work signing adds to one award: the buyer's signature, the seller's guardrail and
+    signature, the buyer's check of it, and the ledger append (with its checks) on SQLite."""
+    from agents.negotiators import signed_reply, terms_problem
+    from protocol.negotiation import Award, Offer
+
+    seller_key = SigningKey.generate()
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = RunStore(f"sqlite:///{tmp}/ledger.db")
+        signing = ContractSigning(
+            "buyer", SigningKey.generate(), ledger=ContractLedger(store.engine, SigningKey.generate())
+        )
+        try:
+            for i in range(repeats):
+                offer = Offer(values={"unit_price": 100.0, "quantity": 100.0, "delivery_day": 5.0})
+                started = time.perf_counter()
+                terms, mine = signing.terms(
+                    contract_id=f"c{i}",
+                    negotiation_id=f"n{i}",
+                    protocol="contract_net",
+                    seller="s",
+                    item="motor",
+                    values=offer.values,
+                )
+                award = Award(cfp_id=f"n{i}", bidder="s", accepted=True, offer=offer, contract=terms, signature=mine)
+                assert terms_problem("s", award, {"unit_price": (90.0, 999.0)}) is None
+                reply = signed_reply("s", award, seller_key)
+                contract = signing.countersigned(terms, mine, reply.signature)
+                assert contract is not None
+                await signing.record(contract)
+                times.append(time.perf_counter() - started)
+        finally:
+            store.close()
+    return statistics.median(times)
 
 
 async def picks(
@@ -303,7 +395,7 @@ def main() -> None:
             logs,
         )
     if a.scale:
-        anyio.run(scale, a.scale, a.transport)
+        scale_signing(a.scale, a.transport)
     if a.model_scale:
         model_scale(a.rounds)
 

@@ -39,6 +39,7 @@ from orchestrator.service import Orchestrator, RunNotFound, StoreUnavailable
 from protocol.access import PUBLIC, Rule, access_policy, check_rules, request_principal
 from protocol.auth import ADMIN, AuthSettings, Principal
 from protocol.boundary import NO_BODY, Boundary, BoundaryPolicy, request_json
+from protocol.timestamps import with_rfc3339
 from protocol.validation import describe_validation_error
 
 __all__ = [
@@ -63,6 +64,8 @@ ACCESS_RULES: list[Rule] = [
     Rule.of("GET", "/runs/{run_id}", "runs:read"),
     Rule.of("GET", "/runs/{run_id}/events", "runs:read"),
     Rule.of("POST", "/runs/{run_id}/cancel", "runs:cancel"),
+    Rule.of("POST", "/runs/{run_id}/tasks/{task_id}/input", "runs:submit"),  # answer a task's question
+    Rule.of("POST", "/runs/{run_id}/tasks/{task_id}/approval", "runs:submit"),  # approve or reject held output
     Rule.of("POST", "/negotiations", "runs:submit"),  # starts a negotiation run (orchestrator.negotiation_api)
     Rule.of("GET", "/agents", "registry:read"),
     Rule.of("GET", "/openapi.json", PUBLIC),
@@ -78,8 +81,8 @@ MCP_SESSION_IDLE_S = 600.0  # an MCP session unused this long is closed
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with datetimes and other non-JSON types turned into JSON-ready values."""
-    return to_jsonable_python(value)
+    """``value`` with datetimes (RFC 3339 UTC with Z) and other non-JSON types turned into JSON-ready values."""
+    return to_jsonable_python(with_rfc3339(value))
 
 
 def error_response(status: int, kind: str, message: str) -> JSONResponse:
@@ -246,6 +249,7 @@ def create_app(
     Callers authenticate with bearer tokens checked against ``auth``'s keys; with no keys, callers are
     unauthenticated (every scope) and ``host``, the bind address, must be loopback (``InsecureBind`` otherwise).
     ``public_url`` (how clients reach this server) makes the RFC 9728 metadata URLs absolute."""
+    from orchestrator.answer_api import answer_endpoint, approval_endpoint  # it imports this module
     from orchestrator.negotiation_api import NegotiationsEndpoint  # it imports this module
 
     api = _Api(orchestrator, public_url)
@@ -259,6 +263,8 @@ def create_app(
         Route("/runs/{run_id}", api.get_run, methods=["GET"]),
         Route("/runs/{run_id}/events", api.events, methods=["GET"]),
         Route("/runs/{run_id}/cancel", api.cancel, methods=["POST"]),
+        Route("/runs/{run_id}/tasks/{task_id}/input", answer_endpoint(orchestrator), methods=["POST"]),
+        Route("/runs/{run_id}/tasks/{task_id}/approval", approval_endpoint(orchestrator), methods=["POST"]),
         Route("/negotiations", NegotiationsEndpoint(orchestrator).handle, methods=["POST"]),
         Route("/agents", api.agents, methods=["GET"]),
         Route("/health", api.health, methods=["GET"]),

@@ -20,15 +20,15 @@ def add_parser(subparsers: Any) -> None:
     """Register the ``auth`` command group on the top-level ``scaleout`` parser."""
     from protocol.auth import SCOPES
 
-    auth = subparsers.add_parser("auth", help="signing keys, bearer tokens and revocation")
+    auth = _parser(subparsers, "auth", "keygen", help="signing keys, bearer tokens and revocation")
     sub = auth.add_subparsers(dest="auth_command", required=True)
 
-    keygen = sub.add_parser("keygen", help="make an Ed25519 signing key and add its public key to a JWKS file")
+    keygen = _parser(sub, "keygen", help="make an Ed25519 signing key and add its public key to a JWKS file")
     keygen.add_argument("--key", default="signing-key.pem", help="where to write the private key (owner-only)")
     keygen.add_argument("--jwks", default="jwks.json", help="the JWKS file to add the public key to (created)")
     keygen.set_defaults(func=_keygen)
 
-    token = sub.add_parser("token", help="sign a bearer token (printed on stdout)")
+    token = _parser(sub, "token", help="sign a bearer token (printed on stdout)")
     token.add_argument("--key", default="signing-key.pem", help="the private key to sign with")
     token.add_argument("--sub", required=True, help="who the token is for (a user, service or agent name)")
     token.add_argument(
@@ -40,10 +40,25 @@ def add_parser(subparsers: Any) -> None:
     token.add_argument("--tenant", help="tenant whose runs and records the principal sees (default: its subject)")
     token.set_defaults(func=_token)
 
-    revoke = sub.add_parser("revoke", help="revoke every token signed by a key id")
+    revoke = _parser(sub, "revoke", help="revoke every token signed by a key id")
     revoke.add_argument("kid", help="the key id (printed by keygen; the 'kid' in a token's header)")
     revoke.add_argument("--jwks", default="jwks.json", help="the JWKS file the servers read")
     revoke.set_defaults(func=_revoke)
+
+
+_EXAMPLES = {
+    "keygen": "example:\n  scaleout auth keygen --key signing-key.pem --jwks jwks.json",
+    "token": "example:\n  scaleout auth token --sub alice --scope runs:submit --scope runs:read "
+    "> ~/.config/scaleout/token",
+    "revoke": "example:\n  scaleout auth revoke 5f1c2a9e --jwks jwks.json",
+}
+
+
+def _parser(sub: Any, name: str, example: str | None = None, **kwargs: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, epilog=_EXAMPLES[example or name], formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs
+    )
+    return parser
 
 
 def _read_jwks(path: Path) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""The ``scaleout`` command line: ``orchestrator serve``, ``run FILE|TASK``, ``runs list|show|watch``, and the
-``agent`` and ``registry`` command groups of those packages (each mounted only when it imports).
+"""The ``scaleout`` command line: ``orchestrator serve``, ``run FILE|TASK``, ``runs list|show|watch``, ``config``,
+and the ``agent`` and ``registry`` command groups of those packages (each mounted only when it imports).
+
+Every failure is one line on stderr naming the URL, file or field and what to do (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import anyio
 
 from orchestrator.limits import MAX_BODY_BYTES, RUN_STATUSES
+from protocol.cli_errors import describe_failure, json_argument
 from protocol.server_flags import (
     ServerSettings,
     SettingsError,
@@ -23,23 +26,64 @@ from protocol.server_flags import (
     configure_observability,
     server_settings,
 )
+from protocol.settings import ConfigError, apply_config_to_environment, setting
 
-__all__ = ["main", "build_parser", "serve_parts", "DEFAULT_URL", "DEFAULT_PORT"]
+__all__ = ["main", "build_parser", "serve_parts", "orchestrator_url", "DEFAULT_PORT", "DB_HELP", "HEALTH_INTERVAL_S"]
 
 DEFAULT_PORT = 8100
-DEFAULT_URL = os.environ.get("SCALEOUT_ORCHESTRATOR_URL", f"http://127.0.0.1:{DEFAULT_PORT}")
+HEALTH_INTERVAL_S = 30.0
+DB_HELP = (
+    "database URL or SQLite path (default $SCALEOUT_DB_URL, else db_url in the config file, else scaleout.db in "
+    "the data directory: scaleout config)"
+)
+_URL_HELP = "orchestrator URL (default $SCALEOUT_ORCHESTRATOR_URL, else the config file's, else http://127.0.0.1:8100)"
+_EXAMPLES = {
+    "top": "examples:\n  scaleout config\n  scaleout agent serve mymodule:agent --port 8000\n"
+    "  scaleout registry add http://127.0.0.1:8000\n  scaleout orchestrator serve\n"
+    '  scaleout run classify --input \'{"text": "hello"}\'\n  scaleout --debug runs list   (tracebacks on errors)',
+    "serve": "example:\n  scaleout orchestrator serve --port 8100 --db ~/scaleout.db --health-interval 30",
+    "run": 'examples:\n  scaleout run classify --input \'{"text": "my pump leaks"}\'\n  scaleout run graph.json --json',
+    "list": "example:\n  scaleout runs list --status failed --limit 5",
+    "show": "example:\n  scaleout runs show 3f2a... --json",
+    "watch": "example:\n  scaleout runs watch 3f2a...",
+    "cancel": "example:\n  scaleout runs cancel 3f2a...",
+}
+
+
+def orchestrator_url(flag: str | None = None) -> str:
+    """The orchestrator URL: ``flag``, else $SCALEOUT_ORCHESTRATOR_URL, else the config file's, else the default."""
+    return setting("orchestrator_url", flag)
+
+
+def _parser(sub: Any, name: str, example: str | None = None, **kwargs: Any) -> argparse.ArgumentParser:
+    kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+    parser: argparse.ArgumentParser = sub.add_parser(name, epilog=_EXAMPLES.get(example or name), **kwargs)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every command group that is available."""
-    top = argparse.ArgumentParser(prog="scaleout", description="multi-agent systems of small models")
+    top = argparse.ArgumentParser(
+        prog="scaleout",
+        description="multi-agent systems of small models",
+        epilog=_EXAMPLES["top"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--debug", action="store_true", help="print the full traceback of an error")
     sub = top.add_subparsers(dest="command", required=True)
 
-    orch = sub.add_parser("orchestrator", help="serve the orchestrator (HTTP API, SSE events, MCP at /mcp)")
+    orch = _parser(sub, "orchestrator", "serve", help="serve the orchestrator (HTTP API, SSE events, MCP at /mcp)")
     orch_sub = orch.add_subparsers(dest="orchestrator_command", required=True)
-    serve = orch_sub.add_parser("serve", help="serve the orchestrator with uvicorn")
+    serve = _parser(orch_sub, "serve", help="serve the orchestrator with uvicorn")
     add_server_flags(serve, default_port=DEFAULT_PORT, max_body_bytes=MAX_BODY_BYTES, what="the orchestrator")
-    serve.add_argument("--db", help="database URL or SQLite path (default $SCALEOUT_DB_URL or ./scaleout.db)")
+    serve.add_argument("--db", help=DB_HELP)
+    serve.add_argument(
+        "--health-interval",
+        type=float,
+        default=HEALTH_INTERVAL_S,
+        metavar="SECONDS",
+        help=f"probe every registered agent this often (default {HEALTH_INTERVAL_S:g}; 0 turns the sweep off)",
+    )
     serve.add_argument("--no-resume", action="store_true", help="fail unfinished runs at start instead of resuming")
     serve.add_argument(
         "--replica-id",
@@ -56,35 +100,50 @@ def build_parser() -> argparse.ArgumentParser:
     _add_security_flags(serve)
     serve.set_defaults(func=_serve)
 
-    run = sub.add_parser("run", help="run a graph from a JSON file, or one task needing SKILL")
+    run = _parser(sub, "run", help="run a graph from a JSON file, or one task needing SKILL")
     run.add_argument("target", help="a JSON file (a graph or a task), or a skill id")
-    run.add_argument("--input", default="{}", help="task input as JSON (with a skill id)")
+    run.add_argument(
+        "--input",
+        default="{}",
+        help='task input as JSON (with a skill id); text not starting with { [ or " is sent as a string',
+    )
     run.add_argument("--deadline", type=float, help="per-attempt deadline in seconds (with a skill id)")
     run.add_argument("--no-wait", action="store_true", help="print the run id and return")
     run.add_argument("--json", action="store_true", help="print the finished run as JSON (status, usage, outputs)")
-    run.add_argument("--url", default=DEFAULT_URL, help=f"orchestrator URL (default {DEFAULT_URL})")
+    run.add_argument("--url", help=_URL_HELP)
     _add_client_flags(run)
     run.set_defaults(func=_run)
 
-    runs = sub.add_parser("runs", help="list, show or watch runs")
+    runs = _parser(sub, "runs", "list", help="list, show or watch runs")
     runs_sub = runs.add_subparsers(dest="runs_command", required=True)
-    lst = runs_sub.add_parser("list", help="recent runs")
+    lst = _parser(runs_sub, "list", help="recent runs")
     lst.add_argument("--status", choices=RUN_STATUSES)
     lst.add_argument("--kind", choices=["graph", "negotiation"], help="only task-graph runs, or only negotiations")
     lst.add_argument("--limit", type=int, default=20)
-    show = runs_sub.add_parser("show", help="one run: status, usage, tasks, outputs (--json: the raw record)")
+    show = _parser(runs_sub, "show", help="one run: status, usage, tasks, outputs (--json: the raw record)")
     show.add_argument("run_id")
     show.add_argument("--json", action="store_true", help="print the raw record as JSON (tasks, attempts, usage)")
-    watch = runs_sub.add_parser("watch", help="follow a run's events live until it ends")
+    watch = _parser(runs_sub, "watch", help="follow a run's events live until it ends")
     watch.add_argument("run_id")
-    cancel = runs_sub.add_parser("cancel", help="cancel an active run")
+    cancel = _parser(runs_sub, "cancel", help="cancel an active run")
     cancel.add_argument("run_id")
+    for p in (lst, show):
+        p.add_argument("--db", help="read the runs straight from this database instead of an orchestrator (--url)")
     for p in (lst, show, watch, cancel):
-        p.add_argument("--url", default=DEFAULT_URL, help=f"orchestrator URL (default {DEFAULT_URL})")
+        p.add_argument("--url", help=_URL_HELP)
         _add_client_flags(p)
         p.set_defaults(func=_runs)
+    __import__("orchestrator.answer_cli", fromlist=["add_parser"]).add_parser(runs_sub)  # scaleout runs answer, approve
 
-    for module in ("agents.cli", "registry.cli", "orchestrator.auth_cli", "orchestrator.negotiation_cli"):
+    for module in (
+        "agents.cli",
+        "registry.cli",
+        "orchestrator.auth_cli",
+        "orchestrator.negotiation_cli",
+        "orchestrator.ledger_cli",
+        "orchestrator.init_cli",
+        "orchestrator.config_cli",
+    ):
         try:
             add = __import__(module, fromlist=["add_parser"]).add_parser
         except (ImportError, AttributeError) as exc:  # one missing piece must not break the other commands
@@ -155,12 +214,44 @@ def _add_security_flags(serve: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``scaleout`` console script."""
+    """Entry point of the ``scaleout`` console script: errors are one line on stderr (``--debug``: a traceback)."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command != "config":  # 'scaleout config' reports a bad config file itself
+            apply_config_to_environment()
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except SystemExit:
+        raise
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the one place every command's failure becomes one line
+        if args.debug:
+            raise
+        print(f"error: {describe_failure(exc, url=_server_url(args), server_hint=_server_hint(args))}", file=sys.stderr)
+        return 2
+
+
+def _server_url(args: argparse.Namespace) -> str | None:
+    """The server this command talks to (``--url``, ``--api``, or an agent's URL), as it was resolved."""
+    if args.command == "agent":
+        return getattr(args, "url", None)
+    if args.command == "registry":
+        return getattr(args, "api", None)
+    return getattr(args, "url", None) or orchestrator_url()
+
+
+def _server_hint(args: argparse.Namespace) -> str:
+    if args.command == "agent":
+        return "start it with 'scaleout agent serve MODULE:AGENT' or check the URL"
+    if args.command == "registry":
+        return "start it with 'scaleout registry serve' or check --api"
+    return (
+        "start it with 'scaleout orchestrator serve', or pass --url (or set $SCALEOUT_ORCHESTRATOR_URL, or "
+        "orchestrator_url in the config file: scaleout config)"
+    )
 
 
 def serve_parts(args: argparse.Namespace, settings: ServerSettings | None = None) -> tuple[Any, Any]:
@@ -204,6 +295,7 @@ def serve_parts(args: argparse.Namespace, settings: ServerSettings | None = None
     # every PostgreSQL connection of this process (registry, run store, listener) says which replica it serves
     os.environ.setdefault("PGAPPNAME", f"scaleout-orchestrator {replica_id}"[:63])
     registry = Registry(args.db)
+    health_interval = getattr(args, "health_interval", HEALTH_INTERVAL_S)
     orchestrator = Orchestrator(
         registry,
         registry.url,
@@ -219,7 +311,37 @@ def serve_parts(args: argparse.Namespace, settings: ServerSettings | None = None
     app = create_app(
         orchestrator, policy=settings.boundary, auth=settings.auth, host=settings.host, public_url=public_url
     )
+    if health_interval and health_interval > 0:
+        app = _with_health_sweep(app, registry, egress, allowlist, health_interval)
     return app, settings.limits
+
+
+def _with_health_sweep(app: Any, registry: Any, egress: Any, allowlist: Any, interval_s: float) -> Any:
+    """``app`` that also sweeps the registry's agents every ``interval_s`` seconds while it runs (its lifespan)."""
+    from registry.health import HealthChecker
+
+    return _HealthSweeping(app, HealthChecker(registry, egress=egress, stdio_allowlist=allowlist), interval_s)
+
+
+class _HealthSweeping:
+    """An ASGI app running a ``HealthChecker`` beside the wrapped app's lifespan (other attributes: the app's)."""
+
+    def __init__(self, app: Any, checker: Any, interval_s: float) -> None:
+        self._inner, self._checker, self._interval_s = app, checker, interval_s
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self._inner(scope, receive, send)
+            return
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._checker.run, self._interval_s)
+            try:
+                await self._inner(scope, receive, send)
+            finally:
+                tg.cancel_scope.cancel()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 def _server_settings(args: argparse.Namespace) -> ServerSettings:
@@ -232,16 +354,19 @@ def _server_settings(args: argparse.Namespace) -> ServerSettings:
 
 def _serve(args: argparse.Namespace) -> int:
     from protocol.access import InsecureBind
-    from protocol.serving import serve
+    from protocol.serving import PortInUse, check_port, serve
 
     try:
         configure_observability(args, "scaleout-orchestrator")
     except SettingsError as exc:
         raise SystemExit(f"error: {exc}") from None
     settings = _server_settings(args)
+    if args.health_interval < 0:
+        raise SystemExit("error: --health-interval must be 0 (off) or a number of seconds")
     try:
+        check_port(settings.host, settings.port)
         app, limits = serve_parts(args, settings)
-    except InsecureBind as exc:
+    except (InsecureBind, PortInUse) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"orchestrator on {settings.scheme}://{args.host}:{args.port} (MCP at /mcp)", file=sys.stderr)
@@ -255,15 +380,14 @@ def _spec(args: argparse.Namespace) -> dict[str, Any]:
     if path.suffix == ".json" or path.is_file():
         try:
             spec = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SystemExit(f"cannot read run file {path}: {exc}") from None
+        except OSError as exc:
+            raise SystemExit(f"error: cannot read the run file {path}: {exc.strerror or exc}") from None
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"error: the run file {path} is not valid JSON: {exc}") from None
         if not isinstance(spec, dict):
-            raise SystemExit(f"{path} must hold a JSON object: a task or a graph {{'tasks': [...]}}")
+            raise SystemExit(f"error: {path} must hold a JSON object: a task or a graph {{'tasks': [...]}}")
         return spec
-    try:
-        arguments = json.loads(args.input)
-    except json.JSONDecodeError:
-        arguments = args.input
+    arguments = json_argument(args.input, "--input")
     spec = {"skill": args.target, "input": arguments}
     if args.deadline:
         spec["constraints"] = {"deadline_s": args.deadline}
@@ -275,6 +399,7 @@ def _client(args: argparse.Namespace) -> Any:
     ``--ca-file``."""
     from orchestrator.client import OrchestratorClient
 
+    args.url = orchestrator_url(args.url)
     try:
         return OrchestratorClient(args.url, token=args.token, ca_file=args.ca_file)
     except OSError as exc:  # ssl.SSLError is one
@@ -307,19 +432,68 @@ def _run(args: argparse.Namespace) -> int:
     return anyio.run(go)
 
 
+def _stored_runs(args: argparse.Namespace) -> Any:
+    """``runs list|show --db``: the runs or the run, read from the database (which must exist), JSON-ready."""
+    import sqlalchemy as sa
+    from pydantic_core import to_jsonable_python
+
+    from orchestrator.runs import RunStore
+    from protocol.timestamps import with_rfc3339
+    from registry.db import require_existing, resolve_url
+
+    url = resolve_url(args.db)
+    require_existing(url, "runs are stored where 'scaleout orchestrator serve --db DB' ran")
+    store = RunStore(url, migrate=False)
+    try:
+        if args.runs_command == "list":
+            return to_jsonable_python(
+                with_rfc3339(store.list_runs(status=args.status, limit=args.limit, kind=args.kind))
+            )
+        record = store.get_run(args.run_id)
+        if record is None:
+            raise SystemExit(
+                f"error: no run {args.run_id} in {args.db}; 'scaleout runs list --db {args.db}' lists them"
+            )
+        record["tasks"], record["attempts"] = store.tasks_of(args.run_id), store.attempts_of(args.run_id)
+        return to_jsonable_python(with_rfc3339(record))
+    except sa.exc.OperationalError as exc:
+        raise SystemExit(
+            f"error: cannot read runs from {args.db}: {exc.orig}; is it the database 'scaleout orchestrator serve' "
+            "used (--db)?"
+        ) from None
+    finally:
+        store.engine.dispose()
+
+
+def _print_runs(runs: list[dict[str, Any]]) -> None:
+    for run in runs:
+        print(
+            f"{run['id']}  {run['status']:<10} {run.get('kind', 'graph'):<11} {run['created_at']}  "
+            f"{run['name'] or ''}"
+            f"{'  ' + run['error'][:80] if run['error'] else ''}"
+        )
+
+
 def _runs(args: argparse.Namespace) -> int:
     from orchestrator.client import OrchestratorError
+
+    if getattr(args, "db", None):
+        stored = _stored_runs(args)
+        if args.runs_command == "list":
+            _print_runs(stored)
+        elif args.json:
+            print(json.dumps(stored, indent=2))
+        else:
+            from orchestrator.render import run_summary, terminal
+
+            terminal().print(run_summary(stored))
+        return 0
 
     async def go() -> int:
         async with _client(args) as client:
             try:
                 if args.runs_command == "list":
-                    for run in await client.list_runs(status=args.status, limit=args.limit, kind=args.kind):
-                        print(
-                            f"{run['id']}  {run['status']:<10} {run.get('kind', 'graph'):<11} {run['created_at']}  "
-                            f"{run['name'] or ''}"
-                            f"{'  ' + run['error'][:80] if run['error'] else ''}"
-                        )
+                    _print_runs(await client.list_runs(status=args.status, limit=args.limit, kind=args.kind))
                 elif args.runs_command == "show":
                     record = await client.get_run(args.run_id)
                     if args.json:

@@ -129,6 +129,18 @@ class OrchestratorClient:
     async def cancel(self, run_id: str) -> bool:
         return bool((await self._json("POST", f"/runs/{quote(run_id, safe='')}/cancel"))["cancelled"])
 
+    async def answer(self, run_id: str, task_id: str, answer: Any) -> dict[str, Any]:
+        """Answer the question task ``task_id`` of ``run_id`` waits on (JSON valid against the schema of its
+        ``task.waiting`` event); ``{"accepted": true, ...}`` once the agent has it."""
+        path = f"/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}/input"
+        return dict(await self._json("POST", path, json={"input": answer}))
+
+    async def approve(self, run_id: str, task_id: str, approve: bool = True, comment: str = "") -> dict[str, Any]:
+        """Approve (``approve`` False: reject, the comment the reason) the output task ``task_id`` of ``run_id``
+        holds for approval; ``{"approved": ..., "by": ..., "at": ...}``."""
+        path = f"/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}/approval"
+        return dict(await self._json("POST", path, json={"approve": approve, "comment": comment}))
+
     async def events(
         self, run_id: str, *, last_event_id: int = 0, reconnects: int = 5, unavailable_patience_s: float = 300.0
     ) -> AsyncIterator[dict[str, Any]]:

@@ -141,7 +141,7 @@ class Leases:
             stamp = now()
             conn.execute(
                 t.tasks.update()
-                .where(t.tasks.c.run_id == run_id, t.tasks.c.status.in_(("pending", "running")))
+                .where(t.tasks.c.run_id == run_id, t.tasks.c.status.in_(("pending", "running", "waiting")))
                 .values(status="cancelled", finished_at=stamp)
             )
             conn.execute(

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 MAX_BODY_BYTES = 10_000_000  # the HTTP API's default request body cap (--max-body-bytes)
-RUN_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+RUN_STATUSES = ("pending", "running", "waiting", "succeeded", "failed", "cancelled")
 MAX_LIST_LIMIT = 500
 MAX_SEQ = 2**31  # event numbers and offsets stay below this (a 32-bit column on every database)
 _RUN_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")

@@ -1,8 +1,8 @@
 """The orchestrator as an MCP server (mcp 2.3 ``MCPServer``): any MCP client can submit and follow runs.
 
 Served at /mcp behind the boundary, which lets in callers holding ``runs:read``; each tool then checks the scope it
-needs against the principal of the HTTP request that carried the call (submit_task and submit_graph
-``runs:submit``, run_status and list_runs ``runs:read``, cancel_run ``runs:cancel``, list_agents
+needs against the principal of the HTTP request that carried the call (submit_task, submit_graph, answer_task and
+approve_task ``runs:submit``, run_status and list_runs ``runs:read``, cancel_run ``runs:cancel``, list_agents
 ``registry:read``), and sees only the caller's own runs unless it holds ``admin``.
 """
 
@@ -19,7 +19,9 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from orchestrator.api import caller_owner
+from orchestrator.approvals import NotAnApprover
 from orchestrator.service import Orchestrator, StoreUnavailable
+from orchestrator.transports import AgentCallError
 from protocol.access import request_principal
 from protocol.auth import LOCAL_PRINCIPAL, Principal
 from protocol.validation import describe_validation_error
@@ -67,6 +69,32 @@ def orchestrator_mcp(orchestrator: Orchestrator) -> MCPServer:
         owner = caller_owner(_caller(ctx, "cancel_run", "runs:cancel"))
         with _refusals():
             return {"run_id": run_id, "cancelled": await orchestrator.cancel(run_id, owner=owner)}
+
+    @server.tool()
+    async def answer_task(run_id: str, task_id: str, answer: Any, ctx: Context) -> dict[str, Any]:
+        """Answer the question a task of a run waits on (``answer``: JSON valid against the schema of the run's
+        latest task.waiting event for that task)."""
+        caller = _caller(ctx, "answer_task", "runs:submit")
+        with _refusals():  # RunNotFound, NotWaiting, InvalidAnswer
+            try:
+                return await orchestrator.answer(run_id, task_id, answer, by=caller.owner, owner=caller_owner(caller))
+            except AgentCallError as exc:
+                raise ToolError(f"the agent could not be given the answer: {exc}"[:1000]) from None
+
+    @server.tool()
+    async def approve_task(
+        run_id: str, task_id: str, ctx: Context, approve: bool = True, comment: str = ""
+    ) -> dict[str, Any]:
+        """Approve (or, with approve false, reject) the output a task holds for approval (its
+        task.approval_requested event); a rejection fails that attempt with the comment as its reason."""
+        caller = _caller(ctx, "approve_task", "runs:submit")
+        with _refusals():  # RunNotFound, NotAwaitingApproval, a comment too long
+            try:
+                return await orchestrator.approve(
+                    run_id, task_id, approve, comment, principal=caller, owner=caller_owner(caller)
+                )
+            except NotAnApprover as exc:
+                raise ToolError(str(exc)) from None
 
     @server.tool()
     async def list_runs(ctx: Context, status: str | None = None, limit: int = 20) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,24 @@ import anyio
 
 __all__ = ["add_parser", "describe_step"]
 
-_DEFAULT_URL = os.environ.get("SCALEOUT_ORCHESTRATOR_URL", "http://127.0.0.1:8100")
+_URL_HELP = "orchestrator URL (default $SCALEOUT_ORCHESTRATOR_URL, else the config file's, else http://127.0.0.1:8100)"
+_EXAMPLE = (
+    "example:\n  scaleout negotiate spec.json --url http://127.0.0.1:8100   (spec.json: a NegotiationSpec, "
+    "docs/negotiation.md)"
+)
 
 
 def add_parser(subparsers: Any) -> None:
     """Register ``negotiate`` on the top-level ``scaleout`` parser."""
-    negotiate = subparsers.add_parser("negotiate", help="start a negotiation from a JSON spec and follow it")
+    negotiate = subparsers.add_parser(
+        "negotiate",
+        help="start a negotiation from a JSON spec and follow it",
+        epilog=_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     negotiate.add_argument("spec", help="a JSON file holding a NegotiationSpec")
     negotiate.add_argument("--no-wait", action="store_true", help="print the run id and return")
-    negotiate.add_argument("--url", default=_DEFAULT_URL, help=f"orchestrator URL (default {_DEFAULT_URL})")
+    negotiate.add_argument("--url", help=_URL_HELP)
     negotiate.add_argument(
         "--token", help="bearer token to send (default $SCALEOUT_TOKEN, else the file $SCALEOUT_TOKEN_FILE)"
     )
@@ -54,14 +62,18 @@ def describe_step(kind: str, data: dict[str, Any]) -> str:
 
 def _negotiate(args: argparse.Namespace) -> int:
     from orchestrator.client import OrchestratorClient, OrchestratorError
+    from protocol.settings import setting
 
     path = Path(args.spec)
     try:
         spec = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SystemExit(f"cannot read negotiation file {path}: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"error: cannot read the negotiation file {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"error: the negotiation file {path} is not valid JSON: {exc}") from None
     if not isinstance(spec, dict):
-        raise SystemExit(f"{path} must hold a JSON object: a NegotiationSpec")
+        raise SystemExit(f"error: {path} must hold a JSON object: a NegotiationSpec")
+    args.url = setting("orchestrator_url", args.url)
 
     async def go() -> int:
         async with OrchestratorClient(args.url, token=args.token, ca_file=args.ca_file) as client:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.limits import RUN_STATUSES as _RUN_STATUSES
 from orchestrator.spec import GraphSpec, TaskSpec
 from registry.models import AgentRecord
 from registry.openapi import ErrorBody, Operation, Param, Reply, build_document
@@ -30,8 +31,6 @@ __all__ = [
     "RunEvent",
     "Usage",
 ]
-
-_RUN_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
 
 
 class _Open(BaseModel):
@@ -154,6 +153,38 @@ class Cancelled(BaseModel):
     """Whether the run was cancelled now (false: it had already ended)."""
 
     cancelled: bool
+
+
+class AnswerBody(BaseModel):
+    """The answer to a task's question: JSON valid against the schema in its ``task.waiting`` event."""
+
+    input: Any
+
+
+class Answered(BaseModel):
+    """The agent has the answer; the run's events show ``task.answered`` once its task goes on."""
+
+    run_id: str
+    task_id: str
+    accepted: bool
+    by: str
+
+
+class ApprovalBody(BaseModel):
+    """A decision on the output a task holds for approval (its ``task.approval_requested`` event)."""
+
+    approve: bool
+    comment: str = Field(default="", max_length=2_000)
+
+
+class Decided(BaseModel):
+    """The decision is taken; the run's events show ``task.approved`` or ``task.rejected``."""
+
+    run_id: str
+    task_id: str
+    approved: bool
+    by: str
+    at: str
 
 
 class AgentList(BaseModel):
@@ -282,6 +313,43 @@ def orchestrator_operations() -> list[Operation]:
             "Cancel a run and its tasks on the agents",
             runs,
             (Reply(200, "cancelled, or false when it had already ended", Cancelled), not_found, unavailable),
+        ),
+        Operation(
+            "POST",
+            "/runs/{run_id}/tasks/{task_id}/input",
+            "Answer the question a task waits on (its agent's task is input-required)",
+            runs,
+            (
+                Reply(202, "the agent has the answer", Answered),
+                Reply(400, "the body is not {input: ...} (InvalidRequest)", ErrorBody),
+                not_found,
+                Reply(409, "the task does not wait for input (NotWaiting)", ErrorBody),
+                Reply(422, "the answer fails the question's schema; the task keeps waiting (InvalidAnswer)", ErrorBody),
+                Reply(502, "the agent could not be given the answer (AgentCallFailed)", ErrorBody),
+                unavailable,
+            ),
+            body=AnswerBody,
+            description="The question, its JSON schema and who answered what and when are the run's task.waiting "
+            "and task.answered events (docs/humans.md).",
+        ),
+        Operation(
+            "POST",
+            "/runs/{run_id}/tasks/{task_id}/approval",
+            "Approve or reject the output a task holds for approval (its approval gate)",
+            runs,
+            (
+                Reply(200, "the decision is taken", Decided),
+                Reply(400, "the body is not {approve: bool, comment: str} (InvalidRequest)", ErrorBody),
+                Reply(403, "the caller is not among the gate's by and lacks admin (NotAnApprover)", ErrorBody),
+                not_found,
+                Reply(409, "the task holds no output for approval here now (NotAwaitingApproval)", ErrorBody),
+                unavailable,
+            ),
+            body=ApprovalBody,
+            description="Approved: the task succeeds with the output and its dependents run. Rejected: the attempt "
+            "fails with the comment as its reason and the next attempt is tried. The held output and who decided "
+            "what and when are the run's task.approval_requested and task.approved/task.rejected events "
+            "(docs/humans.md).",
         ),
         Operation(
             "GET",

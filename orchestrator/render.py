@@ -22,6 +22,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from protocol.timestamps import parse_timestamp, rfc3339
+
 __all__ = [
     "STATUS_STYLES",
     "terminal",
@@ -58,21 +60,26 @@ def _status(status: str | None) -> Text:
 
 
 def _when(value: Any) -> str:
+    """A timestamp as every scaleout output writes it: RFC 3339 UTC with Z."""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            value = parse_timestamp(value)
         except ValueError:
             return value
-    return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else "–"
+    return rfc3339(value) if isinstance(value, datetime) else "–"
 
 
 def _seconds(start: Any, end: Any) -> str:
     try:
-        a = datetime.fromisoformat(start) if isinstance(start, str) else start
-        b = datetime.fromisoformat(end) if isinstance(end, str) else end
+        a = parse_timestamp(start) if isinstance(start, str) else _aware(start)
+        b = parse_timestamp(end) if isinstance(end, str) else _aware(end)
         return f"{(b - a).total_seconds():.2f} s"
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         return "–"
+
+
+def _aware(value: datetime) -> datetime:
+    return parse_timestamp(rfc3339(value))  # naive values are UTC
 
 
 def _agent_names(record: dict[str, Any]) -> dict[str, str]:

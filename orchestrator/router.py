@@ -99,7 +99,8 @@ class Routing:
 
 
 class Router:
-    """Ranks registry candidates for tasks and tracks the calls in flight per agent (its current load)."""
+    """Ranks registry candidates for tasks and tracks the calls in flight per agent (its current load).
+    ``require_signed``: only agents whose card signature verified, with the key pinned for them, are candidates."""
 
     def __init__(
         self,
@@ -108,8 +109,10 @@ class Router:
         weights: dict[str, float] | None = None,
         limit: int = 20,
         cache_ttl_s: float = 1.0,
+        require_signed: bool = False,
     ) -> None:
         self.registry = registry
+        self.require_signed = require_signed
         self.weights = weights or WEIGHTS
         self.limit = limit
         self.cache_ttl_s = cache_ttl_s
@@ -165,6 +168,10 @@ class Router:
                 why_not = f"status {record.status.value}"
             elif skill is None:
                 why_not = "does not serve the skill/tags asked for"
+            elif self.require_signed and not record.trust.verified:
+                why_not = "its card is not signed by a verified key (require_signed)"
+            elif self.require_signed and record.trust.key_changed_at is not None:
+                why_not = "its card-signing key changed and was not accepted (require_signed)"
             elif c.max_parameters is not None and size > c.max_parameters:
                 why_not = f"model has {size:,} parameters > max_parameters {c.max_parameters:,}"
             elif c.max_cost is not None and record.cost.per_call > c.max_cost:

@@ -44,7 +44,7 @@ __all__ = [
     "RUN_KINDS",
 ]
 
-ACTIVE = ("pending", "running")
+ACTIVE = ("pending", "running", "waiting")  # waiting: a task waits for input
 TERMINAL = ("succeeded", "failed", "cancelled")
 RUN_KINDS = ("graph", "negotiation")  # orch_runs.kind: a task graph, or a negotiation protocol
 _MIGRATIONS = Path(__file__).parent / "migrations"

@@ -21,6 +21,8 @@ import anyio
 from anyio.abc import TaskGroup
 
 from agents.agent import Agent
+from orchestrator.answers import answer_task
+from orchestrator.approvals import decide
 from orchestrator.credentials import AgentCredentials
 from orchestrator.energy import EnergyModel
 from orchestrator.executor import Executor
@@ -45,6 +47,7 @@ from orchestrator.wakeups import Wakeups, listen
 from orchestrator.writer import RunWriter
 from protocol import telemetry
 from protocol.a2a import new_id
+from protocol.auth import Principal
 from protocol.egress import EgressPolicy
 from protocol.logs import log_context
 from registry.stdio import StdioAllowlist
@@ -265,6 +268,27 @@ class Orchestrator(StoredRuns):
                 await self.wait(run_id, owner=owner)
         return True
 
+    async def answer(
+        self, run_id: str, task_id: str, answer: Any, *, by: str = "local", owner: str | None = None
+    ) -> dict[str, Any]:
+        """Answer the question task ``task_id`` of ``run_id`` waits on (see ``orchestrator.answers``); raises
+        RunNotFound, NotWaiting or InvalidAnswer."""
+        return await answer_task(self, run_id, task_id, answer, by=by, owner=owner)
+
+    async def approve(
+        self,
+        run_id: str,
+        task_id: str,
+        approve: bool = True,
+        comment: str = "",
+        *,
+        principal: Principal | None = None,
+        owner: str | None = None,
+    ) -> dict[str, Any]:
+        """Approve (or reject) the output task ``task_id`` of ``run_id`` holds for approval (see
+        ``orchestrator.approvals``); raises RunNotFound, NotAwaitingApproval or NotAnApprover."""
+        return await decide(self, run_id, task_id, approve, comment, principal=principal, owner=owner)
+
     # -- this replica's runs --------------------------------------------------------------------------------
 
     def free_slots(self) -> int:
@@ -380,7 +404,10 @@ class Orchestrator(StoredRuns):
         status, error = "failed", None
         try:
             with state.scope:
-                if state.status != "running":
+                if state.status == "waiting":  # resumed while a task waited for input: it asks again if it still does
+                    state.status = "running"
+                    self.writer.put("update_run", {"status": "running", "updated_at": now()}, state.run_id)
+                elif state.status != "running":
                     state.status = "running"
                     self.writer.put("update_run", {"status": "running", "updated_at": now()}, state.run_id)
                     state.emit("run.started", replica=self.replica_id)

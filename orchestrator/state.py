@@ -11,7 +11,17 @@ from orchestrator.graph import TaskGraph
 from orchestrator.runs import now
 from orchestrator.writer import RunWriter
 
-__all__ = ["RunState"]
+__all__ = ["RunState", "WaitingTask"]
+
+
+@dataclass
+class WaitingTask:
+    """A task whose agent waits for input: where to send the answer, what it must look like, whom to wake."""
+
+    agent: Any  # the AgentRecord the attempt runs on
+    agent_task_id: str
+    schema: dict[str, Any] | None
+    wake: anyio.Event = field(default_factory=anyio.Event)
 
 
 @dataclass
@@ -46,6 +56,8 @@ class RunState:
     closing: bool = False  # its end is being written (and its lease given up)
     attempts_made: dict[str, int] = field(default_factory=dict)  # task id -> attempts before a takeover
     in_flight: dict[str, dict[str, Any]] = field(default_factory=dict)  # task id -> attempt left running to adopt
+    waiting: dict[str, WaitingTask] = field(default_factory=dict)  # task id -> its agent's question, unanswered
+    approvals: dict[str, Any] = field(default_factory=dict)  # task id -> its output held for approval (approvals.py)
 
     @property
     def handed_over(self) -> bool:

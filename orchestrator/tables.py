@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["metadata", "runs", "tasks", "attempts", "events"]
+__all__ = ["metadata", "runs", "tasks", "attempts", "events", "ledger"]
 
 metadata = sa.MetaData()
 _ts = sa.DateTime(timezone=True)
@@ -86,4 +86,18 @@ events = sa.Table(
     sa.Column("task_id", sa.String(64), nullable=True),
     sa.Column("data", sa.JSON, nullable=False),
     sa.Column("at", _ts, nullable=False),
+)
+
+# The contract ledger (migration orch_0005): one row per signed contract, hash-chained. ``body`` is the entry's
+# JCS text (sequence, previous hash, contract terms, both parties' signatures, the orchestrator's counter-signature,
+# run id, time) and ``entry_hash`` its SHA-256; the other columns repeat fields of the body for lookups.
+ledger = sa.Table(
+    "orch_ledger",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("entry_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("contract_id", sa.String(200), nullable=False, index=True),
+    sa.Column("run_id", sa.String(64), nullable=True, index=True),
+    sa.Column("recorded_at", _ts, nullable=False),
 )

@@ -18,6 +18,10 @@ from a registry record) and nothing else: an ``Authorization`` header from anywh
 answers 401 or 403 fails the attempt with an ``AgentCallError`` naming the status (the agent was reached; it
 refused the caller).
 
+A task that waits for input (``TASK_STATE_INPUT_REQUIRED``: its skill asked a question) raises ``InputRequired``
+carrying the question; ``answer`` sends the answer on that task and ``wait_moved`` waits until the agent's task
+has moved on (answered, cancelled, timed out), so the executor can wait without a deadline running.
+
 An agent that refuses the input itself (JSON-RPC InvalidParams -32602, which agents answer for invalid arguments
 and unknown skills; -32005, a part type the skill does not take; an A2A task REJECTED; an MCP -32602) raises
 ``AgentRejectedInput``: the caller's mistake, which the executor neither retries nor counts against the agent.
@@ -41,7 +45,18 @@ from agents.tasks import USAGE_METADATA_KEY
 from agents.usage import Usage
 from orchestrator.credentials import AgentCredentials
 from orchestrator.http import http_client
-from protocol.a2a import PROTOCOL_VERSION, TERMINAL_STATES, VERSION_HEADER, ListTasksRequest, Task, TaskState
+from protocol.a2a import (
+    PROTOCOL_VERSION,
+    TERMINAL_STATES,
+    VERSION_HEADER,
+    InputRequest,
+    ListTasksRequest,
+    Message,
+    Part,
+    Task,
+    TaskState,
+    input_request_of,
+)
 from protocol.egress import EgressPolicy, guard_transport
 from protocol.jsonrpc import A2AError, ContentTypeNotSupportedError, InvalidParamsError
 from registry.models import AgentRecord
@@ -55,7 +70,13 @@ __all__ = [
     "Transport",
     "Adopting",
     "Transports",
+    "InputRequired",
+    "ANSWERED_BY_KEY",
+    "call_result",
 ]
+
+ANSWERED_BY_KEY = "scaleout.answeredBy"
+"""``Message.metadata`` key of an answer sent through the orchestrator: who answered (a principal's owner)."""
 
 
 @dataclass
@@ -73,6 +94,20 @@ class AgentCallError(RuntimeError):
 
 class AgentUnreachable(AgentCallError):
     """The agent could not be reached or the connection broke mid-call (e.g. its process died)."""
+
+
+class InputRequired(Exception):
+    """The agent's task waits for input: ``question`` is what it asks (None: it asked without an ``InputRequest``).
+
+    ``status_at`` is the task's status timestamp, so a waiter can tell when the task has moved on."""
+
+    def __init__(self, task: Task) -> None:
+        self.task_id = task.id
+        self.question: InputRequest | None = input_request_of(task)
+        self.status_at = task.status.timestamp
+        text = task.status.message.text() if task.status.message else ""
+        self.text = text
+        super().__init__(f"agent task {task.id} waits for input: {text[:200]}")
 
 
 class AgentRejectedInput(AgentCallError):
@@ -254,6 +289,46 @@ class Transports:
             raise AgentUnreachable(f"{type(exc).__name__} talking to {agent.url}: {exc or 'connection lost'}") from None
         return _result(task)
 
+    async def answer(self, agent: AgentRecord, agent_task_id: str, answer: Any, *, by: str | None = None) -> None:
+        """Send ``answer`` to the agent's task waiting for input (it goes on at once; nothing waits here)."""
+        if agent.transport == "mcp":
+            raise AgentCallError("MCP tools cannot wait for input; nothing to answer")
+        client = await self._client(agent)
+        part = Part.from_text(answer) if isinstance(answer, str) else Part.from_data(answer)
+        message = Message.user(part, task_id=agent_task_id, metadata={ANSWERED_BY_KEY: by} if by else None)
+        try:
+            await client.send_message(message, return_immediately=True, history_length=0)
+        except A2AError as exc:
+            raise AgentCallError(f"{type(exc).__name__}: {exc}") from None
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise AgentUnreachable(f"{type(exc).__name__} talking to {agent.url}: {exc or 'connection lost'}") from None
+
+    async def wait_moved(
+        self, agent: AgentRecord, agent_task_id: str, since: str, wake: anyio.Event | None = None
+    ) -> Task:
+        """The agent's task once its status is no longer the one stamped ``since`` and it has settled again
+        (ended, or waits for input anew), with its last message; polled with backoff up to 1 s, at once when
+        ``wake`` is set (an answer sent from this process)."""
+        client = await self._client(agent)
+        delay = 0.05
+        try:
+            while True:
+                task = await client.get_task(agent_task_id, history_length=1)
+                state = task.status.state
+                if task.status.timestamp != since and (state in TERMINAL_STATES or state in _WAITING):
+                    return task
+                with anyio.move_on_after(delay):
+                    if wake is not None:
+                        await wake.wait()
+                        wake = None  # woken once; then back to polling
+                    else:
+                        await anyio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        except A2AError as exc:
+            raise AgentCallError(f"{type(exc).__name__}: {exc}") from None
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise AgentUnreachable(f"{type(exc).__name__} talking to {agent.url}: {exc or 'connection lost'}") from None
+
     def _allowlist(self) -> StdioAllowlist:
         """The stdio allowlist, re-read when its file changed (``registry add-stdio`` appends to it)."""
         current = self.stdio_allowlist
@@ -272,9 +347,17 @@ def _stamp(allowlist: StdioAllowlist) -> tuple[int, int] | None:
     return (info.st_mtime_ns, info.st_size) if info is not None else None
 
 
+def call_result(task: Task) -> CallResult:
+    """What an agent's settled task means for the caller: its output, else ``AgentCallError`` (or
+    ``AgentRejectedInput``), or ``InputRequired`` when it waits for input."""
+    return _result(task)
+
+
 def _result(task: Task) -> CallResult:
     usage = Usage.model_validate((task.metadata or {}).get(USAGE_METADATA_KEY) or {})
     state = task.status.state
+    if state == TaskState.INPUT_REQUIRED:
+        raise InputRequired(task)
     if state != TaskState.COMPLETED:
         why = task.status.message.text() if task.status.message else ""
         error = AgentRejectedInput if state == TaskState.REJECTED else AgentCallError

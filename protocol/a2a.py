@@ -45,6 +45,9 @@ __all__ = [
     "ListTasksResponse",
     "CancelTaskRequest",
     "SubscribeToTaskRequest",
+    "InputRequest",
+    "INPUT_REQUEST_KIND",
+    "input_request_of",
     "new_id",
     "now_iso",
 ]
@@ -235,6 +238,40 @@ class Task(WireModel):
     artifacts: list[Artifact] | None = None
     history: list[Message] | None = None
     metadata: dict[str, Any] | None = None
+
+
+INPUT_REQUEST_KIND = "scaleout.input-request"
+"""``Part.metadata["kind"]`` of the data part that carries an ``InputRequest`` in an input-required status."""
+
+
+class InputRequest(WireModel):
+    """What a task waiting for input (``TASK_STATE_INPUT_REQUIRED``) asks: the question and the answer's schema.
+
+    Sent as a data part of the status message (metadata ``kind`` = ``INPUT_REQUEST_KIND``); the answer is the
+    next message on the same task, its first data part a JSON object valid against ``schema``. ``error`` says why
+    the previous answer was refused; ``timeout_s`` how long the task waits before it fails.
+    """
+
+    question: str = Field(min_length=1, max_length=4000)
+    schema_: dict[str, Any] = Field(alias="schema")
+    error: str | None = Field(default=None, max_length=4000)
+    timeout_s: float | None = None
+
+    def part(self) -> Part:
+        """This request as the data part of a status message."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return Part(data=data, media_type="application/json", metadata={"kind": INPUT_REQUEST_KIND})
+
+
+def input_request_of(task: Task) -> InputRequest | None:
+    """The question of a task waiting for input, read from its status message (None when it asks nothing)."""
+    message = task.status.message
+    if task.status.state != TaskState.INPUT_REQUIRED or message is None:
+        return None
+    for part in message.parts:
+        if (part.metadata or {}).get("kind") == INPUT_REQUEST_KIND and isinstance(part.data, dict):
+            return InputRequest.model_validate(part.data)
+    return None
 
 
 class TaskStatusUpdateEvent(WireModel):

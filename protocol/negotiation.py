@@ -27,6 +27,8 @@ __all__ = [
     "AuctionCall",
     "Bid",
     "Contract",
+    "ContractTerms",
+    "PartySignature",
     "Outcome",
     "validate_offer",
 ]
@@ -103,23 +105,51 @@ class Proposal(WireModel):
         return self.offer is None
 
 
+class ContractTerms(WireModel):
+    """What both parties of an agreement sign (its JCS form): parties, item, agreed values per issue, the
+    negotiation it ended, the protocol, and when the initiator proposed it as final (ISO 8601, UTC)."""
+
+    contract_id: str = Field(min_length=1, max_length=200)
+    negotiation_id: str = Field(min_length=1, max_length=200)
+    protocol: str = Field(min_length=1, max_length=40, description="contract_net, alternating or auction")
+    buyer: str = Field(min_length=1, max_length=200)
+    seller: str = Field(min_length=1, max_length=200)
+    item: str = Field(min_length=1, max_length=200)
+    values: dict[str, float] = Field(max_length=32, description="issue -> agreed value")
+    agreed_at: str = Field(min_length=1, max_length=40)
+
+
+class PartySignature(WireModel):
+    """A party's detached JWS (EdDSA) over the JCS form of ``ContractTerms``; its protected header names the key
+    (``kid``) and carries the public JWK."""
+
+    signer: str = Field(min_length=1, max_length=200)
+    protected: str = Field(min_length=1, max_length=2_000)
+    signature: str = Field(min_length=1, max_length=200)
+
+
 class Award(WireModel):
-    """Contract net, step 3: the buyer awards (``accepted``) or rejects a proposal."""
+    """Contract net, step 3: the buyer awards (``accepted``) or rejects a proposal. A signed award carries the
+    ``contract`` terms and the buyer's ``signature``; the bidder confirms by signing them too."""
 
     cfp_id: str = Field(min_length=1, max_length=200)
     bidder: str = Field(min_length=1, max_length=200)
     accepted: bool
     offer: Offer | None = None
     reason: str = Field(default="", max_length=500)
+    contract: ContractTerms | None = None
+    signature: PartySignature | None = None
 
 
 class AwardReply(WireModel):
-    """The bidder's answer to an award: confirm, or withdraw (``confirmed`` false) with a reason."""
+    """The bidder's answer to an award: confirm, or withdraw (``confirmed`` false) with a reason. Confirming a
+    signed award, the bidder adds its ``signature`` over the award's contract terms."""
 
     cfp_id: str = Field(min_length=1, max_length=200)
     bidder: str = Field(min_length=1, max_length=200)
     confirmed: bool
     reason: str = Field(default="", max_length=500)
+    signature: PartySignature | None = None
 
 
 class Action(StrEnum):
@@ -150,6 +180,10 @@ class RespondRequest(WireModel):
     max_rounds: int = Field(ge=1, le=1_000)
     time: float = Field(ge=0.0, le=1.0, description="relative time: 0 at the start, 1 at the deadline")
     history: list[OfferRecord] = Field(default_factory=list, max_length=MAX_HISTORY)
+    contract: ContractTerms | None = Field(
+        default=None, description="after an accept: the agreed terms to sign (accept with a signature, or walk away)"
+    )
+    signature: PartySignature | None = Field(default=None, description="the opponent's signature over contract")
 
     @property
     def standing_offer(self) -> Offer | None:
@@ -166,6 +200,7 @@ class Response(WireModel):
     offer: Offer | None = None
     reason: str = Field(default="", max_length=500)
     source: str = Field(default="strategy", max_length=40, description="strategy, model, or guardrail")
+    signature: PartySignature | None = Field(default=None, description="my signature over the request's contract")
 
     @model_validator(mode="after")
     def _counter_has_offer(self) -> Self:

@@ -4,11 +4,14 @@ uvicorn closes idle keep-alive connections but has no deadline for a request hea
 byte, so a thousand half-sent requests would hold a server's connections forever. ``Server`` checks its connections
 once a second and closes those that have waited longer than ``ServerLimits.header_timeout_s`` for a complete
 request head, or longer than ``ServerLimits.body_timeout_s`` for the rest of a request body. The check costs a
-request nothing (no timer per request).
+request nothing (no timer per request). ``check_port`` refuses a port another process holds with one line
+(``PortInUse``), before a command prints anything else.
 """
 
 from __future__ import annotations
 
+import errno
+import socket
 import time
 import weakref
 from typing import Any
@@ -16,7 +19,35 @@ from typing import Any
 import uvicorn
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ServerLimits", "TlsFiles", "Server", "server_config", "serve"]
+__all__ = ["ServerLimits", "TlsFiles", "Server", "PortInUse", "check_port", "server_config", "serve"]
+
+
+class PortInUse(OSError):
+    """The port a server should listen on is taken (or not allowed); the message names it and what to do."""
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise ``PortInUse`` when ``host:port`` is taken or needs privileges (bound as uvicorn binds: SO_REUSEADDR)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return  # a host name that does not resolve: the server's own bind reports it
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(
+                    f"port {port} on {host} is already in use: stop the process holding it "
+                    f"(e.g. 'ss -ltnp | grep :{port}') or choose another with --port"
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise PortInUse(f"port {port} on {host} needs privileges: choose one above 1023 with --port") from None
+            # anything else (an address this host does not have) is left to the server's own checks and bind
 
 
 class ServerLimits(BaseModel):
@@ -99,5 +130,7 @@ def server_config(
 def serve(
     app: Any, host: str, port: int, limits: ServerLimits | None = None, *, tls: TlsFiles | None = None, **options: Any
 ) -> None:
-    """Serve ``app`` on ``host:port`` (HTTPS with ``tls``) until interrupted (blocking)."""
+    """Serve ``app`` on ``host:port`` (HTTPS with ``tls``) until interrupted (blocking); ``PortInUse`` when the
+    port is taken."""
+    check_port(host, port)
     Server(server_config(app, host, port, limits, tls=tls, **options), limits).run()

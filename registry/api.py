@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import anyio
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,6 +32,7 @@ from protocol.access import PUBLIC, Rule, access_policy, check_rules, request_pr
 from protocol.auth import ADMIN, AuthSettings
 from protocol.boundary import NO_BODY, Boundary, BoundaryPolicy, request_json
 from protocol.egress import EgressPolicy
+from protocol.timestamps import with_rfc3339
 from protocol.validation import describe_validation_error
 from registry import discovery
 from registry.errors import (
@@ -103,8 +105,8 @@ def _error(exc: RegistryError) -> JSONResponse:
 
 
 def _dump(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+    if isinstance(value, BaseModel):  # timestamps as RFC 3339 UTC with Z, like every scaleout API
+        return to_jsonable_python(with_rfc3339(value.model_dump()))
     if isinstance(value, list):
         return [_dump(v) for v in value]
     return value

@@ -1,9 +1,10 @@
 """`scaleout registry ...` commands: serve | add URL | add-stdio NAME -- COMMAND | import FILE | list | search | show |
 remove.
 
-Tables for people by default, ``--json`` for scripts. Commands work on the database directly (``--db`` or
-$SCALEOUT_DB_URL), or through a running registry server with ``--api URL``; ``add-stdio`` only on the database,
-on the host that will start the command (it also appends the command to that host's stdio allowlist).
+Tables for people by default, ``--json`` for scripts. Commands work on the database directly (``--db``, else
+$SCALEOUT_DB_URL, the config file's db_url or the data directory's scaleout.db), or through a running registry server
+with ``--api URL`` (or $SCALEOUT_REGISTRY_URL / the config file's registry_url); ``add-stdio`` and ``import`` only on
+the database, on the host that will start the command. Reading commands never create a database.
 
 Through ``--api`` the commands send the bearer token from ``--token``, $SCALEOUT_TOKEN or the token file, and verify
 an https server against ``--ca-file``. ``serve`` authenticates callers with ``--jwks`` (and serves https with
@@ -28,12 +29,35 @@ from protocol.server_flags import (
     configure_observability,
     server_settings,
 )
+from protocol.settings import effective_settings
+from protocol.timestamps import rfc3339
+from registry.cli_add import check_skills, model_option, skill_schema_options, stored_summary
 from registry.errors import RegistryError
 from registry.models import AgentRecord, CostHints, HealthStatus
 
 __all__ = ["add_parser", "main", "format_table"]
 
 DEFAULT_PORT = 8600
+HEALTH_INTERVAL_S = 30.0
+_DB_HELP = (
+    "database URL or SQLite path (default $SCALEOUT_DB_URL, else db_url in the config file, else scaleout.db in "
+    "the data directory: scaleout config)"
+)
+_EXAMPLES = {
+    "registry": "examples:\n  scaleout registry add http://127.0.0.1:8000\n  scaleout registry list\n"
+    "  scaleout registry serve --port 8600",
+    "serve": "example:\n  scaleout registry serve --port 8600 --health-interval 30",
+    "add": "examples:\n  scaleout registry add http://127.0.0.1:8000\n"
+    "  scaleout registry add http://127.0.0.1:8000 --model gemma-3-270m --parameters 270000000 "
+    "--skill-schema classify=classify.schema.json\n  scaleout registry add mcp+http://127.0.0.1:9000/mcp --name tools",
+    "add-stdio": "example:\n  scaleout registry add-stdio files -- python -m my_mcp_server",
+    "list": "example:\n  scaleout registry list --json",
+    "search": "examples:\n  scaleout registry search 'pump quote'\n  scaleout registry search --skill classify",
+    "import": "example:\n  scaleout registry import agents.jsonl --batch-size 1000",
+    "show": "example:\n  scaleout registry show triage",
+    "remove": "example:\n  scaleout registry remove triage",
+}
+_EXISTING_DB_ONLY = ("list", "search", "show", "remove")  # these never create a database
 
 
 def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
@@ -64,12 +88,18 @@ def _summary(records: Sequence[AgentRecord]) -> str:
     return format_table(rows, ["NAME", "ID", "VERSION", "STATUS", "SKILLS", "CALLS", "P50 MS", "URL"])
 
 
+def _when(value: Any) -> str:
+    return rfc3339(value) if value is not None else "-"
+
+
 def _detail(r: AgentRecord) -> str:
     lines = [
         f"{r.name}  ({r.id})",
         f"  version      {r.version}",
         f"  url          {r.url}  [{r.transport}]",
-        f"  status       {r.status.value}  (last heartbeat {r.last_heartbeat}, failures {r.consecutive_failures})",
+        f"  status       {r.status.value}  (last heartbeat {_when(r.last_heartbeat)}, failures "
+        f"{r.consecutive_failures})",
+        f"  registered   {_when(r.registered_at)}, updated {_when(r.updated_at)}",
         f"  description  {r.description}",
         f"  provider     {r.provider or '-'}",
         f"  model        {r.model.model_dump(exclude_none=True) if r.model else '-'}",
@@ -102,10 +132,22 @@ async def _with_backend(args: argparse.Namespace, direct: Backend, remote: Backe
 
         async with RegistryClient(args.api, token=args.token, ca_file=args.ca_file) as client:
             return await remote(client)
+    from registry.db import require_existing, resolve_url
     from registry.store import Registry
 
+    if args.registry_command in _EXISTING_DB_ONLY:
+        require_existing(resolve_url(args.db))  # a read never creates an empty database
     with Registry(args.db) as reg:
         return await direct(reg)
+
+
+def _api_url(args: argparse.Namespace) -> str | None:
+    """The registry server to use: ``--api``; else, without ``--db``, $SCALEOUT_REGISTRY_URL or the config file's
+    registry_url; else None (the database)."""
+    if args.api or args.db:
+        return str(args.api) if args.api else None
+    chosen = effective_settings()["registry_url"]
+    return chosen.value if chosen.source != "default" else None
 
 
 def _run_add(args: argparse.Namespace) -> Any:
@@ -113,6 +155,7 @@ def _run_add(args: argparse.Namespace) -> Any:
     from registry import discovery
 
     cost = CostHints(per_call=args.cost_per_call) if args.cost_per_call is not None else None
+    model, schemas = model_option(args), skill_schema_options(args)
     if args.url.startswith(("stdio:", "mcp+stdio:")):
         raise RegistryError(
             "a stdio MCP server is a command on this host: add it with "
@@ -124,17 +167,33 @@ def _run_add(args: argparse.Namespace) -> Any:
     except ValueError as exc:
         raise RegistryError(f"invalid --allow-fetch: {exc}") from None
 
+    if schemas and is_mcp:
+        raise RegistryError("--skill-schema is for A2A agents: an MCP server's tools declare their input schemas")
+
     async def direct(reg: Any) -> AgentRecord:
         if is_mcp:
             return await discovery.register_mcp(
-                reg, args.url, name=args.name, cost=cost, timeout_s=args.timeout, egress=egress
+                reg, args.url, name=args.name, model=model, cost=cost, timeout_s=args.timeout, egress=egress
             )
-        return await discovery.register_url(reg, args.url, cost=cost, timeout_s=args.timeout, egress=egress)
+        if not schemas:
+            return await discovery.register_url(
+                reg, args.url, model=model, cost=cost, timeout_s=args.timeout, egress=egress
+            )
+        from registry.models import Registration
+
+        card, where = await discovery.fetch_card(args.url, timeout_s=args.timeout, egress=egress)
+        check_skills(card, schemas, f"the card at {where}")
+        registration = Registration(card=card, model=model, cost=cost, skill_schemas=schemas, card_url=where)
+        return await anyio.to_thread.run_sync(reg.register, registration)
 
     async def remote(client: Any) -> AgentRecord:
         if is_mcp:
-            return await client.register_mcp(args.url, name=args.name, cost=cost)
-        return await client.register_url(args.url, cost=cost, fetch_timeout_s=args.timeout)
+            return await client.register_mcp(args.url, name=args.name, model=model, cost=cost)
+        if not schemas:
+            return await client.register_url(args.url, model=model, cost=cost, fetch_timeout_s=args.timeout)
+        card, where = await discovery.fetch_card(args.url, timeout_s=args.timeout, egress=egress)  # from this host
+        check_skills(card, schemas, f"the card at {where}")
+        return await client.register_card(card, model=model, cost=cost, skill_schemas=schemas)
 
     return anyio.run(_with_backend, args, direct, remote)
 
@@ -204,7 +263,7 @@ def _command(args: argparse.Namespace, out: TextIO) -> None:
 
     if args.registry_command == "add":
         record = _run_add(args)
-        _emit(args, record, f"registered {record.name} ({record.id}) with {len(record.skills)} skills", out)
+        _emit(args, record, stored_summary(record), out)
     elif args.registry_command == "add-stdio":
         record = _run_add_stdio(args)
         text = f"registered {record.name} ({record.id}) with {len(record.skills)} skills; allowed {record.url}"
@@ -283,7 +342,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from protocol.access import InsecureBind
     from protocol.egress import EgressPolicy
-    from protocol.serving import serve
+    from protocol.serving import PortInUse, check_port, serve
     from protocol.validation import describe_validation_error
     from registry.api import create_app
     from registry.stdio import StdioAllowlist
@@ -291,20 +350,23 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         configure_observability(args, "scaleout-registry")
         settings = server_settings(args)
+        check_port(settings.host, settings.port)
+        if args.health_interval < 0:
+            raise ValueError("--health-interval must be 0 (off) or a number of seconds")
         egress = EgressPolicy.for_bind(args.host, args.allow_fetch or ())
         if args.allow_stdio and not Path(args.allow_stdio).expanduser().is_file():
             raise ValueError(f"--allow-stdio {args.allow_stdio}: no such file")
         allowlist = StdioAllowlist.load(args.allow_stdio) if args.allow_stdio else None
         app = create_app(
             args.db,
-            health_interval=args.health_interval,
+            health_interval=args.health_interval or None,
             policy=settings.boundary,
             egress=egress,
             stdio_allowlist=allowlist,
             auth=settings.auth,
             host=settings.host,
         )
-    except (SettingsError, InsecureBind) as exc:
+    except (SettingsError, InsecureBind, PortInUse) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:
@@ -323,6 +385,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         if args.registry_command == "serve":
             return _serve(args)
+        if args.registry_command not in ("import", "add-stdio"):
+            args.api = _api_url(args)
         _command(args, out)
     except RegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -332,22 +396,37 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `registry` command (and its subcommands) to an argparse subparsers object."""
-    parser: argparse.ArgumentParser = subparsers.add_parser("registry", help="who can do what: the agent registry")
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "registry",
+        help="who can do what: the agent registry",
+        epilog=_EXAMPLES["registry"],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.set_defaults(func=run)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", help="database URL or SQLite path (default $SCALEOUT_DB_URL or ./scaleout.db)")
-    common.add_argument("--api", help="use the registry server at this URL instead of the database")
+    common.add_argument("--db", help=_DB_HELP)
+    common.add_argument(
+        "--api",
+        help="use the registry server at this URL instead of the database (default $SCALEOUT_REGISTRY_URL or the "
+        "config file's registry_url, when set and no --db is given)",
+    )
     common.add_argument("--json", action="store_true", help="machine-readable JSON output")
     remote = argparse.ArgumentParser(add_help=False, parents=[common])
     remote.add_argument(
         "--token", help="bearer token for --api (default $SCALEOUT_TOKEN, else ~/.config/scaleout/token)"
     )
     remote.add_argument("--ca-file", metavar="PEM", help="CA certificates to verify an https --api server against")
-    sub = parser.add_subparsers(dest="registry_command", required=True)
+    sub = _Subcommands(parser.add_subparsers(dest="registry_command", required=True))
 
     serve = sub.add_parser("serve", help="serve the registry HTTP API (uvicorn)", parents=[common])
     add_server_flags(serve, default_port=DEFAULT_PORT, max_body_bytes=2_000_000, what="the registry")
-    serve.add_argument("--health-interval", type=float, default=None, help="sweep health every N seconds")
+    serve.add_argument(
+        "--health-interval",
+        type=float,
+        default=HEALTH_INTERVAL_S,
+        metavar="SECONDS",
+        help=f"probe every registered agent this often (default {HEALTH_INTERVAL_S:g}; 0 turns the sweep off)",
+    )
     serve.add_argument(
         "--allow-fetch",
         action="append",
@@ -364,6 +443,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add.add_argument("--mcp", action="store_true", help="URL is an MCP server (Streamable HTTP)")
     add.add_argument("--name", help="name for an MCP server (default: the name it reports)")
     add.add_argument("--cost-per-call", type=float, default=None)
+    add.add_argument("--model", metavar="NAME", help="the model behind the agent, when its card does not say")
+    add.add_argument("--parameters", type=int, metavar="N", help="the model's parameter count (with --model)")
+    add.add_argument(
+        "--skill-schema",
+        action="append",
+        metavar="SKILL=FILE.json",
+        help="the input JSON Schema of SKILL, read from FILE.json (repeatable; A2A cards carry none)",
+    )
     add.add_argument("--timeout", type=float, default=10.0)
     add.add_argument(
         "--allow-fetch",
@@ -411,6 +498,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext, parents=[remote])
         p.add_argument("id", help="agent id or name")
     return parser
+
+
+class _Subcommands:
+    """argparse subparsers that give each command its example (``--help`` shows it)."""
+
+    def __init__(self, subparsers: Any) -> None:
+        self.subparsers = subparsers
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("epilog", _EXAMPLES.get(name))
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        parser: argparse.ArgumentParser = self.subparsers.add_parser(name, **kwargs)
+        return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,5 +1,9 @@
 """Database plumbing: engine from a URL (SQLite file by default, PostgreSQL by URL), transactions, migrations.
 
+The default database is ``scaleout.db`` in the data directory (``$SCALEOUT_HOME``, else ``~/.local/share/scaleout``:
+``protocol.settings``), created with its directory by the first write; ``require_existing`` lets read commands
+refuse a SQLite file that is not there instead of creating an empty one.
+
 SQLite write transactions start with ``BEGIN IMMEDIATE`` so concurrent writers (threads or processes) queue
 on the busy timeout instead of failing; PostgreSQL migrations are serialised with an advisory lock.
 """
@@ -23,12 +27,22 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
+from protocol.settings import KEYS, data_dir, setting
 from registry.errors import RegistryError, RegistryReadOnly, RegistryUnavailable
 
-__all__ = ["DEFAULT_URL", "ENV_VAR", "resolve_url", "make_engine", "write", "read", "migrate", "translate_errors"]
+__all__ = [
+    "ENV_VAR",
+    "resolve_url",
+    "sqlite_path",
+    "require_existing",
+    "make_engine",
+    "write",
+    "read",
+    "migrate",
+    "translate_errors",
+]
 
-ENV_VAR = "SCALEOUT_DB_URL"
-DEFAULT_URL = "sqlite:///scaleout.db"
+ENV_VAR = KEYS["db_url"]  # SCALEOUT_DB_URL
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "registry_alembic_version"
 _WRITE = "registry_write"
@@ -36,13 +50,39 @@ _MIGRATION_LOCK = 0x5CA1E0  # advisory lock key shared by every registry process
 
 
 def resolve_url(url: str | None = None) -> str:
-    """The database URL: ``url``, else $SCALEOUT_DB_URL, else ./scaleout.db; a bare path means a SQLite file."""
-    url = url or os.environ.get(ENV_VAR) or DEFAULT_URL
+    """The database URL: ``url``, else $SCALEOUT_DB_URL, else ``db_url`` of a config file, else ``scaleout.db`` in the
+    data directory; a bare path means a SQLite file."""
+    url = url or os.environ.get(ENV_VAR) or setting("db_url")
     if "://" not in url:
         url = f"sqlite:///{Path(url).expanduser()}"
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite ``url`` (None for PostgreSQL, an in-memory database or a URL that is not one)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or "mode=memory" in url:
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def require_existing(url: str, fix: str = "register an agent first (scaleout registry add URL)") -> None:
+    """Refuse a SQLite file that does not exist (a read must not create an empty database); ``fix`` says what
+    would make one."""
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise RegistryUnavailable(
+            f"no database at {path}; {fix}, or point --db or ${ENV_VAR} at your database ('scaleout config' shows "
+            "which one is used)"
+        )
 
 
 def _redacted(url: str) -> str:
@@ -85,6 +125,8 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     memory = not database or database == ":memory:" or "mode=memory" in url
     if not memory and database and not database.startswith("file:"):
         directory = Path(database).expanduser().resolve().parent
+        if not directory.is_dir() and directory == data_dir().expanduser().resolve():
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # the default place: made on first use
         if not directory.is_dir():
             raise RegistryUnavailable(
                 f"the registry database directory {directory} does not exist; create it "

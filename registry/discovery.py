@@ -10,6 +10,7 @@ CardFetchError / CardValidationError / McpDiscoveryError with the URL and a hint
 
 from __future__ import annotations
 
+import base64
 import shlex
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -28,9 +29,10 @@ from pydantic_core import from_json
 
 from protocol.a2a import AGENT_CARD_PATH, AgentCard, AgentInterface, AgentSkill
 from protocol.egress import EgressPolicy, guard_transport, guarded_client
+from protocol.signing import SignatureError, verify_card
 from protocol.validation import describe_validation_error
 from registry.errors import CardFetchError, CardValidationError, McpDiscoveryError
-from registry.models import AgentRecord, CostHints, ModelInfo, Registration, StdioRegistration
+from registry.models import AgentRecord, CardTrust, CostHints, ModelInfo, Registration, StdioRegistration
 from registry.stdio import STDIO_SCHEME, StdioAllowlist, StdioNotAllowed
 from registry.store import Registry
 
@@ -43,6 +45,8 @@ __all__ = [
     "http_client",
     "mcp_http_client",
     "fetch_card",
+    "fetch_verified_card",
+    "verify_fetched_card",
     "mcp_target",
     "describe_mcp",
     "probe_mcp",
@@ -181,6 +185,75 @@ async def fetch_card(url: str, *, timeout_s: float = 10.0, egress: EgressPolicy 
 
     ``egress`` says which addresses may be reached (default ``EgressPolicy()``: public and loopback addresses).
     """
+    body, where = await _fetch_body(url, timeout_s, egress)
+    return parse_card(body, where), where
+
+
+async def fetch_verified_card(
+    url: str, *, timeout_s: float = 10.0, egress: EgressPolicy | None = None
+) -> tuple[AgentCard, str, CardTrust]:
+    """Fetch, validate and verify the card of the agent at ``url``: the card, where it came from, and what its
+    signature proves (``CardTrust.verified`` false with the reason in ``error`` when it has none or none holds)."""
+    body, where = await _fetch_body(url, timeout_s, egress)
+    card = parse_card(body, where)
+    return card, where, await verify_fetched_card(from_json(body), where, timeout_s=timeout_s, egress=egress)
+
+
+async def verify_fetched_card(
+    raw: Any, where: str, *, timeout_s: float = 10.0, egress: EgressPolicy | None = None
+) -> CardTrust:
+    """Verify the signatures of a card as fetched from ``where`` (its JSON, not a re-serialised model: fields
+    the registry does not model are signed too). A signature naming a JWKS (``jku``) on the card's own origin
+    must verify with a key published there; otherwise the key in its protected header is used."""
+    if not isinstance(raw, dict) or not raw.get("signatures"):
+        return CardTrust(error="the card is not signed")
+    published: dict[str, dict[str, Any] | None] = {}
+    for entry in raw["signatures"][:16] if isinstance(raw["signatures"], list) else []:
+        jku = _jku_of(entry)
+        if jku is not None and jku not in published and _origin(jku) == _origin(where):
+            published[jku] = await _fetch_jwks(jku, timeout_s, egress)
+
+    def resolve(kid: str | None, jku: str | None) -> dict[str, Any] | None:
+        if jku is None or jku not in published:
+            return None
+        document = published[jku]
+        if document is None:
+            raise SignatureError(f"the signature names the key set {jku}, which could not be read")
+        keys = [k for k in document.get("keys", []) if isinstance(k, dict) and k.get("kid") == kid]
+        if not keys:
+            raise SignatureError(f"the key {kid!r} the signature names is not published at {jku}")
+        return keys[0]
+
+    try:
+        verified = verify_card(raw, resolve)
+    except SignatureError as exc:
+        return CardTrust(error=str(exc))
+    return CardTrust(verified=True, kid=verified.kid, fingerprint=verified.fingerprint)
+
+
+def _jku_of(entry: Any) -> str | None:
+    try:
+        protected = entry["protected"]
+        header = from_json(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+    except (KeyError, TypeError, ValueError):
+        return None
+    jku = header.get("jku") if isinstance(header, dict) else None
+    return jku if isinstance(jku, str) and jku.startswith(("http://", "https://")) else None
+
+
+async def _fetch_jwks(url: str, timeout_s: float, egress: EgressPolicy | None) -> dict[str, Any] | None:
+    """The JWKS document at ``url`` (same origin as the card, checked by the caller), or None if unreadable."""
+    try:
+        with anyio.fail_after(timeout_s):
+            async with http_client(egress or EgressPolicy(), timeout_s) as client:
+                body, _ = await _get_card(client, url)
+        document = from_json(body)
+    except (TimeoutError, httpx.HTTPError, OSError, ValueError, CardFetchError, CardValidationError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+async def _fetch_body(url: str, timeout_s: float, egress: EgressPolicy | None) -> tuple[bytes, str]:
     where = card_url_for(url)
     if not where.startswith(("http://", "https://")):
         raise CardFetchError(f"{url!r} is not an http(s) URL; pass the agent's base URL or its card URL")
@@ -198,7 +271,7 @@ async def fetch_card(url: str, *, timeout_s: float = 10.0, egress: EgressPolicy 
         raise CardFetchError(
             f"cannot fetch {where}: {exc.__class__.__name__}: {exc}; check the URL and that the agent is up"
         ) from None
-    return parse_card(body, where), where
+    return body, where
 
 
 def mcp_target(target: McpTarget) -> tuple[str | StdioServerParameters, str]:
@@ -374,15 +447,16 @@ async def register_url(
     admin: bool = False,
 ) -> AgentRecord:
     """Fetch the agent card at ``url``, validate it and register it (idempotent; ``owner`` and ``admin`` as for
-    ``Registry.register``)."""
-    card, where = await fetch_card(url, timeout_s=timeout_s, egress=egress)
+    ``Registry.register``). The card's signature is verified on every call (add or refresh) and recorded: see
+    ``Registry.register``'s ``trust``."""
+    card, where, trust = await fetch_verified_card(url, timeout_s=timeout_s, egress=egress)
     try:
         reg = Registration(card=card, model=model, cost=cost, agent_id=agent_id, card_url=where)
     except ValidationError as exc:
         raise CardValidationError(
             f"the agent card at {where} cannot be registered: {describe_validation_error(exc)}"
         ) from None
-    return await anyio.to_thread.run_sync(partial(registry.register, reg, owner=owner, admin=admin))
+    return await anyio.to_thread.run_sync(partial(registry.register, reg, owner=owner, admin=admin, trust=trust))
 
 
 async def register_mcp(

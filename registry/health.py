@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from protocol.egress import EgressPolicy
 from protocol.validation import describe_validation_error
 from registry.convert import now
-from registry.discovery import fetch_card, probe_mcp
+from registry.discovery import fetch_verified_card, probe_mcp
 from registry.errors import AgentNotFound, RegistryError
 from registry.models import AgentRecord, HealthStatus, Registration
 from registry.stdio import STDIO_SCHEME, StdioAllowlist
@@ -67,10 +67,15 @@ class HealthChecker:
         if record.transport == "a2a":
             try:
                 where = record.card_url or record.url
-                card, where = await fetch_card(where, timeout_s=self.timeout, egress=self.egress)
-                if card.version != record.version:
+                card, where, trust = await fetch_verified_card(where, timeout_s=self.timeout, egress=self.egress)
+                known = record.trust
+                if (
+                    card.version != record.version
+                    or trust.verified != known.verified
+                    or trust.fingerprint != known.fingerprint
+                ):  # a new card, or its signature changed: stored with what it proves (a key change is flagged)
                     reg = Registration(card=card, agent_id=record.id, card_url=where)
-                    await anyio.to_thread.run_sync(self.registry.register, reg)
+                    await anyio.to_thread.run_sync(partial(self.registry.register, reg, trust=trust))
                     report.updated.append(record.id)
             except ValidationError as exc:
                 report.reasons[record.id] = f"its new card cannot be registered: {describe_validation_error(exc)}"

@@ -26,6 +26,8 @@ __all__ = [
     "SkillRecord",
     "AgentRecord",
     "AgentVersion",
+    "CardTrust",
+    "KeyEvent",
     "Registration",
     "StdioRegistration",
     "CallReport",
@@ -133,6 +135,36 @@ class SkillRecord(_Record):
     output_schema: dict[str, Any] | None = None
 
 
+class CardTrust(_Record):
+    """What the registry knows about an agent card's signature: verified on the last fetch or not, by which key
+    (id and RFC 7638 SHA-256 fingerprint), and since when the key differs from the one pinned before."""
+
+    verified: bool = False
+    kid: str | None = None
+    fingerprint: str | None = None
+    key_changed_at: datetime | None = Field(
+        default=None, description="set when the signing key changed; cleared by accepting the new key"
+    )
+    error: str | None = Field(default=None, description="why the last signature check failed (not stored)")
+
+    @property
+    def trusted(self) -> bool:
+        """Verified, and its key is the pinned one (no unaccepted key change)."""
+        return self.verified and self.key_changed_at is None
+
+
+class KeyEvent(_Record):
+    """One change of an agent's card-signing key: ``pinned`` (first key), ``rotated``, ``unsigned``
+    (a signed agent's card no longer verifies) or ``accepted`` (a rotation accepted by hand)."""
+
+    at: datetime
+    kind: Literal["pinned", "rotated", "unsigned", "accepted"]
+    old_fingerprint: str | None = None
+    new_fingerprint: str | None = None
+    kid: str | None = None
+    detail: str = ""
+
+
 class AgentRecord(_Record):
     """Everything the registry holds about one agent."""
 
@@ -159,6 +191,7 @@ class AgentRecord(_Record):
         default=LOCAL_OWNER,
         description="who registered it (a principal's tenant, else subject); only they or an admin may change it",
     )
+    trust: CardTrust = Field(default_factory=CardTrust, description="the card's signature, as last verified")
 
 
 class AgentVersion(_Record):

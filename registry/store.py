@@ -11,11 +11,12 @@ remove an agent: others get NameConflict (registration) or NotOwner. Reads are o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, Row, delete, func, select
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from protocol.a2a import AgentCard
@@ -28,8 +29,10 @@ from registry.models import (
     AgentRecord,
     AgentVersion,
     CallReport,
+    CardTrust,
     CostHints,
     HealthStatus,
+    KeyEvent,
     ModelInfo,
     Registration,
     SkillRecord,
@@ -39,16 +42,17 @@ from registry.models import (
 from registry.ranking import ranked_row, write_ranked
 from registry.schemas import MAX_OFFSET, SearchParams
 from registry.search import search_rows
-from registry.tables import agent_tags, agents, skill_stats, skills, versions
+from registry.tables import agent_tags, agents, key_events, skill_stats, skills, versions
 from registry.writes import insert_batch, owned_by, upsert
 
-__all__ = ["Registry", "DEFAULT_STATUS"]
+__all__ = ["Registry", "DEFAULT_STATUS", "record_trust"]
 
 Records = list[AgentRecord]
 Versions = list[AgentVersion]
 Skills = list[SkillRecord]
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 DEFAULT_STATUS: frozenset[HealthStatus] = frozenset({HealthStatus.HEALTHY})
 _RETRIES = 5
 _ANALYZE_AFTER = 1000  # agents registered by one register_many on PostgreSQL
@@ -134,15 +138,68 @@ class Registry:
             admin=admin,
         )
 
-    def register(self, registration: Registration, *, owner: str | None = None, admin: bool = False) -> AgentRecord:
+    def register(
+        self,
+        registration: Registration,
+        *,
+        owner: str | None = None,
+        admin: bool = False,
+        trust: CardTrust | None = None,
+    ) -> AgentRecord:
         """Register one agent from a full Registration.
 
         A new agent is owned by ``owner`` (None: "local"). An agent already registered under the same name (or
         the explicit id) is updated only when it belongs to ``owner``, ``admin`` is set or ``owner`` is None;
         otherwise NameConflict, and the stored agent is left as it was. Its owner never changes.
+        ``trust``: the result of verifying the card's signature (``registry.discovery`` does it on every fetch),
+        recorded in the same transaction; a key that differs from the pinned one is flagged (see ``record_trust``).
+        Without it the stored card counts as unverified.
         """
         prepared = prepare(registration)
-        pk = self._write(lambda conn: upsert(conn, prepared, owner, admin))
+
+        def run(conn: Connection) -> int:
+            pk = upsert(conn, prepared, owner, admin)
+            record_trust(conn, pk, trust)
+            return pk
+
+        pk = self._write(run)
+        record = self._read(lambda conn: self._records(conn, [pk])[0])
+        if trust is not None and trust.error:
+            record.trust.error = trust.error
+        return record
+
+    def key_events(self, agent_id: str) -> list[KeyEvent]:
+        """Every change of the agent's card-signing key, oldest first."""
+
+        def run(conn: Connection) -> list[KeyEvent]:
+            pk = self._pk(conn, agent_id)
+            rows = conn.execute(select(key_events).where(key_events.c.agent_pk == pk).order_by(key_events.c.pk))
+            return [
+                KeyEvent(
+                    at=utc(r.at) or now(),
+                    kind=r.kind,
+                    old_fingerprint=r.old_fingerprint,
+                    new_fingerprint=r.new_fingerprint,
+                    kid=r.kid,
+                    detail=r.detail,
+                )
+                for r in rows
+            ]
+
+        return self._read(run)
+
+    def accept_key(self, agent_id: str, *, owner: str | None = None) -> AgentRecord:
+        """Accept an agent's new card-signing key after a rotation (clears the flag; recorded as an event)."""
+
+        def run(conn: Connection) -> int:
+            pk = self._pk(conn, agent_id)
+            row = conn.execute(select(agents.c.owner, agents.c.key_fingerprint).where(agents.c.pk == pk)).one()
+            _check_owner(agent_id, row.owner, owner, "accept the key of")
+            conn.execute(update(agents).where(agents.c.pk == pk).values(key_changed_at=None))
+            _key_event(conn, pk, "accepted", row.key_fingerprint, row.key_fingerprint, None, "key accepted")
+            return pk
+
+        pk = self._write(run)
         return self._read(lambda conn: self._records(conn, [pk])[0])
 
     def register_many(
@@ -391,9 +448,52 @@ class Registry:
                 latency_p95_ms=st.latency_p95_ms,
                 tokens=st.tokens,
             )
-        for pk, record in zip(pks, records, strict=True):
+        for pk, row, record in zip(pks, rows, records, strict=True):
             record.stats.skills = per_skill.get(pk, {})
+            record.trust = CardTrust(
+                verified=bool(row.card_verified),
+                kid=row.card_kid,
+                fingerprint=row.key_fingerprint,
+                key_changed_at=utc(row.key_changed_at),
+            )
         return records
+
+
+def record_trust(conn: Connection, pk: int, trust: CardTrust | None) -> None:
+    """Store a card's signature check on agent ``pk``: the first key is pinned; a different key (rotation) or a
+    signed agent whose card no longer verifies sets ``key_changed_at`` and records a key event. ``None`` (the
+    card was not fetched and checked) marks it unverified without an event."""
+    row = conn.execute(
+        select(agents.c.name, agents.c.card_verified, agents.c.key_fingerprint).where(agents.c.pk == pk)
+    ).one()
+    stamp = now()
+    if trust is None:
+        if row.card_verified:
+            conn.execute(update(agents).where(agents.c.pk == pk).values(card_verified=False))
+        return
+    values: dict[str, Any] = {"card_verified": trust.verified}
+    if trust.verified:
+        values |= {"card_kid": trust.kid, "key_fingerprint": trust.fingerprint}
+        if row.key_fingerprint is None:
+            _key_event(conn, pk, "pinned", None, trust.fingerprint, trust.kid, "first signing key seen")
+        elif row.key_fingerprint != trust.fingerprint:
+            values["key_changed_at"] = stamp
+            detail = f"the card is now signed by key {trust.kid}; accept it with Registry.accept_key if expected"
+            _key_event(conn, pk, "rotated", row.key_fingerprint, trust.fingerprint, trust.kid, detail)
+            _log.warning("agent %s: card-signing key changed (%s)", row.name, detail)
+    elif row.card_verified:
+        values["key_changed_at"] = stamp
+        detail = (trust.error or "the card is no longer signed")[:500]
+        _key_event(conn, pk, "unsigned", row.key_fingerprint, None, None, detail)
+        _log.warning("agent %s: its card no longer verifies: %s", row.name, detail)
+    conn.execute(update(agents).where(agents.c.pk == pk).values(**values))
+
+
+def _key_event(
+    conn: Connection, pk: int, kind: str, old: str | None, new: str | None, kid: str | None, detail: str
+) -> None:
+    row = {"agent_pk": pk, "at": now(), "kind": kind, "old_fingerprint": old, "new_fingerprint": new}
+    conn.execute(insert(key_events), row | {"kid": kid, "detail": detail[:500]})
 
 
 def _check_page(limit: int, offset: int, *, maximum: int = 10_000) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -16,10 +17,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
-__all__ = ["metadata", "agents", "skills", "skill_stats", "agent_tags", "versions", "FTS_TABLE"]
+__all__ = ["metadata", "agents", "skills", "skill_stats", "agent_tags", "versions", "key_events", "FTS_TABLE"]
 
 metadata = MetaData()
 
@@ -64,6 +66,12 @@ agents = Table(
     Column("rank_key", BigInteger, nullable=False, server_default=text("0")),
     # principal.owner (tenant, else subject) of whoever registered it; NULL (rows older than 0003) means "local".
     Column("owner", String(200)),
+    # The card's signature (migration 0005): verified on every fetch; the key's id and RFC 7638 fingerprint; when
+    # the fingerprint last changed from the one pinned before (cleared by Registry.accept_key).
+    Column("card_verified", Boolean, nullable=False, server_default=false()),
+    Column("card_kid", String(100)),
+    Column("key_fingerprint", String(64)),
+    Column("key_changed_at", DateTime(timezone=True)),
     Index("ix_registry_agents_rank", "status", "rank_key", "name"),
     Index("ix_registry_agents_cost", "cost_per_call"),
     Index("ix_registry_agents_latency", "latency_p50_ms"),
@@ -118,4 +126,19 @@ versions = Table(
     Column("card", JSON, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("agent_pk", "version", name="uq_registry_agent_versions"),
+)
+
+# Every change of an agent's card-signing key (first key, rotation, signature lost), oldest first (migration 0005).
+key_events = Table(
+    "registry_key_events",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("agent_pk", Integer, ForeignKey("registry_agents.pk", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("old_fingerprint", String(64)),
+    Column("new_fingerprint", String(64)),
+    Column("kid", String(100)),
+    Column("detail", String(500), nullable=False, default=""),
+    Index("ix_registry_key_events_agent", "agent_pk", "pk"),
 )

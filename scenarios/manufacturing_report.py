@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from scenarios.manufacturing_result import ScenarioResult
 
@@ -13,8 +14,9 @@ def _f(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def format_report(result: ScenarioResult) -> str:
-    """The run as plain text: sourcing, contracts, negotiations, schedule, per-agent cost."""
+def format_report(result: ScenarioResult, ledger_lines: list[str] | None = None) -> str:
+    """The run as plain text: sourcing, contracts, negotiations, schedule, per-agent cost; ``ledger_lines``
+    (``ScenarioTrust.report_lines``: the ledger head and its verification) at the end."""
     c = result.config
     lines = [
         f"Smart manufacturing: {c['quantity']} x {c['product']} due day {c['due_day']} "
@@ -64,27 +66,30 @@ def format_report(result: ScenarioResult) -> str:
         f"Assembly done day {result.assembly_day}; delivered day {result.completion_day} "
         f"(due {c['due_day']}): {status}. Total cost {result.total_cost:,.2f} EUR.",
         "",
-        "Agents (calls, model calls, tokens, seconds, energy estimate):",
+        "Agents (calls, model calls, tokens; call seconds summed over each agent's calls, which overlap when they",
+        "run concurrently, so they can add up to more than the wall time; model CPU-seconds; energy estimate):",
     ]
     busiest = sorted(result.agents.items(), key=lambda kv: (-kv[1].tokens, -kv[1].calls, kv[0]))
     for name, a in busiest[:12]:
         t = result.timing.agents.get(name)
         lines.append(
             f"  {name:<18} {a.calls:>5} calls  {a.model_calls:>4} model  {a.tokens:>7} tokens  "
-            f"{_f(t.seconds if t else None)} s  {_f(t.energy_j if t else None, 1)} J"
+            f"{_f(t.seconds if t else None)} call-s  {_f(t.cpu_seconds if t else None)} CPU-s  "
+            f"{_f(t.energy_j if t else None, 1)} J"
         )
     if len(busiest) > 12:
         lines.append(f"  ... and {len(busiest) - 12} more agents")
     total_tokens = sum(a.tokens for a in result.agents.values())
     lines.append(
-        f"Total: {total_tokens} tokens, {result.timing.wall_seconds:.1f} s wall, "
+        f"Total: {total_tokens} tokens, {result.timing.wall_seconds:.1f} s wall time of the run, "
         f"{result.timing.energy_j:.1f} J estimated."
     )
-    return "\n".join(lines)
+    return "\n".join(lines + (ledger_lines or []))
 
 
 def plot(result: ScenarioResult, path: Path) -> Path | None:
-    """Offers over rounds per negotiation and the delivery Gantt chart; None when matplotlib is missing."""
+    """The picture: offers over rounds per negotiation (agreements marked, model-guided threads solid), the
+    delivery Gantt chart, and time per agent beside the run's wall time; None when matplotlib is missing."""
     try:
         import matplotlib
 
@@ -92,40 +97,147 @@ def plot(result: ScenarioResult, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
-    for n in result.negotiations:
-        for sender, marker in ((n.buyer, "o"), (n.seller, "s")):
-            pts = [p for p in n.trace if p.sender == sender]
-            if pts:
-                left.plot(
-                    [p.round for p in pts],
-                    [max(p.buyer_utility, 0.0) for p in pts],
-                    marker=marker,
-                    markersize=3,
-                    linewidth=1,
-                    label=f"{n.item}/{n.seller[-4:]} {'buyer' if sender == n.buyer else 'seller'}",
-                )
-    left.set_xlabel("round")
-    left.set_ylabel("offer's utility to the manufacturer (0: outside its limits)")
-    left.xaxis.get_major_locator().set_params(integer=True)
-    left.set_title("Offers over rounds (o: buyer's offers, s: seller's)")
-    if len(result.negotiations) <= 8:
-        left.legend(fontsize=6)
-    shipped = [d for d in result.schedule if d.carrier and d.pickup_day is not None and d.arrival_day is not None]
-    for y, d in enumerate(shipped):
-        assert d.pickup_day is not None and d.arrival_day is not None
-        right.barh(y, max(d.arrival_day - d.pickup_day, 0.3), left=d.pickup_day, height=0.6)
-        right.text(d.arrival_day + 0.1, y, f"{d.carrier}", va="center", fontsize=7)
-    right.set_yticks(range(len(shipped)), [f"{d.item} ({d.origin} -> {d.destination})" for d in shipped], fontsize=7)
-    right.axvline(result.config["due_day"], color="red", linestyle="--", label="due day")
-    right.set_xlabel("day (pickup to arrival; carrier at the right)")
-    right.invert_yaxis()
-    right.set_title("Delivery schedule")
-    right.legend(fontsize=7)
+    fig = plt.figure(figsize=(15, 10.5))
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.15, 1], width_ratios=[1.25, 1])
+    _plot_offers(result, fig.add_subplot(grid[0, :]))
+    _plot_schedule(result, fig.add_subplot(grid[1, 0]))
+    _plot_agent_time(result, fig.add_subplot(grid[1, 1]))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _plot_offers(result: ScenarioResult, ax: Any) -> None:
+    from matplotlib.lines import Line2D
+
+    colours = _colours(len(result.negotiations))
+    for n, colour in zip(result.negotiations, colours, strict=True):
+        guided = n.brain == "llm"
+        style = {"color": colour, "linestyle": "-" if guided else "--", "linewidth": 2.0 if guided else 1.0}
+        label = f"{n.item} / {n.seller}" + (" (model-guided)" if guided else "")
+        for sender, marker in ((n.buyer, "o"), (n.seller, "s")):
+            pts = [p for p in n.trace if p.sender == sender]
+            if pts:
+                ax.plot(
+                    [p.round for p in pts],
+                    [max(p.buyer_utility, 0.0) for p in pts],
+                    marker=marker,
+                    markersize=3.5,
+                    label=label if sender == n.buyer else None,
+                    **style,
+                )
+        if n.trace:
+            end = n.trace[-1]
+            agreed = n.outcome.agreement is not None
+            value = n.outcome.utilities.get(n.buyer) if agreed else None
+            y = max(value if value is not None else end.buyer_utility, 0.0)
+            ax.plot(
+                [end.round],
+                [y],
+                marker="*" if agreed else "X",
+                markersize=14 if agreed else 9,
+                color=colour,
+                markeredgecolor="black",
+                linestyle="none",
+                zorder=5,
+            )
+    key = [
+        Line2D([], [], color="grey", marker="o", linestyle="none", label="manufacturer's offer"),
+        Line2D([], [], color="grey", marker="s", linestyle="none", label="supplier's offer"),
+        Line2D([], [], color="grey", linestyle="-", linewidth=2.0, label="model-guided thread (LLM picks moves)"),
+        Line2D([], [], color="grey", linestyle="--", linewidth=1.0, label="rule thread (strategy only)"),
+        Line2D(
+            [],
+            [],
+            color="grey",
+            marker="*",
+            markersize=12,
+            markeredgecolor="black",
+            linestyle="none",
+            label="agreement (its value to the manufacturer)",
+        ),
+        Line2D(
+            [],
+            [],
+            color="grey",
+            marker="X",
+            markersize=8,
+            markeredgecolor="black",
+            linestyle="none",
+            label="no agreement",
+        ),
+    ]
+    threads = ax.legend(
+        title="negotiation (component / supplier)",
+        fontsize=7,
+        title_fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        ncol=1 if len(result.negotiations) <= 18 else 2,
+    )
+    ax.add_artist(threads)
+    ax.legend(
+        handles=key,
+        fontsize=7,
+        loc="lower left",
+        bbox_to_anchor=(1.01, 0.0),
+        title="markers and lines",
+        title_fontsize=8,
+    )
+    ax.set_xlabel("round")
+    ax.set_ylabel("offer's utility to the manufacturer\n(0: outside its limits)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_title("Offers over rounds, one colour per negotiation")
+
+
+def _colours(count: int) -> list[Any]:
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10" if count <= 10 else "tab20"]
+    return [palette(i % palette.N) for i in range(count)]
+
+
+def _plot_schedule(result: ScenarioResult, ax: Any) -> None:
+    shipped = [d for d in result.schedule if d.carrier and d.pickup_day is not None and d.arrival_day is not None]
+    for y, d in enumerate(shipped):
+        assert d.pickup_day is not None and d.arrival_day is not None
+        ax.barh(y, max(d.arrival_day - d.pickup_day, 0.3), left=d.pickup_day, height=0.6, color="tab:blue")
+        ax.text(d.arrival_day + 0.1, y, f"{d.carrier}", va="center", fontsize=7)
+    ax.set_yticks(range(len(shipped)), [f"{d.item} ({d.origin} -> {d.destination})" for d in shipped], fontsize=7)
+    ax.axvline(result.config["due_day"], color="red", linestyle="--", label="due day")
+    ax.set_xlabel("day (pickup to arrival; carrier at the right)")
+    ax.invert_yaxis()
+    ax.set_title("Delivery schedule")
+    ax.legend(fontsize=7)
+
+
+def _plot_agent_time(result: ScenarioResult, ax: Any, top: int = 12) -> None:
+    timing = result.timing
+    busiest = sorted(timing.agents.items(), key=lambda kv: (-kv[1].seconds, kv[0]))[:top]
+    names = [name for name, _ in busiest]
+    ys = range(len(busiest))
+    ax.barh(
+        [y - 0.2 for y in ys],
+        [t.seconds for _, t in busiest],
+        height=0.4,
+        color="tab:gray",
+        label="call seconds (summed over the agent's calls; concurrent calls overlap)",
+    )
+    ax.barh(
+        [y + 0.2 for y in ys],
+        [t.cpu_seconds for _, t in busiest],
+        height=0.4,
+        color="tab:orange",
+        label="model CPU-seconds",
+    )
+    ax.axvline(timing.wall_seconds, color="black", linestyle=":", label=f"run wall time {timing.wall_seconds:.2f} s")
+    ax.set_yticks(list(ys), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds")
+    more = len(timing.agents) - len(busiest)
+    ax.set_title(f"Time per agent (busiest {len(busiest)}{f', {more} more' if more > 0 else ''})")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12))
 
 
 def write_outputs(result: ScenarioResult, out: Path) -> list[Path]:

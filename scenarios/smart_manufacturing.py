@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import Literal
 
 import anyio
@@ -34,6 +35,7 @@ from orchestrator.negotiation import (
     sealed_bid_auction,
 )
 from orchestrator.negotiation.runs import record_with, recording_runs
+from orchestrator.negotiation.signing import ContractSigning
 from orchestrator.negotiation.transport import serve_parties
 from protocol.negotiation import AuctionCall, CallForProposals, Contract, Outcome
 from registry import Registration, Registry
@@ -48,6 +50,7 @@ from scenarios.manufacturing_result import (
     ScenarioResult,
     Timing,
 )
+from scenarios.manufacturing_trust import ScenarioTrust
 from scenarios.manufacturing_world import (
     ASSEMBLY_DAYS,
     BOMS,
@@ -120,11 +123,12 @@ async def source_component(
     llm_left: int,
     ledger: Ledger,
     runs: NegotiationRuns | None = None,
+    signing: ContractSigning | None = None,
 ) -> tuple[ComponentSummary, list[NegotiationSummary], Contract | None]:
     """Contract net + negotiations + award for one component; with ``runs``, each negotiation is recorded as a
-    run (the contract net, and every alternating-offers thread)."""
+    run (the contract net, and every alternating-offers thread); with ``signing``, the award is a signed contract."""
     async with record_with(runs, f"contract net: {component}", protocol="contract_net") as recorder:
-        return await _source(world, parties, suppliers, component, needed, llm_left, ledger, runs, recorder)
+        return await _source(world, parties, suppliers, component, needed, llm_left, ledger, runs, recorder, signing)
 
 
 async def _source(
@@ -137,6 +141,7 @@ async def _source(
     ledger: Ledger,
     runs: NegotiationRuns | None,
     recorder: NegotiationRecorder,
+    signing: ContractSigning | None = None,
 ) -> tuple[ComponentSummary, list[NegotiationSummary], Contract | None]:
     config = world.config
     issues = component_issues(component, needed, config.due_day)
@@ -194,7 +199,7 @@ async def _source(
     by_bidder = {p.bidder: p for p in cn.ranked}
     rest = [p for p in cn.ranked if p.bidder not in terms and p.offer and buyer_u.acceptable(p.offer)]
     cn.ranked = [by_bidder[o.parties[1]] for o in agreed] + rest
-    cn = await award_best(cn, parties, terms=terms, ledger=ledger, recorder=recorder)
+    cn = await award_best(cn, parties, terms=terms, ledger=ledger, recorder=recorder, signing=signing)
     winner = cn.awarded[0] if cn.awarded else None
     contract = None
     if winner is not None and winner.offer is not None:
@@ -239,8 +244,10 @@ async def ship_delivery(
     latest: int,
     ledger: Ledger,
     runs: NegotiationRuns | None = None,
+    signing: ContractSigning | None = None,
 ) -> Delivery:
-    """A sealed-bid auction among ``carriers`` for one delivery (recorded as a run with ``runs``)."""
+    """A sealed-bid auction among ``carriers`` for one delivery (recorded as a run with ``runs``; a signed
+    contract with ``signing``, the key of ``destination``)."""
     call = AuctionCall(
         auction_id=shipment,
         item=item,
@@ -252,7 +259,9 @@ async def ship_delivery(
         deadline_s=60.0,
     )
     async with record_with(runs, f"auction: {shipment}", protocol="auction") as recorder:
-        auction = await sealed_bid_auction(call, [parties[c] for c in carriers], ledger=ledger, recorder=recorder)
+        auction = await sealed_bid_auction(
+            call, [parties[c] for c in carriers], ledger=ledger, recorder=recorder, signing=signing
+        )
     win = auction.winner
     if win is None or win.day is None:
         return Delivery(
@@ -283,21 +292,33 @@ async def ship_delivery(
 
 
 async def arun(
-    config: ScenarioConfig, brain: Brain | None = None, runs: NegotiationRuns | None = None
+    config: ScenarioConfig,
+    brain: Brain | None = None,
+    runs: NegotiationRuns | None = None,
+    *,
+    trust: ScenarioTrust | None = None,
 ) -> ScenarioResult:
     """Run the scenario; ``brain`` defaults to the bundled model (``LlamaCpp()``) unless ``brain='rule'``.
-    With ``runs`` (or ``config.record_runs``, a database) every negotiation is recorded as an orchestrator run."""
+    With ``runs`` (or ``config.record_runs``, a database) every negotiation is recorded as an orchestrator run,
+    and every contract is signed by both parties and appended to the ledger in that database (``trust`` holds
+    the keys, and the ledger's check after the run; one is made when not given). With ``trust`` and no run store,
+    contracts are signed but kept in no ledger."""
     if runs is None and config.record_runs is not None:
         async with recording_runs(config.record_runs) as recorded:
-            result = await arun(config, brain, recorded)
+            result = await arun(config, brain, recorded, trust=trust or ScenarioTrust(config.seed))
             _say_runs(config, recorded)
             return result
+    if trust is None and runs is not None:
+        trust = ScenarioTrust(config.seed)
     if config.brain != "rule" and brain is None:
         from agents.llm import LlamaCpp
 
         brain = LlamaCpp()
     started = time.perf_counter()
     world = build_world(config, brain if config.brain != "rule" else None)
+    if trust is not None:
+        trust.arm(world.agents)
+        trust.open(runs)
     ledger = Ledger()
     bom = BOMS[config.product]
     components, negotiations, contracts, schedule = [], [], [], []
@@ -313,7 +334,15 @@ async def arun(
                 "found in the registry",
             )
             summary, talks, contract = await source_component(
-                world, parties, found[component], component, config.quantity * per_unit, llm_left, ledger, runs
+                world,
+                parties,
+                found[component],
+                component,
+                config.quantity * per_unit,
+                llm_left,
+                ledger,
+                runs,
+                trust.signing(MANUFACTURER) if trust is not None else None,
             )
             llm_left -= sum(1 for t in talks if t.brain == "llm")
             components.append(summary)
@@ -337,6 +366,7 @@ async def arun(
                     min(day + 4, last_in),
                     ledger,
                     runs,
+                    trust.signing("factory") if trust is not None else None,
                 )
             )
         arrivals = [d.arrival_day for d in schedule]
@@ -356,8 +386,11 @@ async def arun(
                     max(config.due_day, assembly_day + 1),
                     ledger,
                     runs,
+                    trust.signing("customer") if trust is not None else None,
                 )
             )
+    if trust is not None:
+        await anyio.to_thread.run_sync(trust.verify)
     result = scenario_result(
         config, components, contracts, negotiations, schedule, assembly_day, ledger, time.perf_counter() - started
     )
@@ -425,9 +458,11 @@ def scenario_result(
     )
 
 
-def run(config: ScenarioConfig | None = None, brain: Brain | None = None) -> ScenarioResult:
+def run(
+    config: ScenarioConfig | None = None, brain: Brain | None = None, *, trust: ScenarioTrust | None = None
+) -> ScenarioResult:
     """Synchronous entry point: ``run(ScenarioConfig(suppliers=100, brain="rule"))``."""
-    return anyio.run(arun, config or ScenarioConfig(), brain)
+    return anyio.run(partial(arun, config or ScenarioConfig(), brain, trust=trust))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ScenarioConfig:
@@ -485,7 +520,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ScenarioConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run from the command line and print the report."""
     config = parse_args(argv)
-    print(format_report(run(config)))
+    trust = ScenarioTrust(config.seed)
+    result = run(config, trust=trust)
+    print(format_report(result, trust.report_lines()))
     return 0
 
 

@@ -22,6 +22,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def scaleout_home(tmp_path_factory: pytest.TempPathFactory) -> Generator[str, None, None]:
+    """A data directory of the test session's own: no test reads or writes the user's default database."""
+    with pytest.MonkeyPatch.context() as patch:
+        home = str(tmp_path_factory.mktemp("scaleout-home"))
+        patch.setenv("SCALEOUT_HOME", home)
+        yield home
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
     outcome = yield

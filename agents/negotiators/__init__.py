@@ -2,7 +2,15 @@
 
 from agents.negotiators.agent import Negotiator, negotiator_agent
 from agents.negotiators.carrier import Carrier, CarrierProfile, carrier_agent
+from agents.negotiators.contracts import (
+    agreement_problem,
+    set_signing_key,
+    signed_agreement,
+    signed_reply,
+    terms_problem,
+)
 from agents.negotiators.guided import guided_respond
+from agents.negotiators.language import OfferExplanation, OfferReading, add_language_skills, explain_offer, read_offer
 from agents.negotiators.strategies import STRATEGIES, Strategy, TimeDependent, TitForTat, get_strategy
 from agents.negotiators.utility import LinearUtility, OutcomeSpace, Preferences, outcome_space
 
@@ -12,7 +20,17 @@ __all__ = [
     "Carrier",
     "CarrierProfile",
     "carrier_agent",
+    "set_signing_key",
+    "agreement_problem",
+    "signed_agreement",
+    "signed_reply",
+    "terms_problem",
     "guided_respond",
+    "read_offer",
+    "explain_offer",
+    "add_language_skills",
+    "OfferReading",
+    "OfferExplanation",
     "STRATEGIES",
     "Strategy",
     "TimeDependent",

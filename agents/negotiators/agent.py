@@ -12,9 +12,11 @@ import numpy as np
 
 from agents.agent import Agent, SkillContext
 from agents.llm.base import Brain
+from agents.negotiators.contracts import SIGNER, agreement_problem, signed_agreement, signed_reply, terms_problem
 from agents.negotiators.guided import enforce, guided_respond
 from agents.negotiators.strategies import Strategy, get_strategy
 from agents.negotiators.utility import LinearUtility, Preferences, outcome_space
+from protocol.auth import SigningKey
 from protocol.negotiation import Action, Award, AwardReply, CallForProposals, Issue, Proposal, RespondRequest, Response
 
 __all__ = ["Negotiator", "negotiator_agent"]
@@ -30,12 +32,14 @@ class Negotiator:
         *,
         capacity: int | None = None,
         opening: float = 0.6,
+        signing_key: SigningKey | None = None,
     ) -> None:
         self.preferences = preferences
         self.strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
         self.capacity = capacity
         self.committed = 0
         self.opening = opening
+        self.signing_key = signing_key
 
     def preferences_for(self, item: str) -> Preferences | None:
         """Preferences for ``item`` with the remaining capacity as a hard quantity limit; None if not traded."""
@@ -66,10 +70,29 @@ class Negotiator:
         row = int(rows[np.argmin(scores[rows])])
         return Proposal(cfp_id=cfp.cfp_id, bidder=me, offer=space.offer(row), reason=f"opening at {scores[row]:.2f}")
 
+    def confirm(self, me: str, req: RespondRequest) -> Response:
+        """Sign an agreement reached by alternating offers (``req.contract``) if it passes ``agreement_problem``;
+        walk away naming the problem otherwise; accept unsigned without a key."""
+        if self.signing_key is None:
+            return Response(action=Action.ACCEPT, reason="agreed, but I hold no signing key")
+        prefs = self.preferences_for(req.item)
+        problem = agreement_problem(me, req, prefs.limits if prefs is not None else None)
+        if problem is not None:
+            return Response(action=Action.WALK_AWAY, reason=f"refused to sign: {problem}"[:500])
+        return signed_agreement(me, req, self.signing_key)
+
     def award(self, me: str, award: Award) -> AwardReply:
-        """Confirm an award while capacity lasts (and commit it); otherwise withdraw."""
+        """Confirm an award while capacity lasts (and commit it); otherwise withdraw. An award with contract
+        terms is confirmed only signed, and signed only when the terms pass ``terms_problem`` (my limits)."""
         if not award.accepted:
             return AwardReply(cfp_id=award.cfp_id, bidder=me, confirmed=False, reason="rejection noted")
+        if award.contract is not None and self.signing_key is not None:
+            prefs = self.preferences_for(award.contract.item)
+            problem = terms_problem(me, award, prefs.limits if prefs is not None else None)
+            if problem is not None:
+                return AwardReply(
+                    cfp_id=award.cfp_id, bidder=me, confirmed=False, reason=f"refused to sign: {problem}"[:500]
+                )
         quantity = int((award.offer.values if award.offer else {}).get("quantity", 0))
         if self.capacity is not None and self.committed + quantity > self.capacity:
             left = self.capacity - self.committed
@@ -80,6 +103,8 @@ class Negotiator:
                 reason=f"withdrawn: only {left} units of capacity left, award needs {quantity}",
             )
         self.committed += quantity
+        if award.contract is not None and self.signing_key is not None:
+            return signed_reply(me, award, self.signing_key)
         return AwardReply(cfp_id=award.cfp_id, bidder=me, confirmed=True, reason="confirmed")
 
 
@@ -106,12 +131,14 @@ def negotiator_agent(
         description or f"Negotiator ({kind})",
         brain=brain,
         tags=["negotiation", *(tags or [])],
-        metadata={"strategy": negotiator.strategy.name, "guided": guided},
+        metadata={"strategy": negotiator.strategy.name, "guided": guided, SIGNER: negotiator},
     )
 
     @agent.skill(tags=["negotiation", "alternating-offers", *items])
     async def respond(ctx: SkillContext, req: RespondRequest) -> Response:
-        """Answer the offer on the table: accept, counter, or walk away."""
+        """Answer the offer on the table: accept, counter, or walk away (or sign an agreement reached)."""
+        if req.contract is not None:
+            return negotiator.confirm(name, req)
         utility = negotiator.utility(req.item, req.issues)
         if utility is None:
             return Response(action=Action.WALK_AWAY, reason=f"{name} does not trade {req.item!r}")

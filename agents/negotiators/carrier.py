@@ -7,6 +7,8 @@ from collections import defaultdict
 from pydantic import BaseModel, Field
 
 from agents.agent import Agent, SkillContext
+from agents.negotiators.contracts import SIGNER, signed_reply, terms_problem
+from protocol.auth import SigningKey
 from protocol.negotiation import AuctionCall, Award, AwardReply, Bid
 
 __all__ = ["CarrierProfile", "Carrier", "carrier_agent"]
@@ -26,8 +28,9 @@ class CarrierProfile(BaseModel):
 class Carrier:
     """Capacity calendar of one carrier; bids the earliest feasible day, books on award."""
 
-    def __init__(self, profile: CarrierProfile) -> None:
+    def __init__(self, profile: CarrierProfile, *, signing_key: SigningKey | None = None) -> None:
         self.profile = profile
+        self.signing_key = signing_key
         self.booked: dict[int, int] = defaultdict(int)
 
     def free(self, day: int) -> int:
@@ -45,9 +48,13 @@ class Carrier:
         return Bid(auction_id=call.auction_id, bidder=me, reason="no truck capacity in the time window")
 
     def award(self, me: str, award: Award) -> AwardReply:
-        """Book the slot if it is still free; otherwise withdraw."""
+        """Book the slot if it is still free; otherwise withdraw. With a key, an award with contract terms is
+        booked only after its terms pass ``terms_problem``, and confirmed signed."""
         if not award.accepted:
             return AwardReply(cfp_id=award.cfp_id, bidder=me, confirmed=False, reason="rejection noted")
+        signing = award.contract is not None and self.signing_key is not None
+        if signing and (problem := terms_problem(me, award, {})) is not None:
+            return AwardReply(cfp_id=award.cfp_id, bidder=me, confirmed=False, reason=f"refused to sign: {problem}")
         values = award.offer.values if award.offer else {}
         day, quantity = int(values.get("day", -1)), int(values.get("quantity", 0))
         if day < 0 or self.free(day) < quantity:
@@ -58,12 +65,19 @@ class Carrier:
                 reason=f"withdrawn: day {day} no longer has room for {quantity} units",
             )
         self.booked[day] += quantity
+        if signing and self.signing_key is not None:
+            return signed_reply(me, award, self.signing_key)
         return AwardReply(cfp_id=award.cfp_id, bidder=me, confirmed=True, reason=f"booked on day {day}")
 
 
 def carrier_agent(name: str, carrier: Carrier, *, description: str = "") -> Agent:
     """An agent with ``bid`` (sealed bid for a delivery slot) and ``award`` skills."""
-    agent = Agent(name, description or "Carrier bidding for delivery slots", tags=["logistics", "auction"])
+    agent = Agent(
+        name,
+        description or "Carrier bidding for delivery slots",
+        tags=["logistics", "auction"],
+        metadata={SIGNER: carrier},
+    )
 
     @agent.skill(tags=["auction", "logistics"])
     async def bid(ctx: SkillContext, call: AuctionCall) -> Bid:

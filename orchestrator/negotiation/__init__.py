@@ -1,6 +1,7 @@
 """Negotiation protocols over A2A agents: contract net, alternating offers (bilateral and one-to-many),
 sealed-bid auctions, and outcome analytics (utilities, welfare, Pareto and Nash distances). Every protocol reports
-its steps to a ``NegotiationRecorder``; ``NegotiationRuns`` records them as orchestrator runs."""
+its steps to a ``NegotiationRecorder``; ``NegotiationRuns`` records them as orchestrator runs. With a
+``ContractSigning`` / ``AgreementSigning`` agreements are contracts signed by both parties (docs/trust.md)."""
 
 from orchestrator.negotiation.alternating import OneToManyResult, RecorderFactory, alternating_offers, one_to_many
 from orchestrator.negotiation.analytics import Analysis, analyse, nash_point, pareto_frontier
@@ -29,6 +30,7 @@ from orchestrator.negotiation.recorder import (
     Started,
 )
 from orchestrator.negotiation.runs import NegotiationRuns, RunRecorder, record_with, recording_runs
+from orchestrator.negotiation.signing import AgreementSigning, ContractSigning
 from orchestrator.negotiation.spec import NegotiationSpec
 from orchestrator.negotiation.transport import serve_parties
 
@@ -69,6 +71,8 @@ __all__ = [
     "RunRecorder",
     "record_with",
     "recording_runs",
+    "AgreementSigning",
+    "ContractSigning",
     "NegotiationSpec",
     "serve_parties",
 ]

@@ -32,6 +32,7 @@ from orchestrator.negotiation.recorder import (
     move_of,
     outcome_kind,
 )
+from orchestrator.negotiation.signing import AgreementSigning
 from protocol.negotiation import (
     MAX_HISTORY,
     Action,
@@ -117,10 +118,13 @@ async def alternating_offers(
     ledger: Ledger | None = None,
     deadline_s: float | None = None,
     recorder: NegotiationRecorder = NO_RECORDER,
+    signing: AgreementSigning | None = None,
 ) -> Outcome:
     """Run one bilateral negotiation; ``utilities`` (first's, second's) are only used for the analytics.
 
-    ``deadline_s`` bounds the whole negotiation (then it ends without a deal); ``recorder`` hears every step."""
+    ``deadline_s`` bounds the whole negotiation (then it ends without a deal); ``recorder`` hears every step.
+    With ``signing``, an accept becomes an agreement only once both parties signed it (``first`` as buyer,
+    ``second`` as seller; see ``AgreementSigning``); otherwise it ends without one, saying why."""
     if not 1 <= max_rounds <= MAX_HISTORY // 2:
         raise ValueError(f"max_rounds must be between 1 and {MAX_HISTORY // 2}, got {max_rounds}")
     nid = negotiation_id or f"neg-{uuid.uuid4().hex[:12]}"
@@ -137,7 +141,9 @@ async def alternating_offers(
     offers = _OfferSteps(recorder, utilities, first, second)
     outcome: Outcome | None = None
     with anyio.move_on_after(deadline_s if deadline_s else float("inf")):
-        outcome = await _negotiate(first, second, issues, nid, item, max_rounds, timeout_s, utilities, ledger, offers)
+        outcome = await _negotiate(
+            first, second, issues, nid, item, max_rounds, timeout_s, utilities, ledger, offers, signing
+        )
     if outcome is None:  # the deadline passed mid-move
         reason = f"deadline: the negotiation passed its deadline of {deadline_s:g} s"
         history, sources = offers.history, offers.sources
@@ -199,6 +205,7 @@ async def _negotiate(
     utilities: Utilities | None,
     ledger: Ledger | None,
     offers: _OfferSteps,
+    signing: AgreementSigning | None = None,
 ) -> Outcome:
     names = [first.name, second.name]
     history, sources = offers.history, offers.sources
@@ -238,6 +245,11 @@ async def _negotiate(
             standing = req.standing_offer
             if standing is None:
                 return done(f"protocol violation: {mover.name} accepted with no offer on the table", rnd)
+            if signing is not None:
+                contract = await signing.confirm(req, other, mover, first.name, ledger, offers.recorder)
+                if contract is None:
+                    why = signing.refused.get(nid, "not signed")
+                    return done(f"accepted by {mover.name}, but no contract: {why}"[:2000], rnd, response="accept")
             return done(f"accepted by {mover.name}", rnd, standing, "accept")
         if reply.action is Action.WALK_AWAY:
             return done(f"{mover.name} walked away: {reply.reason}", rnd, response="reject")

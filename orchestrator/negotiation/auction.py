@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from orchestrator.ledger import SignedContract
 from orchestrator.negotiation.calls import Ledger, NegotiationCallError, Party, call_skill, gather_replies
 from orchestrator.negotiation.recorder import (
     NO_RECORDER,
@@ -20,6 +21,7 @@ from orchestrator.negotiation.recorder import (
     PartyInfo,
     Started,
 )
+from orchestrator.negotiation.signing import ContractSigning
 from protocol.negotiation import AuctionCall, Award, AwardReply, Bid, Contract, Offer
 
 __all__ = ["AuctionResult", "sealed_bid_auction", "bid_problem"]
@@ -37,6 +39,7 @@ class AuctionResult(BaseModel):
     winner: Bid | None = None
     payment: float | None = None
     withdrawn: dict[str, str] = Field(default_factory=dict)
+    contract: SignedContract | None = Field(default=None, description="the winner's contract, signed by both")
 
 
 def bid_problem(bid: Bid, call: AuctionCall, sent_to: str) -> str | None:
@@ -62,9 +65,13 @@ async def sealed_bid_auction(
     timeout_s: float = 30.0,
     ledger: Ledger | None = None,
     recorder: NegotiationRecorder = NO_RECORDER,
+    signing: ContractSigning | None = None,
 ) -> AuctionResult:
     """Collect sealed bids by ``call.deadline_s``, then award the best bid (the next one if it withdraws).
-    ``recorder`` hears the start, every bid, the award and the end."""
+    ``recorder`` hears the start, every bid, the award and the end. With ``signing`` (the key of the buyer,
+    ``call.destination``) the award carries signed contract terms and only a signed confirmation wins."""
+    if signing is not None and signing.initiator != call.destination:
+        raise ValueError(f"the signing key is {signing.initiator!r}'s, but the buyer is {call.destination!r}")
     infos = [PartyInfo(name=b.name, agent_id=b.agent_id, role=b.role or "bidder") for b in bidders]
     recorder.started(Started(protocol="auction", parties=infos, deadline_s=call.deadline_s))
     replies = await gather_replies(
@@ -89,6 +96,17 @@ async def sealed_bid_auction(
         payment = bid.price if pricing == "first" else runner_up
         offer = Offer(values={"day": float(bid.day), "price": float(payment), "quantity": float(call.quantity)})
         award = Award(cfp_id=call.auction_id, bidder=bid.bidder, accepted=True, offer=offer)
+        signed = None
+        if signing is not None:
+            signed = signing.terms(
+                contract_id=call.auction_id,
+                negotiation_id=call.auction_id,
+                protocol="auction",
+                seller=bid.bidder,
+                item=call.item,
+                values=offer.values,
+            )
+            award = award.model_copy(update={"contract": signed[0], "signature": signed[1]})
         try:
             reply = await call_skill(
                 parties[bid.bidder], "award", award, AwardReply, timeout_s=timeout_s, ledger=ledger
@@ -96,6 +114,13 @@ async def sealed_bid_auction(
         except NegotiationCallError as exc:
             result.withdrawn[bid.bidder] = f"no confirmation: {exc}"
             continue
+        if reply.confirmed and signing is not None and signed is not None:
+            contract = signing.countersigned(signed[0], signed[1], reply.signature)
+            if contract is None:
+                result.withdrawn[bid.bidder] = f"no contract: {signing.refused[bid.bidder]}"
+                continue
+            await signing.record(contract, recorder)
+            result.contract = contract
         if reply.confirmed:
             result.winner, result.payment = bid, payment
             break

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import anyio
 from pydantic import BaseModel, Field
 
+from orchestrator.ledger import SignedContract
 from orchestrator.negotiation.calls import Ledger, NegotiationCallError, Party, call_skill, gather_replies
 from orchestrator.negotiation.recorder import (
     NO_RECORDER,
@@ -20,6 +21,7 @@ from orchestrator.negotiation.recorder import (
     Started,
     price_of,
 )
+from orchestrator.negotiation.signing import ContractSigning
 from protocol.negotiation import Award, AwardReply, CallForProposals, Contract, Offer, Proposal, validate_offer
 
 __all__ = ["ContractNetResult", "collect_proposals", "award_best", "contract_net"]
@@ -36,6 +38,7 @@ class ContractNetResult(BaseModel):
     invalid: dict[str, str] = Field(default_factory=dict)
     awarded: list[Proposal] = Field(default_factory=list)
     withdrawn: dict[str, str] = Field(default_factory=dict)
+    contracts: list[SignedContract] = Field(default_factory=list, description="signed by both (with signing)")
 
 
 def _rank(proposals: list[Proposal], score: Callable[[Proposal], float]) -> list[Proposal]:
@@ -106,17 +109,33 @@ async def award_best(
     notify_rejected: bool = True,
     ledger: Ledger | None = None,
     recorder: NegotiationRecorder = NO_RECORDER,
+    signing: ContractSigning | None = None,
 ) -> ContractNetResult:
     """Award ranked proposals in order until ``awards`` are confirmed (withdrawals pass to the next best),
     then reject the others. ``terms`` replaces a bidder's proposed offer (e.g. after a negotiation).
-    ``recorder`` hears every confirmed award (or that nobody won) and the end."""
+    ``recorder`` hears every confirmed award (or that nobody won) and the end. With ``signing`` (the buyer's
+    key) each award carries the contract terms signed by the buyer; only a confirmation signed by the bidder
+    makes a contract (appended to ``signing``'s ledger), anything else counts as a withdrawal."""
     terms = terms or {}
     cfp_id = result.cfp.cfp_id
+    if signing is not None and signing.initiator != result.cfp.buyer:
+        raise ValueError(f"the signing key is {signing.initiator!r}'s, but the buyer is {result.cfp.buyer!r}")
     for proposal in result.ranked:
         if len(result.awarded) >= awards:
             break
         offer = terms.get(proposal.bidder, proposal.offer)
         award = Award(cfp_id=cfp_id, bidder=proposal.bidder, accepted=True, offer=offer)
+        signed = None
+        if signing is not None and offer is not None:
+            signed = signing.terms(
+                contract_id=f"{cfp_id}-{proposal.bidder}",
+                negotiation_id=cfp_id,
+                protocol="contract_net",
+                seller=proposal.bidder,
+                item=result.cfp.item,
+                values=offer.values,
+            )
+            award = award.model_copy(update={"contract": signed[0], "signature": signed[1]})
         try:
             reply = await call_skill(
                 parties[proposal.bidder], "award", award, AwardReply, timeout_s=timeout_s, ledger=ledger
@@ -124,6 +143,13 @@ async def award_best(
         except NegotiationCallError as exc:
             result.withdrawn[proposal.bidder] = f"no confirmation: {exc}"
             continue
+        if reply.confirmed and signing is not None and signed is not None:
+            contract = signing.countersigned(signed[0], signed[1], reply.signature)
+            if contract is None:
+                result.withdrawn[proposal.bidder] = f"no contract: {signing.refused[proposal.bidder]}"
+                continue
+            await signing.record(contract, recorder)
+            result.contracts.append(contract)
         if reply.confirmed:
             result.awarded.append(proposal.model_copy(update={"offer": offer}))
         else:
@@ -188,10 +214,18 @@ async def contract_net(
     notify_rejected: bool = True,
     ledger: Ledger | None = None,
     recorder: NegotiationRecorder = NO_RECORDER,
+    signing: ContractSigning | None = None,
 ) -> ContractNetResult:
-    """A full round: CFP, proposals by the deadline, award the best ``awards`` on their own terms, reject the rest."""
+    """A full round: CFP, proposals by the deadline, award the best ``awards`` on their own terms, reject the rest
+    (signed contracts with ``signing``: see ``award_best``)."""
     result = await collect_proposals(cfp, bidders, score, concurrency=concurrency, ledger=ledger, recorder=recorder)
     parties = {p.name: p for p in bidders}
     return await award_best(
-        result, parties, awards=awards, notify_rejected=notify_rejected, ledger=ledger, recorder=recorder
+        result,
+        parties,
+        awards=awards,
+        notify_rejected=notify_rejected,
+        ledger=ledger,
+        recorder=recorder,
+        signing=signing,
     )

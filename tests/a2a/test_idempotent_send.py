@@ -201,7 +201,7 @@ async def test_a_resend_after_the_first_caller_went_away_joins_the_running_task(
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_a_streamed_repeat_of_a_finished_task_is_its_view_then_the_end(transport: str) -> None:
     runs: Counter[str] = Counter()
-    message = skill_message("count", {"key": "s"}, message_id="attempt-1")
+    message = skill_message("count", {"key": "s"}, message_id="attempt-1", context_id="attempt-1")
     with anyio.fail_after(30):
         async with open_client(counting_agent(runs), transport) as client:
             streamed = await collect(client.stream_message(message))
@@ -277,7 +277,7 @@ async def two_callers(agent: Agent, transport: str, where: Path) -> AsyncIterato
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_another_callers_same_message_id_is_its_own_request(transport: str, tmp_path: Path) -> None:
     runs: Counter[str] = Counter()
-    message = skill_message("count", {"key": "t"}, message_id="attempt-1")
+    message = skill_message("count", {"key": "t"}, message_id="attempt-1", context_id="attempt-1")
     with anyio.fail_after(30):
         async with two_callers(counting_agent(runs), transport, tmp_path) as (alice, bob):
             mine = await alice.send_message(message)
@@ -296,7 +296,7 @@ async def test_a_repeat_of_an_evicted_task_is_a_new_request_and_the_index_stays_
     with anyio.fail_after(30):
         async with LocalAgentClient(counting_agent(runs)) as client:
             client.runtime.max_tasks = 2
-            sent = [skill_message("count", {"key": "e"}, message_id=f"m-{n}") for n in range(5)]
+            sent = [skill_message("count", {"key": "e"}, message_id=f"m-{n}", context_id=f"m-{n}") for n in range(5)]
             tasks = [await client.send_message(m) for m in sent]
             with pytest.raises(TaskNotFoundError):
                 await client.get_task(tasks[0].id)
@@ -305,3 +305,17 @@ async def test_a_repeat_of_an_evicted_task_is_a_new_request_and_the_index_stays_
             assert len(client.runtime._origins) == 2  # one entry per task the runtime still holds
     assert again.id != tasks[0].id and output(again) == {"key": "e", "run": 6}
     assert kept.id == tasks[4].id and runs["e"] == 6
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_message_id_reused_without_a_context_starts_new_work(transport: str) -> None:
+    """Clients that reuse message ids for new work and let the agent assign the context (the A2A TCK does) get a
+    new task each time, even after the first one went on to other turns."""
+    runs: Counter[str] = Counter()
+    message = skill_message("count", {"key": "n"}, message_id="tck-complete-task-1")
+    with anyio.fail_after(30):
+        async with open_client(counting_agent(runs), transport) as client:
+            first = await client.send_message(message)
+            second = await client.send_message(message)
+    assert first.id != second.id and runs["n"] == 2

@@ -537,7 +537,7 @@ def test_serve_with_keys_and_tls_and_call_with_token_and_ca_file(
         with httpx.Client(timeout=10, transport=transport) as http:  # waits for the server to listen
             assert http.get(url.rstrip("/") + AGENT_CARD_PATH).json()["securitySchemes"]
         capsys.readouterr()
-        call = ["agent", "call", url, "echo", '{"text": "cli"}', "--ca-file", tls.ca_file]
+        call = ["agent", "call", "--json", url, "echo", '{"text": "cli"}', "--ca-file", tls.ca_file]
         assert _cli(*call, "--token", keys.token("cli")) == 0
         assert json.loads(capsys.readouterr().out)["status"]["state"] == "TASK_STATE_COMPLETED"
         assert _cli(*call, "--token", keys.token("cli", ("runs:read",))) == 1

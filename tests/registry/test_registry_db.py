@@ -23,7 +23,7 @@ def test_migrations_use_their_own_version_table(db_url: str) -> None:
     assert {"registry_agents", "registry_skills", "registry_alembic_version"} <= tables
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "orchestrator_head"
-        assert conn.execute(text("SELECT version_num FROM registry_alembic_version")).scalar_one() == "0004"
+        assert conn.execute(text("SELECT version_num FROM registry_alembic_version")).scalar_one() == "0005"
     engine.dispose()
 
 
@@ -73,4 +73,5 @@ def test_url_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     assert resolve_url(str(tmp_path / "plain.db")) == f"sqlite:///{tmp_path}/plain.db"
     assert resolve_url("postgresql://u@h/d") == "postgresql+psycopg://u@h/d"
     monkeypatch.delenv("SCALEOUT_DB_URL")
-    assert resolve_url() == "sqlite:///scaleout.db"
+    monkeypatch.setenv("SCALEOUT_HOME", str(tmp_path / "home"))
+    assert resolve_url() == f"sqlite:///{tmp_path}/home/scaleout.db"

@@ -37,6 +37,16 @@ export async function getJSON(path) {
   return response.json();
 }
 
+// POST a JSON body; the reply's JSON, or an ApiError carrying the API's one-line refusal.
+export async function postJSON(path, body) {
+  const response = await fetch(path, {
+    method: "POST", body: JSON.stringify(body),
+    headers: headers({ Accept: "application/json", "Content-Type": "application/json" }),
+  });
+  if (!response.ok) throw await failure(response);
+  return response.json();
+}
+
 const TERMINAL = new Set(["run.succeeded", "run.failed", "run.cancelled"]);
 
 // Follow a run's events (SSE read through fetch, so the token travels as a header); resumes after a dropped

@@ -1,5 +1,6 @@
 // The runs list (filters) and a run's page: its task graph coloured by state and updated live, and a task panel
 // with routing explanation, attempts, input, output, error and usage.
+import { questionBox } from "/ui/answer.js";
 import { followEvents, getJSON } from "/ui/api.js";
 import { badge, fmt, h, json, table, when } from "/ui/dom.js";
 import { drawGraph, edgesOf, setState } from "/ui/graph.js";
@@ -90,7 +91,8 @@ function agentNames(record) {
   return names;
 }
 
-function taskPanel(record, taskId) {
+// `questions`: task id -> the data of its latest task.waiting event (while it waits); `onAnswered` refreshes the page.
+function taskPanel(record, taskId, questions, onAnswered) {
   const task = record.tasks.find((t) => t.task_id === taskId);
   if (!task) return h("p", { class: "muted" }, "Click a task in the graph.");
   const attempts = (record.attempts || []).filter((a) => a.task_id === taskId);
@@ -98,6 +100,8 @@ function taskPanel(record, taskId) {
   const agent = (id) => (id ? names.get(id) || id : "–");
   return h("div", { "data-task-panel": taskId },
     h("h2", {}, "Task ", h("code", {}, taskId), " ", badge(task.status)),
+    task.status === "waiting" && questions.has(taskId)
+      ? questionBox(record.id, taskId, questions.get(taskId), onAnswered) : null,
     h("p", {}, "Agent: ", agent(task.agent_id), " · attempts: ", String(task.attempts),
       " · started ", when(task.started_at), " · finished ", when(task.finished_at)),
     task.error ? h("div", {}, h("h3", {}, "Error"), h("pre", { class: "error", id: "task-error" }, task.error)) : null,
@@ -114,33 +118,45 @@ function taskPanel(record, taskId) {
 }
 
 const EVENT_STATE = { "task.routed": "running", "attempt.started": "running", "task.succeeded": "succeeded",
-  "task.failed": "failed", "task.skipped": "skipped" };
+  "task.failed": "failed", "task.skipped": "skipped", "task.waiting": "waiting", "task.answered": "running" };
 
 export async function renderRun(view, runId, signal) {
   let record = await getJSON(`/runs/${encodeURIComponent(runId)}`);
   if (record.kind === "negotiation" || record.tasks.length === 0) return renderNegotiation(view, record, signal);
   const ids = record.tasks.map((t) => t.task_id);
   const states = new Map(record.tasks.map((t) => [t.task_id, t.status]));
-  let selected = ids.find((id) => states.get(id) === "failed") || ids[0];
+  let selected = ids.find((id) => states.get(id) === "waiting") || ids.find((id) => states.get(id) === "failed") || ids[0];
   const status = h("span", { id: "run-status" }, badge(record.status));
   const stats = h("div", {}, usageStats(record));
   const panel = h("div", { class: "panel", id: "task-panel" });
   const log = h("tbody", {});
   const graph = drawGraph(ids, edgesOf(record.spec, ids), states, (id) => { selected = id; paint(); });
   const errorLine = h("p", { class: "error", id: "run-error" }, record.error || "");
+  const questions = new Map(); // task id -> its open question, from the task.waiting events
+  const banner = h("div", { id: "waiting-banner" });
   view.append(
     h("p", {}, h("a", { href: "#/runs" }, "← runs")),
     h("h1", {}, record.name || "run", " ", h("code", {}, record.id), " ", status),
     h("p", { class: "muted" }, `graph run · created ${when(record.created_at)} · owner ${record.owner || "local"}`),
-    errorLine, stats,
+    errorLine, banner, stats,
     h("div", { class: "cols" },
       h("div", {}, h("h2", {}, "Task graph"), graph,
         h("h2", {}, "Events"), h("div", { class: "events" }, h("table", {}, log))),
       panel));
 
+  let answered = false; // an answer was just sent: the next refresh repaints the panel even while it is open
   function paint() {
     for (const node of graph.querySelectorAll(".node")) node.classList.toggle("selected", node.dataset.task === selected);
-    panel.replaceChildren(taskPanel(record, selected));
+    const waiting = record.tasks.filter((t) => t.status === "waiting" && questions.has(t.task_id));
+    banner.replaceChildren(...(waiting.length ? [h("p", { class: "waiting-banner" }, "Waiting for an answer: ",
+      waiting.map((t) => h("a", { href: "#", "data-waiting": t.task_id,
+        onclick: (e) => { e.preventDefault(); selected = t.task_id; paint(); } }, t.task_id)))] : []));
+    // keep a half-filled answer form: repaint the panel only when its task's state or question changed
+    const key = `${selected}|${(record.tasks.find((t) => t.task_id === selected) || {}).status}|${JSON.stringify(questions.get(selected) || null)}`;
+    if (panel.dataset.key === key && panel.querySelector("#answer-form") && !answered) return;
+    answered = false;
+    panel.dataset.key = key;
+    panel.replaceChildren(taskPanel(record, selected, questions, () => { answered = true; schedule(); }));
   }
   let pending = null;
   async function refresh() {
@@ -164,6 +180,10 @@ export async function renderRun(view, runId, signal) {
   }
   followEvents(runId, (event) => {
     logEvent(log, event);
+    if (event.kind === "task.waiting") questions.set(event.task_id, event.data || {});
+    else if (event.task_id && ["task.answered", "task.succeeded", "task.failed", "task.skipped"].includes(event.kind)) {
+      questions.delete(event.task_id);
+    }
     const state = EVENT_STATE[event.kind];
     if (event.task_id && state) { states.set(event.task_id, state); setState(graph, event.task_id, state); }
     if (event.kind.startsWith("run.") || event.kind.startsWith("task.") || event.kind.startsWith("attempt.")) schedule();
@@ -179,7 +199,8 @@ function logEvent(log, event) {
 
 function eventRow(event) {
   const d = event.data || {};
-  const detail = d.error || d.agent || (d.ranked ? `ranked ${d.ranked.join(", ")}` : "") || "";
+  const answer = d.by ? `${d.by} answered ${JSON.stringify(d.input)}` : "";
+  const detail = d.error || d.question || answer || d.agent || (d.ranked ? `ranked ${d.ranked.join(", ")}` : "") || "";
   return h("tr", { "data-seq": event.seq }, h("td", {}, String(event.seq)), h("td", {}, event.kind),
     h("td", {}, event.task_id || ""), h("td", {}, String(detail).slice(0, 160)));
 }
