@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=15.0,
         help="seconds a replica owns its runs without a heartbeat: a crashed replica's runs move after this",
     )
+    serve.add_argument(
+        "--require-signed",
+        action="store_true",
+        help="route only to agents whose Agent Card signature the registry verified, with no unaccepted key change "
+        "(docs/trust.md)",
+    )
     _add_auth_flags(serve)
     _add_security_flags(serve)
     serve.set_defaults(func=_serve)
@@ -263,6 +269,7 @@ def serve_parts(args: argparse.Namespace, settings: ServerSettings | None = None
     from orchestrator.credentials import AgentCredentials
     from orchestrator.limits import RunLimits
     from orchestrator.replica import default_replica_id
+    from orchestrator.router import Router
     from orchestrator.service import Orchestrator
     from protocol.access import InsecureBind, access_policy
     from protocol.egress import EgressPolicy
@@ -299,6 +306,7 @@ def serve_parts(args: argparse.Namespace, settings: ServerSettings | None = None
     orchestrator = Orchestrator(
         registry,
         registry.url,
+        router=Router(registry, require_signed=args.require_signed),
         resume=not args.no_resume,
         replica_id=replica_id,
         lease_s=args.lease_s,

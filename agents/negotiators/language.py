@@ -220,11 +220,11 @@ async def read_offer(
         if all(value is not None for value in ruled.values()) or ctx is None or ctx.brain is None:
             return _reading(dict(ruled), {}, {"rules"} if any(v is not None for v in ruled.values()) else set())
         modelled = await read_offer(text, issues, ctx, fallback=False, order="model-first")
-        values = {name: value if value is not None else modelled.values[name] for name, value in ruled.items()}
+        merged = {name: value if value is not None else modelled.values[name] for name, value in ruled.items()}
         sources = {"rules"} if any(v is not None for v in ruled.values()) else set()
-        if any(ruled[name] is None and values[name] is not None for name in values):
+        if any(ruled[name] is None and merged[name] is not None for name in merged):
             sources.add("model")
-        return _reading(values, modelled.refused, sources)
+        return _reading(merged, modelled.refused, sources)
     request = ReadOfferRequest(text=text, issues=issues)
     refused: dict[str, str] = {}
     values: dict[str, float | None] = {issue.name: None for issue in request.issues}

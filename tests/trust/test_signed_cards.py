@@ -22,6 +22,7 @@ from starlette.routing import Route
 from agents.examples import echo_agent
 from agents.serve import JWKS_PATH, create_app
 from agents.testing import free_port, serve_in_thread
+from orchestrator.cli import build_parser, serve_parts
 from orchestrator.router import Router
 from orchestrator.spec import TaskSpec
 from protocol.a2a import AGENT_CARD_PATH
@@ -227,3 +228,12 @@ async def test_the_health_sweep_verifies_the_card_and_flags_a_rotation(registry:
     swept = registry.get(record.id)
     assert swept.trust.verified and swept.trust.kid == second.kid and not swept.trust.trusted
     assert [e.kind for e in registry.key_events(record.id)] == ["pinned", "rotated"]
+
+
+def test_orchestrator_serve_require_signed_routes_only_to_verified_agents(tmp_path: Path) -> None:
+    base = ["orchestrator", "serve", "--db", str(tmp_path / "o.db"), "--health-interval", "0"]
+    for flags, expected in (([], False), (["--require-signed"], True)):
+        app, _ = serve_parts(build_parser().parse_args([*base, *flags]))
+        orchestrator = app.app.state.orchestrator
+        assert orchestrator.router.require_signed is expected
+        orchestrator.store.close()
