@@ -30,8 +30,8 @@ from protocol.server_flags import (
     server_settings,
 )
 from protocol.settings import effective_settings
-from protocol.timestamps import rfc3339
 from registry.cli_add import check_skills, model_option, skill_schema_options, stored_summary
+from registry.cli_render import agent_detail, agents_table, emit, format_table
 from registry.errors import RegistryError
 from registry.models import AgentRecord, CostHints, HealthStatus
 
@@ -58,69 +58,6 @@ _EXAMPLES = {
     "remove": "example:\n  scaleout registry remove triage",
 }
 _EXISTING_DB_ONLY = ("list", "search", "show", "remove")  # these never create a database
-
-
-def format_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    """Rows as a plain text table with aligned columns."""
-    cells = [[str(h) for h in header]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [min(60, max(len(r[i]) for r in cells)) for i in range(len(header))]
-    lines = ["  ".join(c[:w].ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _summary(records: Sequence[AgentRecord]) -> str:
-    rows = [
-        (
-            r.name,
-            r.id[:8],
-            r.version,
-            r.status.value,
-            ",".join(s.id for s in r.skills)[:40],
-            r.stats.calls,
-            "" if r.stats.latency_p50_ms is None else f"{r.stats.latency_p50_ms:.0f}",
-            r.url,
-        )
-        for r in records
-    ]
-    if not rows:
-        return "(no agents)"
-    return format_table(rows, ["NAME", "ID", "VERSION", "STATUS", "SKILLS", "CALLS", "P50 MS", "URL"])
-
-
-def _when(value: Any) -> str:
-    return rfc3339(value) if value is not None else "-"
-
-
-def _detail(r: AgentRecord) -> str:
-    lines = [
-        f"{r.name}  ({r.id})",
-        f"  version      {r.version}",
-        f"  url          {r.url}  [{r.transport}]",
-        f"  status       {r.status.value}  (last heartbeat {_when(r.last_heartbeat)}, failures "
-        f"{r.consecutive_failures})",
-        f"  registered   {_when(r.registered_at)}, updated {_when(r.updated_at)}",
-        f"  description  {r.description}",
-        f"  provider     {r.provider or '-'}",
-        f"  model        {r.model.model_dump(exclude_none=True) if r.model else '-'}",
-        f"  cost         {r.cost.per_call:g}/call, {r.cost.per_1k_tokens:g}/1k tokens",
-        f"  stats        {r.stats.calls} calls, {r.stats.successes} ok, p50 {r.stats.latency_p50_ms} ms, "
-        f"p95 {r.stats.latency_p95_ms} ms, {r.stats.tokens} tokens",
-        "  skills",
-    ]
-    for s in r.skills:
-        lines.append(f"    {s.id:<24} {s.description[:70]}" + (f"  [{', '.join(s.tags)}]" if s.tags else ""))
-    return "\n".join(lines)
-
-
-def _emit(args: argparse.Namespace, value: Any, text: str, out: TextIO) -> None:
-    if args.json:
-        dumped = [v.model_dump(mode="json") for v in value] if isinstance(value, list) else value
-        if hasattr(dumped, "model_dump"):
-            dumped = dumped.model_dump(mode="json")
-        out.write(json.dumps(dumped, indent=2) + "\n")
-    else:
-        out.write(text + "\n")
 
 
 Backend = Callable[[Any], Awaitable[Any]]
@@ -263,14 +200,14 @@ def _command(args: argparse.Namespace, out: TextIO) -> None:
 
     if args.registry_command == "add":
         record = _run_add(args)
-        _emit(args, record, stored_summary(record), out)
+        emit(args, record, stored_summary(record), out)
     elif args.registry_command == "add-stdio":
         record = _run_add_stdio(args)
         text = f"registered {record.name} ({record.id}) with {len(record.skills)} skills; allowed {record.url}"
-        _emit(args, record, text, out)
+        emit(args, record, text, out)
     elif args.registry_command == "list":
         records = call("list", args.limit, args.offset)
-        _emit(args, records, _summary(records), out)
+        emit(args, records, agents_table(records), out)
     elif args.registry_command == "search":
         status = None if args.any_status else {HealthStatus.HEALTHY}
         records = call(
@@ -283,17 +220,17 @@ def _command(args: argparse.Namespace, out: TextIO) -> None:
             max_latency_ms=args.max_latency_ms,
             limit=args.limit,
         )
-        _emit(args, records, _summary(records), out)
+        emit(args, records, agents_table(records), out)
     elif args.registry_command == "show":
         record = call("find", args.id)
-        _emit(args, record, _detail(record), out)
+        emit(args, record, agent_detail(record), out)
     elif args.registry_command == "import":
         count = _run_import(args)
-        _emit(args, {"registered": count}, f"registered {count} agents from {args.file}", out)
+        emit(args, {"registered": count}, f"registered {count} agents from {args.file}", out)
     elif args.registry_command == "remove":
         record = call("find", args.id)
         call("deregister", record.id)
-        _emit(args, {"removed": record.id}, f"removed {record.name} ({record.id})", out)
+        emit(args, {"removed": record.id}, f"removed {record.name} ({record.id})", out)
 
 
 def _registrations(path: Path, advance: Callable[[int], None]) -> Any:
