@@ -2,6 +2,9 @@
 
 Inputs may reference earlier outputs with ``{"$ref": "TASK_ID.output"}`` or ``{"$ref": "TASK_ID.output.a.b"}``
 (a dotted path into the producing task's JSON output; list items by index, e.g. ``items.0``).
+
+A task may hold its output for a person's approval before its dependents run: ``"approve": {"when": {"path":
+"total", "op": ">", "value": 10000}, "by": ["user:ana"]}`` (``when`` null: always; see orchestrator/approvals.py).
 """
 
 from __future__ import annotations
@@ -14,7 +17,19 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from protocol.validation import stored_text
 
-__all__ = ["Constraints", "TaskSpec", "GraphSpec", "RunSpec", "Ref", "REF_KEY", "parse_ref", "find_refs", "as_graph"]
+__all__ = [
+    "Approval",
+    "Condition",
+    "Constraints",
+    "TaskSpec",
+    "GraphSpec",
+    "RunSpec",
+    "Ref",
+    "REF_KEY",
+    "parse_ref",
+    "find_refs",
+    "as_graph",
+]
 
 REF_KEY = "$ref"
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}")  # always fullmatch: '$' would let "a\n" through
@@ -83,6 +98,42 @@ class Constraints(BaseModel):
         return min(self.backoff_s * 2 ** max(0, retry - 1), self.max_backoff_s)
 
 
+Operator = Literal[">", ">=", "<", "<=", "==", "!="]
+
+
+class Condition(BaseModel):
+    """When a task's output needs approval: the value at ``path`` (dotted, as in a ``$ref``; empty: the whole
+    output) compared with ``value`` by ``op``. No code is evaluated; a missing path or values that do not compare
+    (a number against a string) count as holding: when in doubt, a person decides."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    path: Annotated[str, Field(max_length=500, pattern=r"^[^\s]*$")] = Field(
+        default="", description="dotted path into the output, e.g. 'total' or 'lines.0.price'; '' the whole output"
+    )
+    op: Operator = Field(description="one of > >= < <= == !=")
+    value: Annotated[str | int | float | bool | None, AfterValidator(_finite_json)] = Field(
+        description="what the value at path is compared with (a JSON scalar)"
+    )
+
+
+if TYPE_CHECKING:
+    Approver = str
+else:
+    Approver = stored_text(200, min_length=1)
+
+
+class Approval(BaseModel):
+    """A gate on a task's output: when ``when`` holds (null: always), the output waits for approval by one of
+    ``by`` (a principal's subject, ``user:SUBJECT``, tenant or ``tenant:NAME``; empty: whoever may see the run);
+    a caller holding ``admin`` may always decide."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    when: Condition | None = Field(default=None, description="condition on the output; null: always ask")
+    by: list[Approver] = Field(default_factory=list, max_length=50, description="who may approve or reject")
+
+
 class TaskSpec(BaseModel):
     """One unit of work: what capability it needs (skill, tags or free text), its input, its constraints."""
 
@@ -99,6 +150,9 @@ class TaskSpec(BaseModel):
         default=None, description="JSON schema the output must meet"
     )
     constraints: Constraints = Field(default_factory=Constraints)
+    approve: Approval | None = Field(
+        default=None, description="hold the output for a person's approval before dependents run"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TaskSpec:

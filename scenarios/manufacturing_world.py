@@ -71,6 +71,13 @@ class ScenarioConfig(BaseModel):
     strategy: str = Field(default="linear", description="the manufacturer's strategy; suppliers draw theirs")
     out: Path | None = None
     progress: bool = False
+    approve: Literal["auto", "ask", "reject"] = Field(
+        default="auto",
+        description="contracts above approval_threshold: approved (auto), asked on the terminal (ask) or refused",
+    )
+    approval_threshold: float = Field(
+        default=10_000.0, ge=0, le=1e12, allow_inf_nan=False, description="EUR; above it the purchasing manager decides"
+    )
     record_runs: str | None = Field(
         default=None,
         exclude=True,  # where runs are recorded is not part of the scenario's result

@@ -2,7 +2,9 @@
 
 Order -> bill of materials -> contract net among the suppliers of each component -> alternating-offers
 negotiations with the best bidders -> contracts -> sealed-bid auctions among distributors for every delivery
--> a schedule. Every agent is an A2A agent reached in-process or over HTTP.
+-> a schedule. Every agent is an A2A agent reached in-process or over HTTP. A contract worth more than
+``--approval-threshold`` EUR waits for the purchasing manager: ``--approve auto`` (default) approves it, ``ask``
+asks on the terminal, ``reject`` refuses it (a refused contract is not executed: its component is not delivered).
 
 Run: ``python -m scenarios.smart_manufacturing`` (``--help`` for options). Importable: ``run(ScenarioConfig())``.
 """
@@ -73,6 +75,7 @@ __all__ = [
     "source_component",
     "ship_delivery",
     "scenario_result",
+    "purchasing_approval",
 ]
 
 
@@ -344,6 +347,10 @@ async def arun(
                 runs,
                 trust.signing(MANUFACTURER) if trust is not None else None,
             )
+            if contract is not None:
+                refusal = await purchasing_approval(config, contract)
+                if refusal is not None:
+                    contract, summary = None, summary.model_copy(update={"note": refusal})
             llm_left -= sum(1 for t in talks if t.brain == "llm")
             components.append(summary)
             negotiations += talks
@@ -398,6 +405,33 @@ async def arun(
         for path in write_outputs(result, config.out):
             _say(config, f"wrote {path}")
     return result
+
+
+async def purchasing_approval(config: ScenarioConfig, contract: Contract) -> str | None:
+    """The purchasing manager's decision on ``contract`` when it is worth more than the approval threshold:
+    None when it goes ahead, else why it was refused (``config.approve``: auto, ask on the terminal, reject)."""
+    value = contract.terms.values["unit_price"] * contract.terms.values["quantity"]
+    limit = config.approval_threshold
+    if value <= limit:
+        return None
+    what = f"{contract.contract_id} with {contract.seller}: EUR {value:,.2f}, above the threshold of EUR {limit:,.2f}"
+    if config.approve == "auto":
+        _say(config, f"  approved automatically (--approve auto): {what}")
+        return None
+    if config.approve == "reject":
+        return f"refused by the purchasing manager (--approve reject): {what}"
+    answer = await anyio.to_thread.run_sync(_ask_terminal, f"Purchasing manager: approve {what}? [y/N] ")
+    if answer.strip().lower() in ("y", "yes"):
+        return None
+    return f"refused by the purchasing manager (answered {answer.strip()[:40]!r}): {what}"
+
+
+def _ask_terminal(prompt: str) -> str:
+    print(prompt, end="", file=sys.stderr, flush=True)
+    try:
+        return sys.stdin.readline(200)
+    except (OSError, ValueError):  # no terminal to ask: nobody approved
+        return ""
 
 
 def _say_runs(config: ScenarioConfig, runs: NegotiationRuns | None) -> None:
@@ -489,6 +523,19 @@ def parse_args(argv: Sequence[str] | None = None) -> ScenarioConfig:
     p.add_argument("--out", default="scenario-out", help="directory for result.json and the picture ('' for none)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument(
+        "--approve",
+        choices=["auto", "ask", "reject"],
+        default=d.approve,
+        help="contracts above --approval-threshold: approve (auto), ask on the terminal, or reject them",
+    )
+    p.add_argument(
+        "--approval-threshold",
+        type=float,
+        default=d.approval_threshold,
+        metavar="EUR",
+        help=f"contract value above which the purchasing manager decides (default {d.approval_threshold:,.0f})",
+    )
+    p.add_argument(
         "--record-runs",
         metavar="DB",
         help="record every negotiation as an orchestrator run in this database (URL or SQLite path)",
@@ -511,6 +558,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ScenarioConfig:
             out=a.out or None,
             progress=not a.quiet,
             record_runs=a.record_runs,
+            approve=a.approve,
+            approval_threshold=a.approval_threshold,
         )
     except ValueError as exc:
         p.error(str(exc))

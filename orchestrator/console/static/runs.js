@@ -1,6 +1,7 @@
 // The runs list (filters) and a run's page: its task graph coloured by state and updated live, and a task panel
 // with routing explanation, attempts, input, output, error and usage.
 import { questionBox } from "/ui/answer.js";
+import { approvalBox } from "/ui/approval.js";
 import { followEvents, getJSON } from "/ui/api.js";
 import { badge, fmt, h, json, table, when } from "/ui/dom.js";
 import { drawGraph, edgesOf, setState } from "/ui/graph.js";
@@ -91,8 +92,9 @@ function agentNames(record) {
   return names;
 }
 
-// `questions`: task id -> the data of its latest task.waiting event (while it waits); `onAnswered` refreshes the page.
-function taskPanel(record, taskId, questions, onAnswered) {
+// `questions`: task id -> the data of its latest task.waiting event (while it waits); `approvals`: task id -> the data
+// of its open task.approval_requested event; `onAnswered` refreshes the page.
+function taskPanel(record, taskId, questions, approvals, onAnswered) {
   const task = record.tasks.find((t) => t.task_id === taskId);
   if (!task) return h("p", { class: "muted" }, "Click a task in the graph.");
   const attempts = (record.attempts || []).filter((a) => a.task_id === taskId);
@@ -113,12 +115,14 @@ function taskPanel(record, taskId, questions, onAnswered) {
         h("span", { class: "error" }, (a.error || "").slice(0, 200))])) : h("p", { class: "muted" }, "None yet."),
     h("h3", {}, "Input"), json(task.input),
     h("h3", {}, "Output"), task.status === "succeeded" ? h("div", { id: "task-output" }, json(task.output))
-      : h("p", { class: "muted" }, "No output."),
+      : task.status === "waiting" && approvals.has(taskId)
+        ? approvalBox(record.id, taskId, approvals.get(taskId), onAnswered) : h("p", { class: "muted" }, "No output."),
     task.usage ? [h("h3", {}, "Usage"), json(task.usage)] : null);
 }
 
 const EVENT_STATE = { "task.routed": "running", "attempt.started": "running", "task.succeeded": "succeeded",
-  "task.failed": "failed", "task.skipped": "skipped", "task.waiting": "waiting", "task.answered": "running" };
+  "task.failed": "failed", "task.skipped": "skipped", "task.waiting": "waiting", "task.answered": "running",
+  "task.approval_requested": "waiting", "task.approved": "running", "task.rejected": "running" };
 
 export async function renderRun(view, runId, signal) {
   let record = await getJSON(`/runs/${encodeURIComponent(runId)}`);
@@ -133,6 +137,7 @@ export async function renderRun(view, runId, signal) {
   const graph = drawGraph(ids, edgesOf(record.spec, ids), states, (id) => { selected = id; paint(); });
   const errorLine = h("p", { class: "error", id: "run-error" }, record.error || "");
   const questions = new Map(); // task id -> its open question, from the task.waiting events
+  const approvals = new Map(); // task id -> its output held for approval, from the task.approval_requested events
   const banner = h("div", { id: "waiting-banner" });
   view.append(
     h("p", {}, h("a", { href: "#/runs" }, "← runs")),
@@ -147,16 +152,20 @@ export async function renderRun(view, runId, signal) {
   let answered = false; // an answer was just sent: the next refresh repaints the panel even while it is open
   function paint() {
     for (const node of graph.querySelectorAll(".node")) node.classList.toggle("selected", node.dataset.task === selected);
-    const waiting = record.tasks.filter((t) => t.status === "waiting" && questions.has(t.task_id));
-    banner.replaceChildren(...(waiting.length ? [h("p", { class: "waiting-banner" }, "Waiting for an answer: ",
-      waiting.map((t) => h("a", { href: "#", "data-waiting": t.task_id,
-        onclick: (e) => { e.preventDefault(); selected = t.task_id; paint(); } }, t.task_id)))] : []));
+    const waitingOn = (open, text) => {
+      const tasks = record.tasks.filter((t) => t.status === "waiting" && open.has(t.task_id));
+      return tasks.length ? [h("p", { class: "waiting-banner" }, text,
+        tasks.map((t) => h("a", { href: "#", "data-waiting": t.task_id,
+          onclick: (e) => { e.preventDefault(); selected = t.task_id; paint(); } }, t.task_id)))] : [];
+    };
+    banner.replaceChildren(...waitingOn(questions, "Waiting for an answer: "),
+      ...waitingOn(approvals, "Waiting for approval: "));
     // keep a half-filled answer form: repaint the panel only when its task's state or question changed
-    const key = `${selected}|${(record.tasks.find((t) => t.task_id === selected) || {}).status}|${JSON.stringify(questions.get(selected) || null)}`;
-    if (panel.dataset.key === key && panel.querySelector("#answer-form") && !answered) return;
+    const key = `${selected}|${(record.tasks.find((t) => t.task_id === selected) || {}).status}|${JSON.stringify(questions.get(selected) || null)}|${JSON.stringify(approvals.get(selected) || null)}`;
+    if (panel.dataset.key === key && panel.querySelector("#answer-form, #task-approval") && !answered) return;
     answered = false;
     panel.dataset.key = key;
-    panel.replaceChildren(taskPanel(record, selected, questions, () => { answered = true; schedule(); }));
+    panel.replaceChildren(taskPanel(record, selected, questions, approvals, () => { answered = true; schedule(); }));
   }
   let pending = null;
   async function refresh() {
@@ -184,6 +193,10 @@ export async function renderRun(view, runId, signal) {
     else if (event.task_id && ["task.answered", "task.succeeded", "task.failed", "task.skipped"].includes(event.kind)) {
       questions.delete(event.task_id);
     }
+    if (event.kind === "task.approval_requested") approvals.set(event.task_id, event.data || {});
+    else if (event.task_id && ["task.approved", "task.rejected", "task.succeeded", "task.failed", "task.skipped"].includes(event.kind)) {
+      approvals.delete(event.task_id);
+    }
     const state = EVENT_STATE[event.kind];
     if (event.task_id && state) { states.set(event.task_id, state); setState(graph, event.task_id, state); }
     if (event.kind.startsWith("run.") || event.kind.startsWith("task.") || event.kind.startsWith("attempt.")) schedule();
@@ -199,7 +212,10 @@ function logEvent(log, event) {
 
 function eventRow(event) {
   const d = event.data || {};
-  const answer = d.by ? `${d.by} answered ${JSON.stringify(d.input)}` : "";
+  const decided = { "task.approved": "approved", "task.rejected": "rejected" }[event.kind];
+  const answer = decided ? `${d.by} ${decided}${d.comment ? `: ${d.comment}` : ""}`
+    : event.kind === "task.approval_requested" ? `held for approval: ${JSON.stringify(d.output)}`
+      : d.by && d.input !== undefined ? `${d.by} answered ${JSON.stringify(d.input)}` : "";
   const detail = d.error || d.question || answer || d.agent || (d.ranked ? `ranked ${d.ranked.join(", ")}` : "") || "";
   return h("tr", { "data-seq": event.seq }, h("td", {}, String(event.seq)), h("td", {}, event.kind),
     h("td", {}, event.task_id || ""), h("td", {}, String(detail).slice(0, 160)));
