@@ -6,7 +6,8 @@ referenced tasks), is the same request: it gets the task that message created, a
 (the orchestrator sends ``messageId = contextId = attempt id``, so a resend after a failover is answered with the
 first send's task). A message without a ``contextId`` always starts a new task: clients that reuse message ids
 for new work (the A2A TCK does, within a session) are not answered with an old task. Another owner's equal
-``messageId``, or one reused for other content, is a new request too. Entries live exactly as long as their task does in the runtime's store.
+``messageId``, or one reused for other content, is a new request too. Entries live exactly as long as their task
+does in the runtime's store.
 """
 
 from __future__ import annotations

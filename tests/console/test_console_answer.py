@@ -3,7 +3,6 @@ built from its schema; a wrong answer shows the schema's complaint, a right one 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx
@@ -11,7 +10,7 @@ import pytest
 
 from agents.testing import serve_in_thread
 from orchestrator.api import create_app
-from tests.console.test_console_browser import ARGS, CHROMIUM, WAIT_MS, _browser
+from tests.console.browser import console_page, screenshots
 from tests.orchestrator.conftest import Platform
 from tests.orchestrator.test_orch_waiting import GRAPH, QUESTION, planner
 
@@ -21,20 +20,12 @@ pytestmark = pytest.mark.browser
 def test_console_answers_a_waiting_task(
     local_platform: Platform, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sync_playwright = _browser()
-    shots = Path(os.environ.get("SCALEOUT_SCREENSHOTS") or tmp_path / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshots(tmp_path)
     local_platform.add(planner())
-    outside: list[str] = []
-    problems: list[str] = []
     with serve_in_thread(create_app(local_platform.orchestrator())) as url:
         run_id = httpx.post(url + "/runs", json=GRAPH, timeout=10).json()["id"]
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(WAIT_MS)
-            page.on("request", lambda r: None if r.url.startswith(url) else outside.append(r.url))
-            page.on("pageerror", lambda e: problems.append(str(e)))
+        with console_page(url) as console:
+            page = console.page
 
             page.goto(f"{url}/ui#/runs/{run_id}")
             page.wait_for_selector('g.node[data-task="ship"][data-state="waiting"]')
@@ -57,8 +48,6 @@ def test_console_answers_a_waiting_task(
             page.wait_for_selector("#run-status .badge.succeeded")
             page.wait_for_selector("text=local answered")  # the event log names who answered what
             page.screenshot(path=shots / "answer-3-done.png", full_page=True)
-            browser.close()
     with capsys.disabled():
         print(f"\nconsole screenshots: {shots}")
-    assert not outside, f"the console reached beyond its server: {outside}"
-    assert not problems, f"the page raised errors: {problems}"
+    console.check()

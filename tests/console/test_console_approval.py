@@ -3,7 +3,6 @@ beside Approve / Reject buttons; a rejection tries the next attempt, an approval
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx
@@ -11,7 +10,7 @@ import pytest
 
 from agents.testing import serve_in_thread
 from orchestrator.api import create_app
-from tests.console.test_console_browser import ARGS, CHROMIUM, WAIT_MS, _browser
+from tests.console.browser import console_page, screenshots
 from tests.orchestrator.conftest import Platform
 from tests.orchestrator.test_orch_approval import buyer, contract_graph
 
@@ -21,20 +20,12 @@ pytestmark = pytest.mark.browser
 def test_console_approves_and_rejects_a_held_output(
     local_platform: Platform, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sync_playwright = _browser()
-    shots = Path(os.environ.get("SCALEOUT_SCREENSHOTS") or tmp_path / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshots(tmp_path)
     local_platform.add(buyer([18_000, 12_500]))
-    outside: list[str] = []
-    problems: list[str] = []
     with serve_in_thread(create_app(local_platform.orchestrator())) as url:
         run_id = httpx.post(url + "/runs", json=contract_graph(), timeout=10).json()["id"]
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(WAIT_MS)
-            page.on("request", lambda r: None if r.url.startswith(url) else outside.append(r.url))
-            page.on("pageerror", lambda e: problems.append(str(e)))
+        with console_page(url) as console:
+            page = console.page
 
             page.goto(f"{url}/ui#/runs/{run_id}")
             page.wait_for_selector('g.node[data-task="quote"][data-state="waiting"]')
@@ -58,8 +49,6 @@ def test_console_approves_and_rejects_a_held_output(
             page.wait_for_selector("#run-status .badge.succeeded")
             page.wait_for_selector("text=local approved: fine")
             page.screenshot(path=shots / "approval-3-done.png", full_page=True)
-            browser.close()
     with capsys.disabled():
         print(f"\nconsole screenshots: {shots}")
-    assert not outside, f"the console reached beyond its server: {outside}"
-    assert not problems, f"the page raised errors: {problems}"
+    console.check()

@@ -6,11 +6,8 @@ Screenshots go to a folder named in the output (``$SCALEOUT_SCREENSHOTS``, else 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import threading
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
@@ -20,21 +17,9 @@ from agents.agent import Agent, SkillContext
 from agents.testing import serve_in_thread
 from orchestrator.api import create_app
 from protocol.auth import AuthSettings, SigningKey
+from tests.console.browser import ARGS, CHROMIUM, WAIT_MS, playwright, screenshots
 from tests.console.negotiations import negotiation_spec, record_scripted_negotiation, scripted_pair
 from tests.orchestrator.conftest import Behaviour, Platform, WorkIn, WorkOut, worker
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 20_000
 
 pytestmark = pytest.mark.browser
 
@@ -51,22 +36,11 @@ def gated(gate: threading.Event) -> Agent:
     return agent
 
 
-def _browser() -> Any:
-    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
-        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium package (scripts/test does)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (pip install -e .[test])")
-    return sync_playwright
-
-
 def test_console_shows_runs_live_negotiations_and_registry(
     local_platform: Platform, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sync_playwright = _browser()
-    shots = Path(os.environ.get("SCALEOUT_SCREENSHOTS") or tmp_path / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
+    sync_playwright = playwright()
+    shots = screenshots(tmp_path)
     gate = threading.Event()
     local_platform.add(gated(gate))
     local_platform.add(worker("w1"))
@@ -164,7 +138,7 @@ def test_console_shows_runs_live_negotiations_and_registry(
 
 
 def test_console_uses_the_token_entered_and_keeps_it_for_the_tab(local_platform: Platform, tmp_path: Path) -> None:
-    sync_playwright = _browser()
+    sync_playwright = playwright()
     key = SigningKey.generate()
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [key.jwk()]}))
@@ -188,7 +162,7 @@ def test_console_uses_the_token_entered_and_keeps_it_for_the_tab(local_platform:
 
 
 def test_a_graph_too_large_to_draw_is_listed(local_platform: Platform) -> None:
-    sync_playwright = _browser()
+    sync_playwright = playwright()
     local_platform.add(worker("w1"))
     tasks = [{"id": f"t{i}", "skill": "work", "input": {"text": str(i)}} for i in range(450)]
     with serve_in_thread(create_app(local_platform.orchestrator())) as url:

@@ -12,12 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 
 from agents.client import HttpAgentClient, skill_message
 from agents.testing import free_port
 from protocol.a2a import TaskState
+from tests.observability.test_trace_processes import _ready
 from tests.observability.trace_agents import EXPLOSION
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -49,19 +49,6 @@ def _broken_agent(log: Path, *flags: str) -> Iterator[tuple[str, subprocess.Pope
             proc.wait(timeout=10)
 
 
-async def _ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    async with httpx.AsyncClient(timeout=2) as http:
-        with anyio.fail_after(STARTUP_S):
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"the agent exited {proc.returncode}: {_read(log)[-2000:]}")
-                try:
-                    await http.get(url + "/.well-known/agent-card.json")
-                    return
-                except httpx.TransportError:
-                    await anyio.sleep(0.1)
-
-
 def _read(log: Path) -> str:
     return log.read_text(errors="replace")
 
@@ -79,7 +66,7 @@ async def _until_logged(log: Path, text: str) -> str:
 async def test_a_failed_skill_logs_its_traceback_in_the_agents_log(tmp_path: Path) -> None:
     log = tmp_path / "broken.log"
     with _broken_agent(log) as (url, proc):
-        await _ready(url, proc, log)
+        await _ready(url + "/.well-known/agent-card.json", proc, log)
         async with HttpAgentClient(url + "/") as client:
             task = await client.send_message(skill_message("explode", {"text": "go"}))
         assert task.status.state == TaskState.FAILED
@@ -95,7 +82,7 @@ async def test_json_log_lines_carry_the_traceback_and_never_a_bearer_token(tmp_p
     log = tmp_path / "broken.log"
     token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJzbmVha3kifQ.c2lnbmF0dXJlLW5vdC1jaGVja2Vk"
     with _broken_agent(log, "--log-format", "json", "--log-level", "debug") as (url, proc):
-        await _ready(url, proc, log)
+        await _ready(url + "/.well-known/agent-card.json", proc, log)
         async with HttpAgentClient(url + "/", token=token) as client:
             task = await client.send_message(skill_message("explode", {"text": "go"}))
         assert task.status.state == TaskState.FAILED

@@ -14,21 +14,17 @@ from pydantic import BaseModel
 
 from agents.agent import Agent, SkillContext
 from agents.mcp_client import McpToolClient
-from agents.serve import create_app as agent_app
-from agents.testing import free_port, serve_in_thread
+from agents.testing import serve_in_thread
 from orchestrator.api import create_app
 from orchestrator.approvals import NotAnApprover, NotAwaitingApproval, condition_holds, may_decide, open_request
 from orchestrator.cli import main
 from orchestrator.client import OrchestratorClient, OrchestratorError
 from orchestrator.service import Orchestrator
 from orchestrator.spec import Approval, Condition, TaskSpec
-from protocol.a2a import AgentCard
 from protocol.auth import Principal
-from registry import Registry
 from tests.orchestrator.conftest import Platform
-from tests.orchestrator.test_orch_crash import LEASE_S, STARTUP_S, _get_ok, servers
 from tests.orchestrator.test_orch_waiting import GRAPH as ASKING_GRAPH
-from tests.orchestrator.test_orch_waiting import _after, _until_event, planner
+from tests.orchestrator.test_orch_waiting import _after, _until_event, restartable_orchestrator
 
 pytestmark = pytest.mark.anyio
 
@@ -265,41 +261,22 @@ def _gated_asking_graph() -> dict[str, Any]:
 async def test_orchestrator_killed_while_holding_an_output_resumes_after_restart(tmp_path: Path) -> None:
     """A graph with an asking skill and an approval gate: answer, SIGKILL the orchestrator process while the output
     waits for approval, restart it, approve; the run completes and the events show who did what and when."""
-    db = f"sqlite:///{tmp_path / 'scaleout.db'}"
-    agent_port, orch_port = free_port(), free_port()
-    agent_base = f"http://127.0.0.1:{agent_port}"
-    orch_url = f"http://127.0.0.1:{orch_port}"
-    serve = ["orchestrator", "serve", "--db", db, "--port", str(orch_port), "--replica-id", "solo"]
-    serve += ["--lease-s", str(LEASE_S)]
-    with serve_in_thread(agent_app(planner(), agent_base), port=agent_port):
-        registry = Registry(db)
-        try:
-            card = AgentCard.model_validate(await _get_ok(agent_base + "/.well-known/agent-card.json"))
-            registry.register_card(card, url=agent_base + "/")
-        finally:
-            registry.close()
-        async with servers(tmp_path, {}) as procs:
-            first = await procs.start("orchestrator-1", *serve)
-            async with OrchestratorClient(orch_url) as client:
-                with anyio.fail_after(STARTUP_S):
-                    await _get_ok(orch_url + "/health")
-                with anyio.fail_after(30):
-                    run_id = await client.submit(_gated_asking_graph())
-                    await _after(client, run_id, "run.created", "task.waiting")
-                    await client.answer(run_id, "ship", {"plant": "south"})
-                    await _after(client, run_id, "task.approval_requested", "run.waiting")
-                first.kill()  # SIGKILL: no shutdown, no lease given back
-                await first.wait()
-                await procs.start("orchestrator-2", *serve)
-                with anyio.fail_after(STARTUP_S):
-                    await _get_ok(orch_url + "/health")
-                with anyio.fail_after(60):
-                    await _after(client, run_id, "run.resumed", "run.waiting")  # held again from the events
-                    assert (await client.get_run(run_id))["status"] == "waiting"
-                    await client.approve(run_id, "ship", comment="south is fine")
-                    record = await client.wait(run_id)
-                    events = [e async for e in client.events(run_id)]
-    assert record["status"] == "succeeded", (record["error"], procs.tails())
+    async with restartable_orchestrator(tmp_path) as orchestrator:
+        client = orchestrator.client
+        with anyio.fail_after(30):
+            run_id = await client.submit(_gated_asking_graph())
+            await _after(client, run_id, "run.created", "task.waiting")
+            await client.answer(run_id, "ship", {"plant": "south"})
+            await _after(client, run_id, "task.approval_requested", "run.waiting")
+        await orchestrator.restart()
+        with anyio.fail_after(60):
+            await _after(client, run_id, "run.resumed", "run.waiting")  # held again from the events
+            assert (await client.get_run(run_id))["status"] == "waiting"
+            await client.approve(run_id, "ship", comment="south is fine")
+            record = await client.wait(run_id)
+            events = [e async for e in client.events(run_id)]
+        tails = orchestrator.procs.tails()
+    assert record["status"] == "succeeded", (record["error"], tails)
     assert {t["task_id"]: t["output"] for t in record["tasks"]}["label"] == {"label": "A1 from south"}
     kinds = [e["kind"] for e in events]
     assert kinds.count("task.approval_requested") == 2 and "run.resumed" in kinds, kinds

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from orchestrator.service import Orchestrator
 from protocol.a2a import AgentCard
 from registry import Registry
 from tests.orchestrator.conftest import Platform
-from tests.orchestrator.test_orch_crash import LEASE_S, STARTUP_S, _get_ok, servers
+from tests.orchestrator.test_orch_crash import LEASE_S, STARTUP_S, Servers, _get_ok, servers
 
 pytestmark = pytest.mark.anyio
 
@@ -209,9 +210,29 @@ def test_cli_runs_answer(waiting_server: str, capsys: pytest.CaptureFixture[str]
     assert main(["runs", "watch", run_id, "--url", waiting_server]) == 0
 
 
-@pytest.mark.slow
-async def test_orchestrator_killed_while_waiting_resumes_after_restart(tmp_path: Path) -> None:
-    """SIGKILL the orchestrator process while its run waits for an answer; restart it; answer; the run completes."""
+class Restartable:
+    """One ``scaleout orchestrator serve`` process on a SQLite file, with the planner agent registered; ``restart``
+    SIGKILLs it (no shutdown, no lease given back) and starts another on the same database and port."""
+
+    def __init__(self, procs: Servers, client: OrchestratorClient, url: str, serve: list[str]) -> None:
+        self.procs, self.client, self.url, self.serve = procs, client, url, serve
+        self.generation = 0
+
+    async def start(self) -> None:
+        self.generation += 1
+        self.process = await self.procs.start(f"orchestrator-{self.generation}", *self.serve)
+        with anyio.fail_after(STARTUP_S):
+            await _get_ok(self.url + "/health")
+
+    async def restart(self) -> None:
+        self.process.kill()
+        await self.process.wait()
+        await self.start()
+
+
+@asynccontextmanager
+async def restartable_orchestrator(tmp_path: Path) -> AsyncIterator[Restartable]:
+    """The planner served in a thread, registered, and a restartable orchestrator process in front of it."""
     db = f"sqlite:///{tmp_path / 'scaleout.db'}"
     agent_port, orch_port = free_port(), free_port()
     agent_base = f"http://127.0.0.1:{agent_port}"
@@ -225,28 +246,31 @@ async def test_orchestrator_killed_while_waiting_resumes_after_restart(tmp_path:
             registry.register_card(card, url=agent_base + "/")
         finally:
             registry.close()
-        async with servers(tmp_path, {}) as procs:
-            first = await procs.start("orchestrator-1", *serve)
-            async with OrchestratorClient(orch_url) as client:
-                with anyio.fail_after(STARTUP_S):
-                    await _get_ok(orch_url + "/health")
-                with anyio.fail_after(30):
-                    run_id = await client.submit(GRAPH)
-                    await _after(client, run_id, "run.created", "run.waiting")  # stored with the run's status
-                first.kill()  # SIGKILL: no shutdown, no lease given back
-                await first.wait()
-                await procs.start("orchestrator-2", *serve)
-                with anyio.fail_after(STARTUP_S):
-                    await _get_ok(orch_url + "/health")
-                with anyio.fail_after(60):
-                    await _after(client, run_id, "run.resumed", "run.waiting")  # adopted: it asks again
-                    assert (await client.get_run(run_id))["status"] == "waiting"
-                    with pytest.raises(OrchestratorError, match="schema"):
-                        await client.answer(run_id, "ship", {"plant": "east"})
-                    await client.answer(run_id, "ship", {"plant": "south"})
-                    record = await client.wait(run_id)
-                    events = [e async for e in client.events(run_id)]
-    assert record["status"] == "succeeded", (record["error"], procs.tails())
+        async with servers(tmp_path, {}) as procs, OrchestratorClient(orch_url) as client:
+            orchestrator = Restartable(procs, client, orch_url, serve)
+            await orchestrator.start()
+            yield orchestrator
+
+
+@pytest.mark.slow
+async def test_orchestrator_killed_while_waiting_resumes_after_restart(tmp_path: Path) -> None:
+    """SIGKILL the orchestrator process while its run waits for an answer; restart it; answer; the run completes."""
+    async with restartable_orchestrator(tmp_path) as orchestrator:
+        client = orchestrator.client
+        with anyio.fail_after(30):
+            run_id = await client.submit(GRAPH)
+            await _after(client, run_id, "run.created", "run.waiting")  # stored with the run's status
+        await orchestrator.restart()
+        with anyio.fail_after(60):
+            await _after(client, run_id, "run.resumed", "run.waiting")  # adopted: it asks again
+            assert (await client.get_run(run_id))["status"] == "waiting"
+            with pytest.raises(OrchestratorError, match="schema"):
+                await client.answer(run_id, "ship", {"plant": "east"})
+            await client.answer(run_id, "ship", {"plant": "south"})
+            record = await client.wait(run_id)
+            events = [e async for e in client.events(run_id)]
+        tails = orchestrator.procs.tails()
+    assert record["status"] == "succeeded", (record["error"], tails)
     assert {t["task_id"]: t["output"] for t in record["tasks"]}["label"] == {"label": "A1 from south"}
     kinds = [e["kind"] for e in events]
     assert "run.resumed" in kinds and kinds.count("task.waiting") >= 1, kinds
