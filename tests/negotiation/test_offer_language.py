@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from agents import Agent, LlamaCpp, Scripted, SkillContext
+from agents.llm import ModelPool
 from agents.negotiators import OfferReading, add_language_skills, explain_offer, read_offer
 from agents.negotiators.language import ENUM_LIMIT, reading_model, template_sentence
 from agents.negotiators.offer_text import mentions, parse_offer_rules
@@ -150,7 +151,7 @@ SIMPLE = [
 @pytest.mark.model
 @pytest.mark.timeout(900)
 def test_the_bundled_model_reads_simple_offers() -> None:
-    brain = LlamaCpp()
+    brain = LlamaCpp(pool=ModelPool())  # its own engine: no other test's cached prefixes, so greedy output repeats
 
     async def read_all() -> list[dict[str, float | None]]:
         return [(await read_offer(text, ISSUES, SkillContext(brain), fallback=False)).values for text, _ in SIMPLE]
