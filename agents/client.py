@@ -3,13 +3,17 @@
 ``HttpAgentClient`` sends a bearer token (``token=``, else ``$SCALEOUT_TOKEN`` or the token file: see
 ``protocol.auth.client_token``) and verifies HTTPS servers against the system CAs or ``ca_file``. An agent that
 refuses the caller (HTTP 401 or 403) raises ``AgentAccessError``.
+
+An agent may answer ``SendMessage`` with a Message instead of a Task (the spec allows it; many a2a-sdk samples
+do): ``send_message`` then returns a completed task built from that message (``task_of_reply``). Inputs follow the
+skill's input modes when the caller passes them (``skill_message(..., accepts=...)``, see ``input_part``).
 """
 
 from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Protocol, Self
 
@@ -17,13 +21,14 @@ import httpx
 from pydantic import BaseModel
 
 from agents.agent import Agent
-from agents.tasks import SKILL_METADATA_KEY, TaskRuntime
+from agents.tasks import SKILL_METADATA_KEY, USAGE_METADATA_KEY, TaskRuntime
 from protocol import telemetry
 from protocol.a2a import (
     AGENT_CARD_PATH,
     PROTOCOL_VERSION,
     VERSION_HEADER,
     AgentCard,
+    Artifact,
     CancelTaskRequest,
     GetTaskRequest,
     ListTasksRequest,
@@ -36,19 +41,38 @@ from protocol.a2a import (
     StreamResponse,
     SubscribeToTaskRequest,
     Task,
+    TaskState,
+    TaskStatus,
 )
 from protocol.auth import bearer_headers, tls_verify
-from protocol.jsonrpc import A2AError, InvalidAgentResponseError, JSONRPCError, error_from_wire
+from protocol.jsonrpc import (
+    A2AError,
+    ContentTypeNotSupportedError,
+    InvalidAgentResponseError,
+    JSONRPCError,
+    error_from_wire,
+)
 
 __all__ = [
     "AgentAccessError",
     "AgentClient",
     "HttpAgentClient",
+    "InputModeError",
     "LocalAgentClient",
+    "MESSAGE_REPLY_KEY",
+    "accepted_input_modes",
     "answer_message",
+    "input_part",
     "skill_message",
+    "task_of_reply",
     "tls_verify",
 ]
+
+MESSAGE_REPLY_KEY = "scaleout.messageReply"
+"""``Task.metadata`` key set (to True) on a task ``task_of_reply`` built from a Message reply: the agent holds no
+such task, so ``get_task``/``cancel_task`` on its id fail."""
+
+_MAX_INPUT_MODES = 100  # a card's mode lists come from the network: bounded
 
 
 class AgentAccessError(A2AError):
@@ -64,16 +88,90 @@ class AgentAccessError(A2AError):
             self.reason = "PERMISSION_DENIED"
 
 
+class InputModeError(ContentTypeNotSupportedError):
+    """The arguments cannot be sent in any media type the skill accepts without losing data."""
+
+
+def accepted_input_modes(card: AgentCard, skill: str | None) -> list[str]:
+    """The media types ``skill`` of ``card`` accepts: its own ``inputModes``, else the card's defaults."""
+    declared = next((s.input_modes for s in card.skills if s.id == skill), None) if skill else None
+    return list((declared or card.default_input_modes)[:_MAX_INPUT_MODES])
+
+
+def _base_type(mode: str) -> str:
+    return mode.split(";", 1)[0].strip().lower()
+
+
+def _takes_json(modes: list[str]) -> bool:
+    return any(m in ("application/json", "application/*", "*/*") or m.endswith("+json") for m in modes)
+
+
+def _takes_text(modes: list[str]) -> bool:
+    return any(m in ("text/plain", "text/*", "*/*") for m in modes)
+
+
+def input_part(arguments: Any, accepts: Sequence[str] | None = None) -> Part:
+    """The part that carries ``arguments`` in a media type the skill ``accepts`` (None or empty: any).
+
+    A dict/model goes as a JSON data part, or, to a skill that takes text but not JSON, as text: its single
+    string field, else the whole value rendered as JSON text. A string goes as text, or as a JSON string to a
+    JSON-only skill. Raises ``InputModeError`` when the skill takes neither text nor JSON."""
+    if isinstance(arguments, BaseModel):
+        arguments = arguments.model_dump(mode="json")
+    modes = [_base_type(m) for m in (accepts or [])]
+    if not modes:
+        return Part.from_text(arguments) if isinstance(arguments, str) else Part.from_data(arguments)
+    takes_json, takes_text = _takes_json(modes), _takes_text(modes)
+    if isinstance(arguments, str):
+        if takes_text or takes_json:
+            return Part.from_text(arguments) if takes_text else Part.from_data(arguments)
+    elif takes_json:
+        return Part.from_data(arguments)
+    elif takes_text:
+        if isinstance(arguments, dict) and len(arguments) == 1:
+            (only,) = arguments.values()
+            if isinstance(only, str):
+                return Part.from_text(only)
+        return Part.from_text(json.dumps(arguments, ensure_ascii=False, separators=(",", ":")))
+    raise InputModeError(
+        f"the skill accepts only {', '.join(modes[:10])}; its input can be sent as application/json or "
+        "text/plain only: call a skill that accepts one of them"
+    )
+
+
+def task_of_reply(reply: Task | Message) -> Task:
+    """The task a SendMessage reply stands for: ``reply`` itself, or, for a Message reply (an agent that answers
+    at once without a task), a completed task whose one artifact holds the message's parts, whose status
+    message is the message, and whose metadata holds the message's usage and ``MESSAGE_REPLY_KEY``."""
+    if isinstance(reply, Task):
+        return reply
+    metadata: dict[str, Any] = {MESSAGE_REPLY_KEY: True}
+    usage = (reply.metadata or {}).get(USAGE_METADATA_KEY)
+    if isinstance(usage, dict):
+        metadata[USAGE_METADATA_KEY] = usage
+    return Task(
+        id=reply.task_id or reply.message_id,
+        context_id=reply.context_id or reply.message_id,
+        status=TaskStatus(state=TaskState.COMPLETED, message=reply),
+        artifacts=[Artifact(artifact_id=reply.message_id, parts=reply.parts, metadata=reply.metadata)],
+        metadata=metadata,
+    )
+
+
 def skill_message(
-    skill: str | None, arguments: Any, *, context_id: str | None = None, message_id: str | None = None
+    skill: str | None,
+    arguments: Any,
+    *,
+    context_id: str | None = None,
+    message_id: str | None = None,
+    accepts: Sequence[str] | None = None,
 ) -> Message:
     """A user message that asks for ``skill`` with ``arguments`` (a dict/model as a data part, or text).
 
     ``message_id`` (default: a fresh one) makes a resend the same request: the agent answers it with the task
-    the first send created instead of running the skill again."""
-    if isinstance(arguments, BaseModel):
-        arguments = arguments.model_dump(mode="json")
-    part = Part.from_text(arguments) if isinstance(arguments, str) else Part.from_data(arguments)
+    the first send created instead of running the skill again. ``accepts``: the skill's input modes
+    (``accepted_input_modes``); the arguments are sent in one of them (``input_part``)."""
+    part = input_part(arguments, accepts)
     metadata = {SKILL_METADATA_KEY: skill} if skill else None
     fixed = {"message_id": message_id} if message_id is not None else {}
     return Message.user(part, metadata=metadata, context_id=context_id, **fixed)
@@ -116,9 +214,11 @@ _HEADERS = {VERSION_HEADER: PROTOCOL_VERSION}  # sent on every call, also throug
 
 
 def _task_of(response: SendMessageResponse) -> Task:
-    if response.task is None:
-        raise InvalidAgentResponseError("the agent answered SendMessage with a message, not a task")
-    return response.task
+    if response.task is not None:
+        return response.task
+    if response.message is None:
+        raise InvalidAgentResponseError("the agent answered SendMessage with neither a task nor a message")
+    return task_of_reply(response.message)
 
 
 class HttpAgentClient:
@@ -207,7 +307,8 @@ class HttpAgentClient:
     async def send_message(
         self, message: Message, *, return_immediately: bool = False, history_length: int | None = None
     ) -> Task:
-        """SendMessage; ``history_length=0`` asks for the task without its message history (a smaller reply)."""
+        """SendMessage; ``history_length=0`` asks for the task without its message history (a smaller reply).
+        A Message reply comes back as a completed task (``task_of_reply``)."""
         config = SendMessageConfiguration(return_immediately=return_immediately, history_length=history_length)
         result = await self._call("SendMessage", SendMessageRequest(message=message, configuration=config))
         return _task_of(SendMessageResponse.model_validate(result))
@@ -281,10 +382,7 @@ class LocalAgentClient:
     ) -> Task:
         """SendMessage; ``history_length=0`` leaves the message history out of the returned task."""
         config = SendMessageConfiguration(return_immediately=return_immediately, history_length=history_length)
-        reply = await self.runtime.send(SendMessageRequest(message=message, configuration=config))
-        if isinstance(reply, Message):
-            raise InvalidAgentResponseError("the agent answered SendMessage with a message, not a task")
-        return reply
+        return task_of_reply(await self.runtime.send(SendMessageRequest(message=message, configuration=config)))
 
     def stream_message(self, message: Message) -> AsyncIterator[StreamResponse]:
         return self.runtime.stream(SendMessageRequest(message=message))

@@ -25,12 +25,18 @@ has moved on (answered, cancelled, timed out), so the executor can wait without 
 An agent that refuses the input itself (JSON-RPC InvalidParams -32602, which agents answer for invalid arguments
 and unknown skills; -32005, a part type the skill does not take; an A2A task REJECTED; an MCP -32602) raises
 ``AgentRejectedInput``: the caller's mistake, which the executor neither retries nor counts against the agent.
+
+Inputs follow the skill's input modes from the agent's card (fetched once per agent, kept ``CARD_TTL_S``; so
+is a card that could not be read, to avoid a failing fetch before every call): a text-only skill gets text
+(``agents.client.input_part``); one that takes neither text nor JSON rejects the input before any call. An
+agent that answers with a Message instead of a Task succeeds with that message's output.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Generator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -40,7 +46,14 @@ import anyio
 import httpx
 
 from agents.agent import Agent
-from agents.client import AgentClient, HttpAgentClient, LocalAgentClient, skill_message
+from agents.client import (
+    MESSAGE_REPLY_KEY,
+    AgentClient,
+    HttpAgentClient,
+    LocalAgentClient,
+    accepted_input_modes,
+    skill_message,
+)
 from agents.tasks import USAGE_METADATA_KEY
 from agents.usage import Usage
 from orchestrator.credentials import AgentCredentials
@@ -49,6 +62,7 @@ from protocol.a2a import (
     PROTOCOL_VERSION,
     TERMINAL_STATES,
     VERSION_HEADER,
+    AgentCard,
     InputRequest,
     ListTasksRequest,
     Message,
@@ -72,8 +86,12 @@ __all__ = [
     "Transports",
     "InputRequired",
     "ANSWERED_BY_KEY",
+    "CARD_TTL_S",
     "call_result",
 ]
+
+CARD_TTL_S = 300.0
+"""How long the card an agent's input modes are read from is kept before it is fetched again."""
 
 ANSWERED_BY_KEY = "scaleout.answeredBy"
 """``Message.metadata`` key of an answer sent through the orchestrator: who answered (a principal's owner)."""
@@ -193,6 +211,7 @@ class Transports:
         self.local_history = local_history  # finished tasks an in-process agent keeps (the orchestrator has its own)
         self._local: dict[str, LocalAgentClient] = {}
         self._remote: dict[str, HttpAgentClient] = {}  # one client per agent URL, all on one keep-alive pool
+        self._cards: dict[str, tuple[float, AgentCard | None]] = {}  # url -> (fetched at, card; None: unreadable)
         self._stack = AsyncExitStack()
         self.egress = egress or EgressPolicy()
         self.stdio_allowlist = stdio_allowlist if stdio_allowlist is not None else StdioAllowlist.load()
@@ -239,8 +258,9 @@ class Transports:
             return await _call_mcp(agent, skill, arguments, self._allowlist(), self.egress, self.credentials)
         client = await self._client(agent)
         try:
+            accepts = None if isinstance(arguments, str) else await self._input_modes(client, skill)
             # history_length=0: the reply need not echo our own message back
-            message = skill_message(skill, arguments, context_id=attempt_id, message_id=attempt_id)
+            message = skill_message(skill, arguments, context_id=attempt_id, message_id=attempt_id, accepts=accepts)
             task = await client.send_message(message, history_length=0)
         except _CALLER_ERRORS as exc:
             raise AgentRejectedInput(f"{type(exc).__name__}: {exc}") from None
@@ -251,6 +271,25 @@ class Transports:
         except ValueError as exc:  # a reply that is not JSON, or not an A2A task
             raise AgentCallError(f"invalid reply from {agent.url}: {str(exc)[:200]}") from None
         return _result(task)
+
+    async def _input_modes(self, client: AgentClient, skill: str) -> list[str] | None:
+        """The media types ``skill`` accepts per the agent's card (cached), or None when the card cannot be read
+        (the arguments then go as before: a dict as data)."""
+        now = time.monotonic()
+        cached = self._cards.get(client.url)
+        if cached is not None and now - cached[0] < CARD_TTL_S:
+            card = cached[1]
+        else:
+            card = None
+            try:
+                with anyio.fail_after(10.0):
+                    card = await client.get_card()
+            except (A2AError, httpx.HTTPError, AgentCallError, ValueError, TimeoutError):
+                pass  # kept as unreadable for CARD_TTL_S too: no failing fetch before every call
+            if len(self._cards) >= 10_000:  # bounded: agents come and go
+                self._cards.clear()
+            self._cards[client.url] = (now, card)
+        return accepted_input_modes(card, skill) if card is not None else None
 
     async def cancel(self, agent: AgentRecord, attempt_id: str) -> None:
         """Cancel the agent's non-terminal tasks started by ``attempt_id`` (best effort, bounded)."""
@@ -354,6 +393,7 @@ def call_result(task: Task) -> CallResult:
 
 
 def _result(task: Task) -> CallResult:
+    """The output of a completed task: the first data part of its artifacts, else the first text part."""
     usage = Usage.model_validate((task.metadata or {}).get(USAGE_METADATA_KEY) or {})
     state = task.status.state
     if state == TaskState.INPUT_REQUIRED:
@@ -362,12 +402,14 @@ def _result(task: Task) -> CallResult:
         why = task.status.message.text() if task.status.message else ""
         error = AgentRejectedInput if state == TaskState.REJECTED else AgentCallError
         raise error(f"agent task {task.id} ended {state.value.removeprefix('TASK_STATE_')}: {why}")
-    for artifact in task.artifacts or []:
-        for part in artifact.parts:
-            if part.data is not None:
-                return CallResult(part.data, usage, task.id)
-            if part.text is not None:
-                return CallResult({"text": part.text}, usage, task.id)
+    remote_id = None if (task.metadata or {}).get(MESSAGE_REPLY_KEY) else task.id  # a Message reply: no task
+    parts = [part for artifact in task.artifacts or [] for part in artifact.parts]
+    for part in parts:
+        if part.data is not None:
+            return CallResult(part.data, usage, remote_id)
+    for part in parts:
+        if part.text is not None:
+            return CallResult({"text": part.text}, usage, remote_id)
     raise AgentCallError(f"agent task {task.id} completed without an output artifact")
 
 
