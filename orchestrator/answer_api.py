@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from orchestrator.answers import InvalidAnswer, NotWaiting
-from orchestrator.api import caller_owner, error_response, jsonable
+from orchestrator.api import caller_owner, error_response, jsonable, refusal
 from orchestrator.approvals import MAX_COMMENT, NotAnApprover, NotAwaitingApproval
 from orchestrator.reads import RunNotFound
 from orchestrator.runs import StoreUnavailable
@@ -54,9 +54,7 @@ def answer_endpoint(orch: Orchestrator) -> Callable[[Request], Awaitable[Respons
         except AgentCallError as exc:
             return error_response(502, "AgentCallFailed", f"the agent could not be given the answer: {exc}"[:1000])
         except StoreUnavailable as exc:
-            response = error_response(503, "DatabaseUnavailable", str(exc))
-            response.headers["Retry-After"] = "2"
-            return response
+            return refusal(exc)
         return JSONResponse(jsonable(result), status_code=202)
 
     return answer
@@ -95,9 +93,7 @@ def approval_endpoint(orch: Orchestrator) -> Callable[[Request], Awaitable[Respo
         except NotAwaitingApproval as exc:
             return error_response(409, "NotAwaitingApproval", str(exc))
         except StoreUnavailable as exc:
-            response = error_response(503, "DatabaseUnavailable", str(exc))
-            response.headers["Retry-After"] = "2"
-            return response
+            return refusal(exc)
         return JSONResponse(jsonable(result), status_code=200)
 
     return approval

@@ -50,6 +50,7 @@ __all__ = [
     "jsonable",
     "error_response",
     "caller_owner",
+    "refusal",
 ]
 
 RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
@@ -91,8 +92,9 @@ def error_response(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": one_line}}, status_code=status)
 
 
-def _refusal(exc: Exception) -> JSONResponse:
-    """The response for an exception a request can cause (anything else is a bug and stays a 500)."""
+def refusal(exc: Exception) -> JSONResponse:
+    """The response for an exception a request can cause (anything else is a bug and stays a 500); the other
+    route modules use it for the refusals they share (unknown run, database unavailable)."""
     if isinstance(exc, ValidationError):
         return error_response(400, "InvalidRequest", f"invalid run request: {describe_validation_error(exc)}")
     if isinstance(exc, LimitExceeded):
@@ -136,7 +138,7 @@ class _Api:
         try:
             run_id = await self.orch.submit(payload, owner=request_principal(request).owner)
         except (ValidationError, LimitExceeded, GraphError, StoreUnavailable) as exc:
-            return _refusal(exc)
+            return refusal(exc)
         return JSONResponse(
             {"id": run_id, "status": "pending", "url": f"/runs/{run_id}", "events": f"/runs/{run_id}/events"},
             status_code=202,
@@ -151,21 +153,21 @@ class _Api:
                 status=query.get("status"), limit=limit, offset=offset, owner=_owner(request), kind=query.get("kind")
             )
         except (InvalidQuery, StoreUnavailable) as exc:
-            return _refusal(exc)
+            return refusal(exc)
         return JSONResponse(jsonable({"runs": runs}))
 
     async def get_run(self, request: Request) -> Response:
         try:
             run = await self.orch.get_run(request.path_params["run_id"], owner=_owner(request))
         except (RunNotFound, StoreUnavailable) as exc:
-            return _refusal(exc)
+            return refusal(exc)
         return JSONResponse(jsonable(run))
 
     async def cancel(self, request: Request) -> Response:
         try:
             cancelled = await self.orch.cancel(request.path_params["run_id"], owner=_owner(request))
         except (RunNotFound, StoreUnavailable) as exc:
-            return _refusal(exc)
+            return refusal(exc)
         return JSONResponse({"cancelled": cancelled})
 
     async def events(self, request: Request) -> Response:
@@ -178,7 +180,7 @@ class _Api:
         except StopAsyncIteration:
             first = None
         except (InvalidQuery, RunNotFound, StoreUnavailable) as exc:
-            return _refusal(exc)
+            return refusal(exc)
         return StreamingResponse(
             _sse(first, stream),
             media_type="text/event-stream",

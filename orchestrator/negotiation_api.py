@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from orchestrator.api import error_response
+from orchestrator.api import error_response, refusal
 from orchestrator.limits import LimitExceeded
 from orchestrator.negotiation.launch import PartyError, start_negotiation
 from orchestrator.negotiation.spec import NegotiationSpec
@@ -54,9 +54,7 @@ class NegotiationsEndpoint:
         except LimitExceeded as exc:
             return error_response(exc.status, "TooManyRuns" if exc.status == 429 else "LimitExceeded", str(exc))
         except StoreUnavailable as exc:
-            response = error_response(503, "DatabaseUnavailable", str(exc))
-            response.headers["Retry-After"] = "2"
-            return response
+            return refusal(exc)
         return JSONResponse(
             {"id": run_id, "status": "running", "url": f"/runs/{run_id}", "events": f"/runs/{run_id}/events"},
             status_code=202,

@@ -16,7 +16,6 @@ import anyio
 
 __all__ = ["add_parser", "describe_step"]
 
-_URL_HELP = "orchestrator URL (default $SCALEOUT_ORCHESTRATOR_URL, else the config file's, else http://127.0.0.1:8100)"
 _EXAMPLE = (
     "example:\n  scaleout negotiate spec.json --url http://127.0.0.1:8100   (spec.json: a NegotiationSpec, "
     "docs/negotiation.md)"
@@ -25,6 +24,8 @@ _EXAMPLE = (
 
 def add_parser(subparsers: Any) -> None:
     """Register ``negotiate`` on the top-level ``scaleout`` parser."""
+    from orchestrator.cli import _URL_HELP, _add_client_flags
+
     negotiate = subparsers.add_parser(
         "negotiate",
         help="start a negotiation from a JSON spec and follow it",
@@ -34,10 +35,7 @@ def add_parser(subparsers: Any) -> None:
     negotiate.add_argument("spec", help="a JSON file holding a NegotiationSpec")
     negotiate.add_argument("--no-wait", action="store_true", help="print the run id and return")
     negotiate.add_argument("--url", help=_URL_HELP)
-    negotiate.add_argument(
-        "--token", help="bearer token to send (default $SCALEOUT_TOKEN, else the file $SCALEOUT_TOKEN_FILE)"
-    )
-    negotiate.add_argument("--ca-file", help="CA certificate(s) to verify an https orchestrator with (PEM)")
+    _add_client_flags(negotiate)
     negotiate.set_defaults(func=_negotiate)
 
 
@@ -61,8 +59,8 @@ def describe_step(kind: str, data: dict[str, Any]) -> str:
 
 
 def _negotiate(args: argparse.Namespace) -> int:
-    from orchestrator.client import OrchestratorClient, OrchestratorError
-    from protocol.settings import setting
+    from orchestrator.cli import _client
+    from orchestrator.client import OrchestratorError
 
     path = Path(args.spec)
     try:
@@ -73,10 +71,9 @@ def _negotiate(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: the negotiation file {path} is not valid JSON: {exc}") from None
     if not isinstance(spec, dict):
         raise SystemExit(f"error: {path} must hold a JSON object: a NegotiationSpec")
-    args.url = setting("orchestrator_url", args.url)
 
     async def go() -> int:
-        async with OrchestratorClient(args.url, token=args.token, ca_file=args.ca_file) as client:
+        async with _client(args) as client:
             try:
                 run_id = await client.start_negotiation(spec)
                 print(run_id if args.no_wait else f"negotiation run {run_id}", file=sys.stdout)

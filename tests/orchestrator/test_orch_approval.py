@@ -24,7 +24,7 @@ from orchestrator.spec import Approval, Condition, TaskSpec
 from protocol.auth import Principal
 from tests.orchestrator.conftest import Platform
 from tests.orchestrator.test_orch_waiting import GRAPH as ASKING_GRAPH
-from tests.orchestrator.test_orch_waiting import _after, _until_event, restartable_orchestrator
+from tests.orchestrator.test_orch_waiting import _after, _until_event, first_event, restartable_orchestrator
 
 pytestmark = pytest.mark.anyio
 
@@ -194,18 +194,11 @@ def approval_server(local_platform: Platform) -> Iterator[str]:
         yield url
 
 
-async def _held(client: OrchestratorClient, run_id: str) -> dict[str, Any]:
-    async for event in client.events(run_id):
-        if event["kind"] == "task.approval_requested":
-            return event
-    raise AssertionError("the run ended without holding an output")
-
-
 async def test_approve_over_http_client_and_mcp(approval_server: str) -> None:
     async with OrchestratorClient(approval_server) as client:
         with anyio.fail_after(30):
             run_id = await client.submit(contract_graph())
-            await _held(client, run_id)
+            await first_event(client, run_id, "task.approval_requested")
             with pytest.raises(OrchestratorError, match="409|NotAwaitingApproval"):
                 await client.approve(run_id, "sign")
             with pytest.raises(OrchestratorError, match="400|InvalidRequest"):
@@ -214,7 +207,7 @@ async def test_approve_over_http_client_and_mcp(approval_server: str) -> None:
             assert decided["approved"] is True and decided["by"] == "local"
             assert (await client.wait(run_id))["status"] == "succeeded"
             second = await client.submit(contract_graph(max_attempts=1))
-            await _held(client, second)
+            await first_event(client, second, "task.approval_requested")
             async with McpToolClient.http(approval_server + "/mcp") as tools:
                 assert "approve_task" in {t.name for t in await tools.list_tools()}
                 args = {"run_id": second, "task_id": "quote", "approve": False, "comment": "no budget left"}
@@ -229,7 +222,7 @@ def test_cli_runs_approve(approval_server: str, capsys: pytest.CaptureFixture[st
         async with OrchestratorClient(approval_server) as client:
             with anyio.fail_after(30):
                 run_id = await client.submit(contract_graph(max_attempts=2))
-                await _held(client, run_id)
+                await first_event(client, run_id, "task.approval_requested")
                 return run_id
 
     run_id = anyio.run(submit_and_hold)

@@ -155,18 +155,19 @@ def waiting_server(local_platform: Platform) -> Iterator[str]:
         yield url
 
 
-async def _waiting(client: OrchestratorClient, run_id: str) -> dict[str, Any]:
+async def first_event(client: OrchestratorClient, run_id: str, kind: str) -> dict[str, Any]:
+    """The run's first event of ``kind``, followed over HTTP; fails if the run ends without one."""
     async for event in client.events(run_id):
-        if event["kind"] == "task.waiting":
+        if event["kind"] == kind:
             return event
-    raise AssertionError("the run ended without waiting")
+    raise AssertionError(f"the run ended without a {kind} event")
 
 
 async def test_answer_over_http_client_and_mcp(waiting_server: str) -> None:
     async with OrchestratorClient(waiting_server) as client:
         with anyio.fail_after(30):
             run_id = await client.submit(GRAPH)
-            await _waiting(client, run_id)
+            await first_event(client, run_id, "task.waiting")
             with pytest.raises(OrchestratorError, match="422|InvalidAnswer|schema"):
                 await client.answer(run_id, "ship", {"plant": "east"})
             with pytest.raises(OrchestratorError, match="409|NotWaiting|not waiting"):
@@ -175,7 +176,7 @@ async def test_answer_over_http_client_and_mcp(waiting_server: str) -> None:
             record = await client.wait(run_id)
             assert record["status"] == "succeeded"
             second = await client.submit(GRAPH)
-            await _waiting(client, second)
+            await first_event(client, second, "task.waiting")
             async with McpToolClient.http(waiting_server + "/mcp") as tools:
                 assert "answer_task" in {t.name for t in await tools.list_tools()}
                 answer = {"run_id": second, "task_id": "ship", "answer": {"plant": "north"}}
@@ -199,7 +200,7 @@ def test_cli_runs_answer(waiting_server: str, capsys: pytest.CaptureFixture[str]
         async with OrchestratorClient(waiting_server) as client:
             with anyio.fail_after(30):
                 run_id = await client.submit(GRAPH)
-                await _waiting(client, run_id)
+                await first_event(client, run_id, "task.waiting")
                 return run_id
 
     run_id = anyio.run(submit_and_wait)
