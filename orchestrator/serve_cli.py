@@ -11,8 +11,10 @@ import anyio
 
 from orchestrator.limits import MAX_BODY_BYTES
 from protocol.server_flags import (
+    HEALTH_INTERVAL_S,
     ServerSettings,
     SettingsError,
+    add_health_interval_flag,
     add_server_flags,
     announce,
     configure_observability,
@@ -22,7 +24,6 @@ from protocol.server_flags import (
 __all__ = ["add_serve_flags", "serve_parts", "DEFAULT_PORT", "DB_HELP", "HEALTH_INTERVAL_S"]
 
 DEFAULT_PORT = 8100
-HEALTH_INTERVAL_S = 30.0
 DB_HELP = (
     "database URL or SQLite path (default $SCALEOUT_DB_URL, else db_url in the config file, else scaleout.db in "
     "the data directory: scaleout config)"
@@ -33,13 +34,7 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
     """Every flag of ``orchestrator serve`` (the servers' common ones, storage, replicas, auth, limits)."""
     add_server_flags(serve, default_port=DEFAULT_PORT, max_body_bytes=MAX_BODY_BYTES, what="the orchestrator")
     serve.add_argument("--db", help=DB_HELP)
-    serve.add_argument(
-        "--health-interval",
-        type=float,
-        default=HEALTH_INTERVAL_S,
-        metavar="SECONDS",
-        help=f"probe every registered agent this often (default {HEALTH_INTERVAL_S:g}; 0 turns the sweep off)",
-    )
+    add_health_interval_flag(serve)
     serve.add_argument("--no-resume", action="store_true", help="fail unfinished runs at start instead of resuming")
     serve.add_argument(
         "--replica-id",

@@ -34,6 +34,8 @@ __all__ = [
     "configure_observability",
     "server_settings",
     "announce",
+    "HEALTH_INTERVAL_S",
+    "add_health_interval_flag",
 ]
 
 _WILDCARDS = ("0.0.0.0", "::", "")
@@ -249,3 +251,18 @@ def _invalid(exc: ValidationError, args: Any) -> SettingsError:
 def _own_url(host: str, port: int, tls: bool) -> str:
     bracketed = f"[{host}]" if ":" in host and not host.startswith("[") else host
     return f"{'https' if tls else 'http'}://{bracketed}:{port}"
+
+
+HEALTH_INTERVAL_S = 30.0
+"""How often a serving registry or orchestrator sweeps its agents' health by default."""
+
+
+def add_health_interval_flag(serve: argparse.ArgumentParser) -> None:
+    """``--health-interval SECONDS`` of the ``serve`` commands that sweep health (0 turns the sweep off)."""
+    serve.add_argument(
+        "--health-interval",
+        type=float,
+        default=HEALTH_INTERVAL_S,
+        metavar="SECONDS",
+        help=f"probe every registered agent this often (default {HEALTH_INTERVAL_S:g}; 0 turns the sweep off)",
+    )

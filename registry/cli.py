@@ -24,6 +24,7 @@ import anyio
 
 from protocol.server_flags import (
     SettingsError,
+    add_health_interval_flag,
     add_server_flags,
     announce,
     configure_observability,
@@ -38,7 +39,6 @@ from registry.models import AgentRecord, CostHints, HealthStatus
 __all__ = ["add_parser", "main", "format_table"]
 
 DEFAULT_PORT = 8600
-HEALTH_INTERVAL_S = 30.0
 _DB_HELP = (
     "database URL or SQLite path (default $SCALEOUT_DB_URL, else db_url in the config file, else scaleout.db in "
     "the data directory: scaleout config)"
@@ -357,13 +357,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the registry HTTP API (uvicorn)", parents=[common])
     add_server_flags(serve, default_port=DEFAULT_PORT, max_body_bytes=2_000_000, what="the registry")
-    serve.add_argument(
-        "--health-interval",
-        type=float,
-        default=HEALTH_INTERVAL_S,
-        metavar="SECONDS",
-        help=f"probe every registered agent this often (default {HEALTH_INTERVAL_S:g}; 0 turns the sweep off)",
-    )
+    add_health_interval_flag(serve)
     serve.add_argument(
         "--allow-fetch",
         action="append",
