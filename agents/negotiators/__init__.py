@@ -12,7 +12,7 @@ from agents.negotiators.contracts import (
 from agents.negotiators.guided import guided_respond
 from agents.negotiators.language import OfferExplanation, OfferReading, add_language_skills, explain_offer, read_offer
 from agents.negotiators.strategies import STRATEGIES, Strategy, TimeDependent, TitForTat, get_strategy
-from agents.negotiators.utility import LinearUtility, OutcomeSpace, Preferences, outcome_space
+from agents.negotiators.utility import LinearUtility, OutcomeSpace, Preferences, Utility, outcome_space
 
 __all__ = [
     "Negotiator",
@@ -37,6 +37,7 @@ __all__ = [
     "TitForTat",
     "get_strategy",
     "LinearUtility",
+    "Utility",
     "OutcomeSpace",
     "Preferences",
     "outcome_space",

@@ -15,7 +15,7 @@ from agents.llm.base import Brain
 from agents.negotiators.contracts import SIGNER, agreement_problem, signed_agreement, signed_reply, terms_problem
 from agents.negotiators.guided import enforce, guided_respond
 from agents.negotiators.strategies import Strategy, get_strategy
-from agents.negotiators.utility import LinearUtility, Preferences, outcome_space
+from agents.negotiators.utility import LinearUtility, Preferences, Utility, outcome_space
 from protocol.auth import SigningKey
 from protocol.negotiation import Action, Award, AwardReply, CallForProposals, Issue, Proposal, RespondRequest, Response
 
@@ -50,7 +50,7 @@ class Negotiator:
         limits = {**prefs.limits, "quantity": (lo, min(hi, float(self.capacity - self.committed)))}
         return prefs.model_copy(update={"limits": limits})
 
-    def utility(self, item: str, issues: list[Issue]) -> LinearUtility | None:
+    def utility(self, item: str, issues: list[Issue]) -> Utility | None:
         """My utility over ``issues`` for ``item`` (None when I do not trade it)."""
         prefs = self.preferences_for(item)
         return None if prefs is None else LinearUtility(prefs, issues)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from agents.agent import SkillContext
 from agents.errors import AgentError
 from agents.negotiators.strategies import BAND, Strategy, offers_in_band
-from agents.negotiators.utility import LinearUtility, OutcomeSpace
+from agents.negotiators.utility import OutcomeSpace, Utility
 from protocol.negotiation import Action, Offer, RespondRequest, Response
 
 __all__ = [
@@ -61,14 +61,10 @@ def _describe(offer: Offer) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in offer.values.items())
 
 
-def instructions(req: RespondRequest, utility: LinearUtility) -> str:
+def instructions(req: RespondRequest, utility: Utility) -> str:
     """The fixed part of every prompt (task, answer format, issues, my preferences): sent first and the same on
     every turn and with every opponent on these issues, so the engine reuses its KV cells for it."""
-    prefs = utility.preferences
-    issues = [
-        f"- {name}: {'higher' if prefs.increasing.get(name, True) else 'lower'} is better for you (weight {weight:.2f})"
-        for name, weight in zip(utility.names, utility.weights, strict=True)
-    ]
+    issues = utility.describe()
     about = f" about {req.item}" if req.item else ""
     return "\n".join(
         [
@@ -82,7 +78,7 @@ def instructions(req: RespondRequest, utility: LinearUtility) -> str:
     )
 
 
-def _turn(req: RespondRequest, utility: LinearUtility, shown: list[Offer], standing: Offer | None) -> str:
+def _turn(req: RespondRequest, utility: Utility, shown: list[Offer], standing: Offer | None) -> str:
     lines = [f"Round {req.round} of {req.max_rounds} with {req.opponent}."]
     if standing is not None:
         lines.append(f"Their last offer: {_describe(standing)} (worth {utility(standing):.2f} to you).")
@@ -108,7 +104,7 @@ def _row_of(space: OutcomeSpace, offer: Offer) -> int:
 
 
 def shortlist(
-    req: RespondRequest, utility: LinearUtility, space: OutcomeSpace, base: Offer, options: int = MAX_OPTIONS
+    req: RespondRequest, utility: Utility, space: OutcomeSpace, base: Offer, options: int = MAX_OPTIONS
 ) -> list[Offer]:
     """The strategy's counter-offer ``base`` first, then up to ``options - 1`` alternatives worth at least as
     much to me (at most ``2 * BAND`` more) and at most ``NEAR_SLACK`` farther from the opponent's last offer."""
@@ -128,7 +124,7 @@ def shortlist(
 async def guided_respond(
     ctx: SkillContext,
     req: RespondRequest,
-    utility: LinearUtility,
+    utility: Utility,
     space: OutcomeSpace,
     strategy: Strategy,
     *,
@@ -169,7 +165,7 @@ async def guided_respond(
 
 
 def enforce(
-    response: Response, req: RespondRequest, utility: LinearUtility, space: OutcomeSpace, strategy: Strategy
+    response: Response, req: RespondRequest, utility: Utility, space: OutcomeSpace, strategy: Strategy
 ) -> Response:
     """The last word on any move, whoever made it: no accept or counter below the reservation value or outside
     the hard limits, nothing after the deadline. A move that breaks a rule becomes the strategy's move."""

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from agents.negotiators.utility import LinearUtility, OutcomeSpace
+from agents.negotiators.utility import OutcomeSpace, Utility
 from protocol.negotiation import Action, Offer, RespondRequest, Response
 
 __all__ = [
@@ -28,7 +28,7 @@ BAND = 0.03  # offers within this much utility above the target count as "at the
 
 
 def offers_in_band(
-    utility: LinearUtility, space: OutcomeSpace, low: float, high: float, near: Offer | None, k: int
+    utility: Utility, space: OutcomeSpace, low: float, high: float, near: Offer | None, k: int
 ) -> list[int]:
     """Up to ``k`` outcome rows with utility in [low, high], nearest to ``near`` first (best for me first when
     there is no opponent offer yet). Ties keep the space's order, so the choice is deterministic."""
@@ -56,10 +56,10 @@ class Strategy(ABC):
     name: str
 
     @abstractmethod
-    def target(self, req: RespondRequest, utility: LinearUtility) -> float:
+    def target(self, req: RespondRequest, utility: Utility) -> float:
         """The utility this strategy aims for now (before clipping to the reservation value)."""
 
-    def counter_offer(self, req: RespondRequest, utility: LinearUtility, space: OutcomeSpace) -> Offer | None:
+    def counter_offer(self, req: RespondRequest, utility: Utility, space: OutcomeSpace) -> Offer | None:
         """The offer at the lowest utility level at or above the target (within ``BAND``), nearest the opponent's
         last offer; None when nothing is acceptable. On a coarse grid this is the next outcome up, never the best."""
         target = max(self.target(req, utility), utility.reservation)
@@ -70,7 +70,7 @@ class Strategy(ABC):
         last = _last_offer_of(req, req.opponent)
         return space.offer(offers_in_band(utility, space, floor, floor + BAND, last, 1)[0])
 
-    def respond(self, req: RespondRequest, utility: LinearUtility, space: OutcomeSpace) -> Response:
+    def respond(self, req: RespondRequest, utility: Utility, space: OutcomeSpace) -> Response:
         """Accept, counter or walk away; the hard rule: never accept below the reservation value or limits."""
         if req.round > req.max_rounds:
             return Response(action=Action.WALK_AWAY, reason="the deadline has passed")
@@ -112,7 +112,7 @@ class TimeDependent(Strategy):
         self.name = name
         self.exponent = exponent
 
-    def target(self, req: RespondRequest, utility: LinearUtility) -> float:
+    def target(self, req: RespondRequest, utility: Utility) -> float:
         r = utility.reservation
         return r + (1.0 - r) * (1.0 - req.time ** (1.0 / self.exponent))
 
@@ -125,7 +125,7 @@ class TitForTat(Strategy):
     def __init__(self, drift: float = 0.1) -> None:
         self.drift = drift
 
-    def target(self, req: RespondRequest, utility: LinearUtility) -> float:
+    def target(self, req: RespondRequest, utility: Utility) -> float:
         first, last = _first_offer_of(req, req.opponent), _last_offer_of(req, req.opponent)
         conceded = max(0.0, utility(last) - utility(first)) if first is not None and last is not None else 0.0
         return max(utility.reservation, 1.0 - conceded - self.drift * req.time)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -11,7 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from protocol.negotiation import Issue, Offer
 
-__all__ = ["Preferences", "LinearUtility", "OutcomeSpace", "outcome_space", "ENUMERATE_LIMIT"]
+__all__ = ["Preferences", "Utility", "LinearUtility", "OutcomeSpace", "outcome_space", "ENUMERATE_LIMIT"]
 
 ENUMERATE_LIMIT = 200_000
 SAMPLE_SIZE = 20_000
@@ -36,7 +37,43 @@ class Preferences(BaseModel):
         return self
 
 
-class LinearUtility:
+class Utility(ABC):
+    """A party's utility over outcomes: what strategies, guardrails and analytics use.
+
+    Subclasses give ``scores`` (vectorised over outcome rows, columns in ``issues`` order, -1 outside the hard
+    limits) and ``allowed``; one offer's utility and the guardrail follow from them.
+    """
+
+    issues: list[Issue]
+    names: list[str]
+    reservation: float
+
+    @abstractmethod
+    def scores(self, points: np.ndarray) -> np.ndarray:
+        """Utilities of outcome rows (columns in issue order); rows outside the hard limits score -1."""
+
+    @abstractmethod
+    def allowed(self, points: np.ndarray) -> np.ndarray:
+        """Which rows respect the hard limits."""
+
+    def values_of(self, offer: Offer) -> np.ndarray:
+        """The offer as one outcome row."""
+        return np.array([[offer.values[n] for n in self.names]], dtype=float)
+
+    def __call__(self, offer: Offer) -> float:
+        """Utility of one offer (-1 when it breaks a hard limit)."""
+        return float(self.scores(self.values_of(offer))[0])
+
+    def acceptable(self, offer: Offer) -> bool:
+        """Within the limits and at least the reservation value: the hard guardrail."""
+        return self(offer) >= self.reservation
+
+    def describe(self) -> list[str]:
+        """One line per issue saying what this party prefers, for a model's prompt."""
+        return [f"- {name}" for name in self.names]
+
+
+class LinearUtility(Utility):
     """u(offer) = sum_i w_i * v_i(offer_i): each v_i maps the issue's range linearly onto [0, 1]."""
 
     def __init__(self, preferences: Preferences, issues: list[Issue]) -> None:
@@ -49,9 +86,6 @@ class LinearUtility:
         self.weights = np.array([preferences.weights.get(n, 0.0) / total for n in self.names])
         self.reservation = preferences.reservation
 
-    def values_of(self, offer: Offer) -> np.ndarray:
-        return np.array([[offer.values[n] for n in self.names]], dtype=float)
-
     def scores(self, points: np.ndarray) -> np.ndarray:
         """Utilities of outcome rows (columns in issue order); rows outside the limits score -1."""
         low = np.array([i.low for i in self.issues])
@@ -62,6 +96,14 @@ class LinearUtility:
         utility = norm @ self.weights
         return np.where(self.allowed(points), utility, -1.0)
 
+    def describe(self) -> list[str]:
+        """Which way each issue is better and its weight."""
+        up = self.preferences.increasing
+        return [
+            f"- {name}: {'higher' if up.get(name, True) else 'lower'} is better for you (weight {weight:.2f})"
+            for name, weight in zip(self.names, self.weights, strict=True)
+        ]
+
     def allowed(self, points: np.ndarray) -> np.ndarray:
         """Which rows respect the hard limits."""
         ok = np.ones(len(points), dtype=bool)
@@ -70,14 +112,6 @@ class LinearUtility:
                 col = points[:, self.names.index(name)]
                 ok &= (col >= lo) & (col <= hi)
         return ok
-
-    def __call__(self, offer: Offer) -> float:
-        """Utility of one offer (-1 when it breaks a hard limit)."""
-        return float(self.scores(self.values_of(offer))[0])
-
-    def acceptable(self, offer: Offer) -> bool:
-        """Within the limits and at least the reservation value: the hard guardrail."""
-        return self(offer) >= self.reservation
 
 
 @dataclass(frozen=True)

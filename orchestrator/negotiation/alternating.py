@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Literal
 
 import anyio
 from pydantic import BaseModel, Field
 
-from agents.negotiators.utility import LinearUtility
+from agents.negotiators.utility import Utility
 from orchestrator.negotiation.analytics import Analysis, analyse
 from orchestrator.negotiation.calls import Ledger, NegotiationCallError, NegotiationTimeout, Party, call_skill
 from orchestrator.negotiation.recorder import (
@@ -47,7 +47,7 @@ from protocol.negotiation import (
 
 __all__ = ["alternating_offers", "one_to_many", "OneToManyResult", "Utilities", "RecorderFactory"]
 
-Utilities = tuple[LinearUtility, LinearUtility]
+Utilities = tuple[Utility, Utility]
 RecorderFactory = Callable[[Party], AbstractAsyncContextManager[NegotiationRecorder]]
 """Opens the recorder of one one-to-many thread (e.g. a run per seller: ``NegotiationRuns.recording``)."""
 
@@ -282,7 +282,7 @@ async def one_to_many(
     item: str = "",
     max_rounds: int = 10,
     select: Callable[[Outcome], float] | None = None,
-    utilities: dict[str, Utilities] | None = None,
+    utilities: Mapping[str, Utilities] | None = None,
     timeout_s: float = 60.0,
     ledger: Ledger | None = None,
     id_prefix: str | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel
 
-from agents.negotiators.utility import LinearUtility, outcome_space
+from agents.negotiators.utility import Utility, outcome_space
 from protocol.negotiation import Issue, Offer
 
 __all__ = ["Analysis", "pareto_frontier", "nash_point", "analyse"]
@@ -60,7 +60,7 @@ def _nash_row(points: np.ndarray, reservations: tuple[float, float]) -> int | No
     return int(ok[int(np.argmax(products))])
 
 
-def analyse(agreement: Offer | None, issues: list[Issue], a: LinearUtility, b: LinearUtility) -> Analysis:
+def analyse(agreement: Offer | None, issues: list[Issue], a: Utility, b: Utility) -> Analysis:
     """Analytics for one bilateral negotiation (no agreement: only the frontier and the Nash point)."""
     space = outcome_space(issues)
     ua, ub = a.scores(space.points), b.scores(space.points)
