@@ -227,7 +227,7 @@ class Skill:
             tags=self.tags,
             examples=self.examples,
             input_modes=["application/json", "text/plain"],
-            output_modes=["application/json"],
+            output_modes=["application/json", "text/plain"],  # agents.output_parts.OUTPUT_MODES
         )
 
     def parse_input(self, arguments: Any) -> BaseModel:

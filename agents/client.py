@@ -20,9 +20,18 @@ from typing import Any, Protocol, Self
 import httpx
 from pydantic import BaseModel
 
+from agents.a2a_v03_binding import V03JsonRpcBinding
 from agents.agent import Agent
+from agents.client_bindings import (
+    BINDINGS,
+    JSONRPC,
+    Binding,
+    BindingFactory,
+    binding_key,
+    pick_interface,
+    register_binding,
+)
 from agents.tasks import SKILL_METADATA_KEY, USAGE_METADATA_KEY, TaskRuntime
-from protocol import telemetry
 from protocol.a2a import (
     AGENT_CARD_PATH,
     PROTOCOL_VERSION,
@@ -44,13 +53,13 @@ from protocol.a2a import (
     TaskState,
     TaskStatus,
 )
+from protocol.a2a_v03_card import card_from_v03
 from protocol.auth import bearer_headers, tls_verify
 from protocol.jsonrpc import (
     A2AError,
     ContentTypeNotSupportedError,
     InvalidAgentResponseError,
-    JSONRPCError,
-    error_from_wire,
+    UnsupportedOperationError,
 )
 
 __all__ = [
@@ -211,6 +220,7 @@ class AgentClient(Protocol):
 
 
 _HEADERS = {VERSION_HEADER: PROTOCOL_VERSION}  # sent on every call, also through a shared httpx client
+register_binding(JSONRPC, V03JsonRpcBinding.protocol_version, V03JsonRpcBinding)  # A2A 0.3 agents too
 
 
 def _task_of(response: SendMessageResponse) -> Task:
@@ -222,8 +232,11 @@ def _task_of(response: SendMessageResponse) -> Task:
 
 
 class HttpAgentClient:
-    """A2A JSON-RPC client over httpx. ``url`` is the agent's endpoint (its card's interface URL).
+    """A2A client over httpx. ``url`` is the agent's endpoint (its card's interface URL).
 
+    ``binding``: the protocol binding the calls go over (``agents.client_bindings``): a card's
+    ``protocolBinding`` name (``"JSONRPC"``, the default, or ``"HTTP+JSON"``) or a ``BindingFactory``;
+    ``from_card_url``/``for_card`` pick the first interface of the card this client speaks.
     ``token``: the bearer token sent with every call (default ``protocol.auth.client_token()``: the
     ``SCALEOUT_TOKEN`` variable or the token file; none when neither is set; ``""``: none, whatever the
     environment holds). ``ca_file`` / ``verify``: how an ``https://`` agent's certificate is checked
@@ -239,13 +252,13 @@ class HttpAgentClient:
         token: str | None = None,
         ca_file: str | None = None,
         verify: ssl.SSLContext | bool | None = None,
+        binding: str | BindingFactory = JSONRPC,
     ) -> None:
         self.url = url if url.endswith("/") else url + "/"
-        self._endpoint = httpx.URL(self.url)  # parsed once: httpx re-parses a str URL on every request
         self._own = http is None
         self._http = http or httpx.AsyncClient(timeout=timeout, verify=tls_verify(ca_file, verify))
-        self._headers = {**_HEADERS, **(bearer_headers(token) if token != "" else {})}  # read once; never logged
-        self._ids = 0
+        headers = {**_HEADERS, **(bearer_headers(token) if token != "" else {})}  # read once; never logged
+        self.binding: Binding = _factory(binding)(self._http, url, headers)  # the interface URL as declared
 
     async def __aenter__(self) -> Self:
         return self
@@ -258,51 +271,39 @@ class HttpAgentClient:
             await self._http.aclose()
 
     @classmethod
-    async def from_card_url(cls, card_url: str, **kwargs: Any) -> HttpAgentClient:
-        """Fetch the card at ``card_url`` and connect to its first JSON-RPC interface."""
+    def for_card(cls, card: AgentCard, *, binding: str | None = None, **kwargs: Any) -> HttpAgentClient:
+        """A client on the first of ``card``'s interfaces this client speaks (only ``binding`` ones, if named)."""
+        interface = pick_interface(card, binding)
+        if interface is None:
+            offered = ", ".join(f"{i.protocol_binding} {i.protocol_version}" for i in card.supported_interfaces[:8])
+            raise UnsupportedOperationError(
+                f"agent {card.name!r} offers {offered}; this client speaks "
+                + ", ".join(f"{b} {v}" for b, v in BINDINGS)
+                + (f" (asked for {binding})" if binding else "")
+            )
+        factory = BINDINGS[binding_key(interface.protocol_binding, interface.protocol_version)]
+        return cls(interface.url, binding=factory, **kwargs)
+
+    @classmethod
+    async def from_card_url(cls, card_url: str, *, binding: str | None = None, **kwargs: Any) -> HttpAgentClient:
+        """Fetch the card at ``card_url`` and connect to its first interface this client speaks (``for_card``)."""
         verify = tls_verify(kwargs.get("ca_file"), kwargs.get("verify"))
         async with httpx.AsyncClient(timeout=kwargs.get("timeout", 60.0), verify=verify) as http:
             response = await http.get(card_url)
             response.raise_for_status()
-        card = AgentCard.model_validate(response.json())
-        return cls(card.url, **kwargs)
-
-    def _envelope(self, method: str, params: BaseModel) -> dict[str, Any]:
-        self._ids += 1
-        return {
-            "jsonrpc": "2.0",
-            "id": self._ids,
-            "method": method,
-            "params": params.model_dump(mode="json", by_alias=True, exclude_none=True),
-        }
+        return cls.for_card(AgentCard.model_validate(card_from_v03(response.json())), binding=binding, **kwargs)
 
     async def _call(self, method: str, params: BaseModel) -> Any:
-        with telemetry.span(f"{telemetry.SPAN_A2A} {method}", kind=telemetry.SpanKind.CLIENT) as span:
-            if span.is_recording():
-                span.set_attributes({"rpc.system": "jsonrpc", "rpc.method": method, "url.full": self.url})
-            headers = telemetry.trace_headers(self._headers)  # W3C traceparent: the agent continues this trace
-            response = await self._http.post(self._endpoint, json=self._envelope(method, params), headers=headers)
-            if response.status_code in (401, 403):
-                _refused(response.status_code, response.content)
-            return _result(response.json())
+        return await self.binding.call(method, params)
 
-    async def _stream(self, method: str, params: BaseModel) -> AsyncIterator[StreamResponse]:
-        headers = telemetry.trace_headers({**self._headers, "Accept": "text/event-stream"})
-        async with self._http.stream("POST", self._endpoint, json=self._envelope(method, params), headers=headers) as r:
-            if r.status_code in (401, 403):
-                _refused(r.status_code, await r.aread())
-            if not r.headers.get("content-type", "").startswith("text/event-stream"):
-                _result(json.loads(await r.aread()))
-                raise InvalidAgentResponseError(f"{method} answered without an event stream")
-            async for line in r.aiter_lines():
-                if line.startswith("data:"):
-                    yield StreamResponse.model_validate(_result(json.loads(line[5:])))
+    def _stream(self, method: str, params: BaseModel) -> AsyncIterator[StreamResponse]:
+        return self.binding.stream(method, params)
 
     async def get_card(self) -> AgentCard:
         base = self.url.rstrip("/")
         response = await self._http.get(base + AGENT_CARD_PATH)
         response.raise_for_status()
-        return AgentCard.model_validate(response.json())
+        return AgentCard.model_validate(card_from_v03(response.json()))  # a 0.3 card reads as 1.0
 
     async def send_message(
         self, message: Message, *, return_immediately: bool = False, history_length: int | None = None
@@ -336,23 +337,14 @@ class HttpAgentClient:
         return await self.send_message(answer_message(task_id, answer), return_immediately=return_immediately)
 
 
-def _refused(status: int, body: bytes) -> None:
-    """Raise AgentAccessError with the reason the agent gave (its JSON-RPC error message, when it sent one)."""
-    try:
-        message = str(json.loads(body)["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        message = "the agent refused the caller's credentials" if status == 401 else "the caller lacks a scope"
-    raise AgentAccessError(status, message[:500])
-
-
-def _result(body: Any) -> Any:
-    if not isinstance(body, dict):
-        raise InvalidAgentResponseError("the agent's reply is not a JSON-RPC object")
-    if "error" in body:
-        raise error_from_wire(JSONRPCError.model_validate(body["error"]))
-    if "result" not in body:
-        raise InvalidAgentResponseError("the agent's JSON-RPC reply has neither result nor error")
-    return body["result"]
+def _factory(binding: str | BindingFactory) -> BindingFactory:
+    if not isinstance(binding, str):
+        return binding
+    factory = BINDINGS.get(binding_key(binding, PROTOCOL_VERSION))
+    if factory is None:
+        known = ", ".join(sorted({b for b, _ in BINDINGS}))
+        raise ValueError(f"unknown A2A binding {binding!r}; use one of {known}")
+    return factory
 
 
 class LocalAgentClient:

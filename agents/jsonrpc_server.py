@@ -12,23 +12,26 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive
 
+from agents.a2a_handlers import (
+    LEGACY_VERSION,
+    PUSH_METHODS,
+    SUPPORTED_VERSIONS,
+    A2AHandlers,
+    check_version,
+    major_minor,
+)
 from agents.tasks import TaskRuntime
 from protocol import telemetry
 from protocol.a2a import (
     PROTOCOL_VERSION,
     VERSION_HEADER,
-    CancelTaskRequest,
-    GetTaskRequest,
-    ListTasksRequest,
-    SendMessageRequest,
     StreamResponse,
-    SubscribeToTaskRequest,
 )
 from protocol.access import request_principal
 from protocol.auth import Principal
@@ -36,18 +39,13 @@ from protocol.boundary import NO_BODY, BoundaryRejection, request_json
 from protocol.jsonrpc import (
     A2AError,
     ContentTypeNotSupportedError,
-    ExtendedAgentCardNotConfiguredError,
     InternalError,
-    InvalidParamsError,
     InvalidRequestError,
     JSONRPCErrorResponse,
     JSONRPCRequest,
     MethodNotFoundError,
     ParseError,
-    PushNotificationNotSupportedError,
-    VersionNotSupportedError,
 )
-from protocol.validation import describe_validation_error
 
 __all__ = [
     "JsonRpcEndpoint",
@@ -59,21 +57,6 @@ __all__ = [
 ]
 
 MAX_BODY_BYTES = 1_000_000  # the default body cap of an agent server's boundary
-SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
-LEGACY_VERSION = "0.3"
-
-
-def major_minor(version: str) -> str:
-    """``Major.Minor`` of a version string (patch numbers never count in negotiation): '1.0.2' -> '1.0'."""
-    return ".".join(version.split(".")[:2])
-
-
-_PUSH_METHODS = {
-    "CreateTaskPushNotificationConfig",
-    "GetTaskPushNotificationConfig",
-    "ListTaskPushNotificationConfigs",
-    "DeleteTaskPushNotificationConfig",
-}
 
 
 def _json_response(content: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -107,14 +90,6 @@ def render_jsonrpc_error(rejection: BoundaryRejection) -> bytes:
     return to_json(JSONRPCErrorResponse(id=None, error=error.to_jsonrpc()).model_dump(mode="json"))
 
 
-def _params(model: type[BaseModel], params: dict[str, Any] | None) -> Any:
-    try:
-        return model.model_validate(params or {})
-    except ValidationError as exc:
-        details = describe_validation_error(exc)
-        raise InvalidParamsError(f"invalid params for {model.__name__.removesuffix('Request')}: {details}") from None
-
-
 async def _until_disconnect(receive: Receive) -> None:
     """Return once the client has closed the connection (the body was read already: the next message says so)."""
     while (await receive())["type"] != "http.disconnect":
@@ -126,26 +101,35 @@ Streaming = Callable[[dict[str, Any] | None, Principal], AsyncIterator[StreamRes
 
 
 class JsonRpcEndpoint:
-    """Starlette endpoint serving one agent's TaskRuntime over A2A JSON-RPC 2.0 (behind ``Boundary``).
+    """Starlette endpoint serving one agent's A2A operations (``A2AHandlers``) over JSON-RPC 2.0 (behind ``Boundary``).
 
     ``extended_card``: the JSON-ready card ``GetExtendedAgentCard`` returns to authenticated callers (None: the
-    method answers "not configured", as it does for every caller of a server without keys).
+    method answers "not configured", as it does for every caller of a server without keys). ``handlers``: share
+    the operations with another binding (``agents.rest_server``) instead of making them from ``runtime``.
     """
 
-    def __init__(self, runtime: TaskRuntime, *, extended_card: dict[str, Any] | None = None) -> None:
-        self.runtime = runtime
-        self.extended_card = extended_card
+    def __init__(
+        self,
+        runtime: TaskRuntime,
+        *,
+        extended_card: dict[str, Any] | None = None,
+        handlers: A2AHandlers | None = None,
+    ) -> None:
+        self.handlers = handlers or A2AHandlers(runtime, extended_card=extended_card)
+        self.runtime = self.handlers.runtime
+        h = self.handlers
         self._unary: dict[str, Unary] = {  # SendMessage is dispatched on its own: it watches the connection
-            "GetTask": self._get_task,
-            "ListTasks": self._list_tasks,
-            "CancelTask": self._cancel_task,
-            "GetExtendedAgentCard": self._extended_card,
+            "GetTask": h.get_task,
+            "ListTasks": h.list_tasks,
+            "CancelTask": h.cancel_task,
+            "GetExtendedAgentCard": h.get_extended_card,
+            **{method: h.push_config for method in PUSH_METHODS},
         }
         self._streaming: dict[str, Streaming] = {
-            "SendStreamingMessage": self._send_streaming,
-            "SubscribeToTask": self._subscribe,
+            "SendStreamingMessage": h.send_streaming,
+            "SubscribeToTask": h.subscribe,
         }
-        self._methods = {*self._unary, *self._streaming, *_PUSH_METHODS, "SendMessage"}  # span names: known only
+        self._methods = {*self._unary, *self._streaming, "SendMessage"}  # span names: known only
 
     async def handle(self, request: Request) -> Response:
         """Answer one JSON-RPC request (the boundary has already parsed its body)."""
@@ -163,7 +147,7 @@ class JsonRpcEndpoint:
                 raise InvalidRequestError(
                     'not a JSON-RPC 2.0 request: send {"jsonrpc": "2.0", "method": ..., "params": {...}, "id": ...}'
                 ) from None
-            self._check_version(request)
+            check_version(request.headers)
             principal = request_principal(request)
             # the caller's W3C traceparent, if any: this request's span (and the skill's) joins the caller's trace
             parent = telemetry.extract_headers(request.headers)
@@ -185,10 +169,9 @@ class JsonRpcEndpoint:
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", VERSION_HEADER: PROTOCOL_VERSION},
             )
-        if rpc.method in _PUSH_METHODS:
-            raise PushNotificationNotSupportedError("this agent does not support push notifications")
         if rpc.method == "SendMessage":
-            result = await self._send_message(rpc.params, principal, request)
+            disconnected = lambda: _until_disconnect(request.receive)  # noqa: E731
+            result = await self.handlers.send_message(rpc.params, principal, disconnected)
         else:
             handler = self._unary.get(rpc.method)
             if handler is None:
@@ -197,17 +180,6 @@ class JsonRpcEndpoint:
         return _json_response(
             {"jsonrpc": "2.0", "id": rpc.id, "result": result}, headers={VERSION_HEADER: PROTOCOL_VERSION}
         )
-
-    def _check_version(self, request: Request) -> None:
-        raw = request.headers.get(VERSION_HEADER) or ""  # a header only: never the query string
-        version = raw.strip() or LEGACY_VERSION  # the spec: an empty or missing A2A-Version means 0.3
-        if major_minor(version) not in SUPPORTED_VERSIONS:
-            hint = f"send the header '{VERSION_HEADER}: {PROTOCOL_VERSION}'"
-            what = "no A2A-Version (read as 0.3)" if not raw.strip() else f"A2A-Version {version[:20]!r}"
-            raise VersionNotSupportedError(
-                f"{what} is not supported; this agent speaks {sorted(SUPPORTED_VERSIONS)}: {hint}",
-                {"supportedVersions": ",".join(sorted(SUPPORTED_VERSIONS))},
-            )
 
     async def _sse(
         self, rpc_id: Any, first: StreamResponse, rest: AsyncIterator[StreamResponse]
@@ -222,41 +194,3 @@ class JsonRpcEndpoint:
         except A2AError as exc:
             error = JSONRPCErrorResponse(id=rpc_id, error=exc.to_jsonrpc()).model_dump(mode="json")
             yield f"data: {json.dumps(error)}\n\n".encode()
-
-    async def _send_message(self, params: dict[str, Any] | None, principal: Principal, http: Request) -> Any:
-        """A SendMessageResponse, dumped without a copy; a blocking call whose client disconnects stops waiting,
-        and its task is cancelled unless someone comes back for it (``TaskRuntime.disconnect_grace_s``)."""
-        request = _params(SendMessageRequest, params)
-        return await self.runtime.send_wire(request, principal, disconnected=lambda: _until_disconnect(http.receive))
-
-    async def _send_streaming(
-        self, params: dict[str, Any] | None, principal: Principal
-    ) -> AsyncIterator[StreamResponse]:
-        request = _params(SendMessageRequest, params)
-        async for event in self.runtime.stream(request, principal):
-            yield event
-
-    async def _subscribe(self, params: dict[str, Any] | None, principal: Principal) -> AsyncIterator[StreamResponse]:
-        request = _params(SubscribeToTaskRequest, params)
-        async for event in self.runtime.subscribe(request.id, principal):
-            yield event
-
-    async def _get_task(self, params: dict[str, Any] | None, principal: Principal) -> Any:
-        request = _params(GetTaskRequest, params)
-        return self.runtime.get(request.id, request.history_length, principal).wire()
-
-    async def _list_tasks(self, params: dict[str, Any] | None, principal: Principal) -> Any:
-        request = _params(ListTasksRequest, params)
-        return self.runtime.list(request, principal).wire()
-
-    async def _cancel_task(self, params: dict[str, Any] | None, principal: Principal) -> Any:
-        request = _params(CancelTaskRequest, params)
-        return (await self.runtime.cancel(request.id, principal)).wire()
-
-    async def _extended_card(self, params: dict[str, Any] | None, principal: Principal) -> Any:
-        if self.extended_card is None or not principal.authenticated:
-            raise ExtendedAgentCardNotConfiguredError(
-                "this agent has no extended agent card (it is served to authenticated callers when the server "
-                "has keys: scaleout agent serve --jwks FILE)"
-            )
-        return self.extended_card

@@ -2,6 +2,9 @@
 
 Tool name = skill id (``agent.skill`` when one server carries several agents), description = skill
 description, input/output schema = the skill's pydantic models. Usage travels in ``_meta["scaleout/usage"]``.
+Arguments the skill does not take answer a tool result with ``isError`` naming each field (SEP-1303: the model
+can read it and correct itself), marked in ``_meta["scaleout/invalid_arguments"]``; an unknown tool is a
+JSON-RPC error -32602, as the specification's tools page shows.
 Over HTTP, sessions expire when idle and are capped per client (``McpHttpApp``); Host, Origin, content type and
 body limits are the boundary's (``agents.serve.create_app`` puts the app behind ``protocol.boundary.Boundary``).
 """
@@ -36,6 +39,7 @@ from protocol.validation import field_errors
 
 __all__ = [
     "USAGE_META_KEY",
+    "INVALID_ARGUMENTS_META_KEY",
     "DEFAULT_SESSION_IDLE_TIMEOUT_S",
     "DEFAULT_SESSIONS_PER_CLIENT",
     "DEFAULT_MAX_SESSIONS",
@@ -46,6 +50,7 @@ __all__ = [
 ]
 
 USAGE_META_KEY = "scaleout/usage"
+INVALID_ARGUMENTS_META_KEY = "scaleout/invalid_arguments"  # on an isError result: the caller's arguments were wrong
 DEFAULT_CALL_TIMEOUT_S = 300.0
 DEFAULT_SESSION_IDLE_TIMEOUT_S = 300.0
 DEFAULT_SESSIONS_PER_CLIENT = 32
@@ -95,14 +100,22 @@ def _error_result(reason: str, meta: dict[str, Any]) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=reason)], is_error=True, _meta=meta)
 
 
+def _invalid_arguments(
+    tool: str, reason: str, fields: list[dict[str, str]], meta: dict[str, Any]
+) -> types.CallToolResult:
+    """A tool result with ``isError`` saying which arguments were wrong and how to call again."""
+    text = f"{reason}. Fix the arguments to match the tool's inputSchema (tools/list) and call {tool!r} again."
+    return _error_result(text, {**meta, INVALID_ARGUMENTS_META_KEY: {"tool": tool, "errors": fields}})
+
+
 def mcp_server(
     agents: Agent | Sequence[Agent], *, call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S, name: str | None = None
 ) -> Server[Any]:
     """An MCP server whose tools are the skills of ``agents`` (tool name = skill id for a single agent).
 
-    Invalid arguments answer an MCP ``INVALID_PARAMS`` error naming the fields; a skill that fails (invalid
-    model output, deadline, bug) answers a tool result with ``isError`` and the reason. Each call is bounded
-    by ``call_timeout_s``.
+    Invalid arguments (and input the skill itself refuses) answer a tool result with ``isError`` naming the fields;
+    so does a skill that fails (invalid model output, deadline, bug), with the reason. An unknown tool is an MCP
+    ``INVALID_PARAMS`` error listing the tools. Each call is bounded by ``call_timeout_s``.
     """
     agent_list = [agents] if isinstance(agents, Agent) else list(agents)
     if not agent_list:
@@ -122,18 +135,18 @@ def mcp_server(
         tool = tools.get(params.name)
         if tool is None:
             known = ", ".join(tools) or "none"
-            raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}; this server has: {known}")
+            raise MCPError(
+                types.INVALID_PARAMS,
+                f"unknown tool {params.name[:200]!r}; this server has: {known} (tools/list gives their input schemas)",
+            )
         arguments = params.arguments or {}
         try:
             tool.skill.input_model.model_validate(arguments)
         except ValidationError as exc:
             fields = _field_errors(exc)
             detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-            raise MCPError(
-                types.INVALID_PARAMS,
-                f"invalid arguments for tool {params.name!r}: {detail}",
-                {"tool": params.name, "errors": fields},
-            ) from None
+            reason = f"invalid arguments for tool {params.name!r}: {detail}"
+            return _invalid_arguments(params.name, reason, fields, _usage_meta(Usage(), 0.0))
         ctx = SkillContext(
             tool.agent.brain, deadline=anyio.current_time() + call_timeout_s, asker=_elicitation_asker(_ctx)
         )
@@ -147,8 +160,9 @@ def mcp_server(
             try:
                 result, usage = await tool.agent.call(skill_id, arguments, ctx=ctx)
             except SkillInputError as exc:
-                telemetry.record_skill(name, skill_id, "rejected", time.perf_counter() - started)
-                raise MCPError(types.INVALID_PARAMS, str(exc), {"tool": params.name}) from None
+                elapsed = time.perf_counter() - started
+                telemetry.record_skill(name, skill_id, "rejected", elapsed)
+                return _invalid_arguments(params.name, str(exc), [], _usage_meta(ctx.usage, elapsed))
             except Exception as exc:  # a bug in a skill must answer this call, not take the server down
                 _log.error("skill %r of agent %r failed (MCP tool %r)", skill_id, name, params.name, exc_info=True)
                 telemetry.failed(span, exc)

@@ -1,9 +1,11 @@
-"""ASGI app serving one or many agents: Agent Card, A2A JSON-RPC (+SSE) and an MCP endpoint per agent.
+"""ASGI app serving one or many agents: Agent Card, A2A JSON-RPC and HTTP+JSON (+SSE), and MCP per agent.
 
-One agent is served at the root (``/.well-known/agent-card.json``, ``POST /``, ``/mcp``); several agents
-each get a prefix ``/agents/{name}`` with the same three routes under it. The whole app sits behind
-``protocol.boundary.Boundary`` (host, origin, JSON content type, body size, JSON depth, and access control:
-``ACCESS_RULES``), whose refusals are JSON-RPC errors since both A2A and MCP speak JSON-RPC.
+One agent is served at the root (``/.well-known/agent-card.json``, ``POST /``, the HTTP+JSON routes
+``/message:send``, ``/tasks/{id}`` ... of ``agents.rest_server``, ``/mcp``); several agents each get a prefix
+``/agents/{name}`` with the same routes under it. Both A2A bindings call the same ``A2AHandlers``. The whole app
+sits behind ``protocol.boundary.Boundary`` (host, origin, JSON content type, body size, JSON depth, and access
+control: ``ACCESS_RULES``), whose refusals are JSON-RPC errors (A2A JSON-RPC and MCP speak JSON-RPC), and
+``google.rpc`` error bodies on the HTTP+JSON routes (``RestBoundary``).
 
 Access: the cards, the agent index and the MCP protected-resource metadata (RFC 9728) are public; A2A and MCP
 need the scope ``agents:call``. With keys (``AuthSettings.jwks_file``) callers send bearer tokens, the cards
@@ -28,11 +30,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
+from agents.a2a_handlers import A2AHandlers
+from agents.a2a_v03_server import served_card, v03_compatible
 from agents.agent import Agent
 from agents.jsonrpc_server import MAX_BODY_BYTES, JsonRpcEndpoint, render_jsonrpc_error
+from agents.rest_server import REST_ROUTES, RestBoundary, RestEndpoint, is_rest_path, render_a2a_rest_error
 from agents.task_waiters import DISCONNECT_GRACE_S
 from agents.tasks import TaskRuntime
-from protocol.a2a import AGENT_CARD_PATH, AgentCard, AgentExtension
+from protocol.a2a import AGENT_CARD_PATH, AgentCard, AgentExtension, AgentInterface
 from protocol.access import PUBLIC, AccessPolicy, Rule, access_policy, check_rules
 from protocol.auth import AuthSettings, SigningKey
 from protocol.boundary import Boundary, BoundaryPolicy
@@ -45,6 +50,7 @@ __all__ = [
     "BEARER_SCHEME",
     "CALL_SCOPE",
     "CARD_MAX_AGE_S",
+    "HTTP_JSON_BINDING",
     "JWKS_PATH",
     "PROTECTED_RESOURCE_PATH",
     "SKILL_SCHEMAS_EXTENSION",
@@ -54,6 +60,7 @@ __all__ = [
 ]
 
 CARD_MAX_AGE_S = 300
+HTTP_JSON_BINDING = "HTTP+JSON"  # the card's protocolBinding of the REST routes (agents.rest_server)
 CALL_SCOPE = "agents:call"
 BEARER_SCHEME = "bearer"
 PROTECTED_RESOURCE_PATH = "/.well-known/oauth-protected-resource"
@@ -73,6 +80,11 @@ ACCESS_RULES: list[Rule] = [
     Rule.of("*", "/mcp/{rest:path}", CALL_SCOPE),
     Rule.of("*", "/agents/{name}/mcp", CALL_SCOPE),
     Rule.of("*", "/agents/{name}/mcp/{rest:path}", CALL_SCOPE),
+    *(
+        Rule.of(methods, prefix + path, CALL_SCOPE)
+        for prefix in ("", "/agents/{name}")
+        for methods, path in REST_ROUTES
+    ),
 ]
 """The scope every route of an agent server needs (``protocol.access``); a route without one answers 404."""
 
@@ -144,6 +156,10 @@ class AgentServer:
         """The A2A endpoint URL of ``agent`` (also where its card's interface points)."""
         return f"{self.base_url}{self.prefix(agent)}/"
 
+    def rest_url(self, agent: Agent) -> str:
+        """The HTTP+JSON base URL of ``agent``, without a trailing slash (clients append ``/message:send`` ...)."""
+        return f"{self.base_url}{self.prefix(agent)}"
+
     def card_url(self, agent: Agent) -> str:
         return f"{self.base_url}{self.prefix(agent)}{AGENT_CARD_PATH}"
 
@@ -152,21 +168,26 @@ class AgentServer:
         return f"{self.base_url}{self.prefix(agent)}/mcp"
 
     def card(self, agent: Agent) -> AgentCard:
-        """The public card of ``agent``; with ``secured`` it declares the bearer scheme and the extended card."""
+        """The public card of ``agent``: JSON-RPC at ``url(agent)``, then HTTP+JSON at ``rest_url(agent)``; with
+        ``secured`` it declares the bearer scheme and the extended card."""
         if not self.secured:
-            return agent.card(self.url(agent))
-        return agent.card(
-            self.url(agent),
-            security_schemes=_BEARER_SCHEMES,
-            security_requirements=_BEARER_REQUIREMENTS,
-            extended_card=True,
-        )
+            card = agent.card(self.url(agent))
+        else:
+            card = agent.card(
+                self.url(agent),
+                security_schemes=_BEARER_SCHEMES,
+                security_requirements=_BEARER_REQUIREMENTS,
+                extended_card=True,
+            )
+        rest = AgentInterface(url=self.rest_url(agent), protocol_binding=HTTP_JSON_BINDING)
+        return card.model_copy(update={"supported_interfaces": [*card.supported_interfaces, rest]})
 
     def public_card(self, card: AgentCard) -> dict[str, Any]:
         """The card as served: signed with ``signing_key`` (JWS in ``signatures``, naming the JWKS URL) if set."""
+        wire = served_card(card)  # with the A2A 0.3 interface (agents/a2a_v03_server.py)
         if self.signing_key is None:
-            return card.wire()
-        return sign_card(card.wire(), self.signing_key, jku=self.base_url + JWKS_PATH)
+            return wire
+        return sign_card(wire, self.signing_key, jku=self.base_url + JWKS_PATH)
 
     def jwks_routes(self) -> list[BaseRoute]:
         """The JWKS of the card-signing key at ``JWKS_PATH`` (none without a key)."""
@@ -187,14 +208,16 @@ class AgentServer:
         }
 
     def agent_routes(self, agent: Agent) -> list[BaseRoute]:
-        """The card, JSON-RPC and MCP routes of one agent, relative to its prefix."""
+        """The card, JSON-RPC, HTTP+JSON and MCP routes of one agent, relative to its prefix."""
         card = self.card(agent)
-        endpoint = JsonRpcEndpoint(
+        handlers = A2AHandlers(
             self.runtimes[agent.name], extended_card=extended_card(agent, card) if self.secured else None
         )
+        endpoint = JsonRpcEndpoint(handlers.runtime, handlers=handlers)
         routes: list[BaseRoute] = [
             Route(AGENT_CARD_PATH, _card_endpoint(self.public_card(card)), methods=["GET"]),
-            Route("/", endpoint.handle, methods=["POST"]),
+            Route("/", v03_compatible(endpoint.handle), methods=["POST"]),  # 0.3 calls too: a2a_v03_server.py
+            *RestEndpoint(handlers).routes(),
         ]
         mcp = self.mcp_apps[agent.name]
         if mcp is not None:  # "/mcp" and "/mcp/" both answer directly: MCP clients do not follow redirects
@@ -313,15 +336,34 @@ def _mcp_app(agent: Agent, options: dict[str, Any]) -> Any:
 
 
 class AgentApp(Boundary):
-    """The agents' ASGI app: the Starlette app behind the boundary; ``state.agent_server`` as on the inner app."""
+    """The agents' ASGI app: the Starlette app behind the boundary; ``state.agent_server`` as on the inner app.
+
+    Requests to the HTTP+JSON routes pass the same checks through ``RestBoundary`` (errors as google.rpc bodies)."""
 
     def __init__(
         self, app: Starlette, server: AgentServer, policy: BoundaryPolicy, access: AccessPolicy | None = None
     ) -> None:
         super().__init__(app, policy, render=render_jsonrpc_error, access=access)
+        self.rest = RestBoundary(app, policy, render=render_a2a_rest_error, access=access)
         self.starlette = app
         self.agent_server = server
         self.state = app.state
+        self._prefixed = len(server.agents) > 1
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_rest_path(_agent_path(scope["path"], self._prefixed)):
+            await self.rest(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _agent_path(path: str, prefixed: bool) -> str:
+    """``path`` relative to its agent's prefix (``/agents/{name}``, when the server holds several agents)."""
+    if not prefixed or not path.startswith("/agents/"):
+        return path
+    rest = path[len("/agents/") :]
+    slash = rest.find("/")
+    return rest[slash:] if slash >= 0 else ""
 
 
 def default_policy(base_url: str, **limits: Any) -> BoundaryPolicy:

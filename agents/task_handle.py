@@ -57,6 +57,7 @@ class TaskHandle:
         self.skill_id = skill_id
         self.reply: Message | None = None  # set when the agent answered with a message, not a task
         self.parsed_input: BaseModel | None = None  # the turn's skill input, validated on arrival (default executor)
+        self.output_modes: tuple[str, ...] = ("application/json",)  # how the turn's result goes out (output_parts)
         self.turn = 0
         self.retained_bytes = 0  # what the runtime counts this finished task as (its JSON size)
         self.scope = anyio.CancelScope()

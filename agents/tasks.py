@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from agents.agent import Agent, Skill, SkillContext
 from agents.errors import AgentError, SkillInputError, SkillNotFound
+from agents.output_parts import accepted_output_modes, output_parts
 from agents.task_ask import DEFAULT_INPUT_TIMEOUT_S, InputUnavailable, ask_input, check_input_timeout
 from agents.task_handle import INTERRUPTED_STATES, Executor, TaskHandle
 from agents.task_index import MessageIndex, follow_repeat
@@ -41,7 +42,6 @@ from protocol.a2a import (
     ListTasksRequest,
     ListTasksResponse,
     Message,
-    Part,
     SendMessageRequest,
     StreamResponse,
     Task,
@@ -51,7 +51,6 @@ from protocol.a2a import (
 )
 from protocol.auth import ADMIN, LOCAL_PRINCIPAL, Principal
 from protocol.jsonrpc import (
-    ContentTypeNotSupportedError,
     InvalidParamsError,
     PushNotificationNotSupportedError,
     TaskNotCancelableError,
@@ -66,7 +65,6 @@ FREEZE_AFTER = 64  # finished tasks kept as objects before being frozen to JSON 
 MAX_RETAINED_BYTES = 64 * 1024 * 1024  # finished tasks kept, by the size of their JSON
 SKILL_METADATA_KEY = "skill"
 USAGE_METADATA_KEY = "usage"
-_SUPPORTED_OUTPUT = {"application/json", "text/plain", "*/*"}
 _log = logging.getLogger(__name__)
 
 
@@ -273,7 +271,8 @@ class TaskRuntime:
     # -- the default executor: run the skill -----------------------------------------------------------
 
     async def run_skill(self, handle: TaskHandle) -> None:
-        """Run the message's skill; the result becomes a data artifact carrying the usage."""
+        """Run the message's skill; the result becomes an artifact (data and/or text, as the caller accepts) carrying
+        the usage."""
         deadline = anyio.current_time() + self.task_timeout_s if self.task_timeout_s else None
         task = handle.task
         ctx = SkillContext(
@@ -313,7 +312,7 @@ class TaskRuntime:
         handle.add_artifact(
             Artifact(
                 name=f"{handle.skill_id}-result",
-                parts=[Part.from_data(result.model_dump(mode="json"))],
+                parts=output_parts(result.model_dump(mode="json"), handle.output_modes),
                 metadata={USAGE_METADATA_KEY: dict(spent)},
             )
         )
@@ -349,14 +348,13 @@ class TaskRuntime:
     def _prepare(self, request: SendMessageRequest, principal: Principal) -> tuple[TaskHandle, bool]:
         """The task a message is for, and whether it repeats a messageId this owner already started a task with."""
         message, config = request.message, request.configuration
-        if config and config.accepted_output_modes and not (set(config.accepted_output_modes) & _SUPPORTED_OUTPUT):
-            raise ContentTypeNotSupportedError(
-                f"this agent answers in application/json or text/plain, not {config.accepted_output_modes}"
-            )
+        output_modes = accepted_output_modes(config.accepted_output_modes if config else None)
         if config and config.task_push_notification_config:
             raise PushNotificationNotSupportedError("this agent does not send push notifications; poll or stream")
         if message.task_id:
-            return self._continue(message, principal), False
+            handle = self._continue(message, principal)
+            handle.output_modes = output_modes
+            return handle, False
         repeated = self._origins.find(principal.owner, message)
         if repeated is not None:
             return repeated, True
@@ -373,6 +371,7 @@ class TaskRuntime:
         handle = TaskHandle(task, stored, skill.id, owner=principal.owner)
         handle.begin_turn(stored)
         handle.parsed_input = parsed
+        handle.output_modes = output_modes
         self._tasks[task_id] = handle
         self._origins.add(handle)
         self._evict()

@@ -4,34 +4,97 @@ Served at /mcp behind the boundary, which lets in callers holding ``runs:read``;
 needs against the principal of the HTTP request that carried the call (submit_task, submit_graph, answer_task and
 approve_task ``runs:submit``, run_status and list_runs ``runs:read``, cancel_run ``runs:cancel``, list_agents
 ``registry:read``), and sees only the caller's own runs unless it holds ``admin``.
+
+Errors say what was wrong and how to fix it: arguments that fail a tool's schema and refusals (an unknown skill or
+run, a bad spec) are tool results with ``isError`` (SEP-1303), naming the field or the thing; an unknown tool is a
+JSON-RPC error -32602, as on the agents' /mcp. It serves tools only and advertises nothing else (no prompts or
+resources).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import anyio
+import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from orchestrator.api import caller_owner
 from orchestrator.approvals import NotAnApprover
+from orchestrator.graph import GraphError
+from orchestrator.reads import RunNotFound
 from orchestrator.service import Orchestrator, StoreUnavailable
 from orchestrator.transports import AgentCallError
 from protocol.access import request_principal
 from protocol.auth import LOCAL_PRINCIPAL, Principal
-from protocol.validation import describe_validation_error
+from protocol.validation import describe_validation_error, field_errors
 
-__all__ = ["orchestrator_mcp"]
+__all__ = ["OrchestratorMcpServer", "orchestrator_mcp"]
+
+_MAX_FIELD_ERRORS = 10
+# what MCPServer serves besides tools; the orchestrator has none of it, so it neither serves nor advertises it
+_NOT_SERVED = (
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+)
+_log = logging.getLogger(__name__)
 
 
-def orchestrator_mcp(orchestrator: Orchestrator) -> MCPServer:
-    """An MCP server with tools submit_task, submit_graph, run_status, cancel_run, list_runs, list_agents."""
-    server: MCPServer = MCPServer(
+class OrchestratorMcpServer(MCPServer):
+    """``MCPServer`` serving tools only, whose errors say what was wrong and how to fix it (see the module doc)."""
+
+    def __init__(self, name: str, instructions: str) -> None:
+        super().__init__(name=name, instructions=instructions, subscriptions=False)
+        # Capabilities are derived from the low-level server's handlers (mcp 2.x, pinned below 3 in pyproject.toml);
+        # tests/mcp/test_orchestrator_mcp.py checks that initialize advertises tools only.
+        for method in _NOT_SERVED:
+            self._lowlevel_server._request_handlers.pop(method, None)
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
+        """Call tool ``name``: an unknown tool is MCP error -32602; every failure is a ``ToolError`` whose text
+        names what was wrong and how to fix it (never the bare "Error executing tool ...")."""
+        known = [tool.name for tool in await self.list_tools()]
+        if name not in known:
+            raise MCPError(
+                types.INVALID_PARAMS,
+                f"unknown tool {name[:200]!r}; this server has: {', '.join(known)} (tools/list gives their schemas)",
+            )
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as exc:
+            cause = exc.__cause__ or exc
+            _log.error("MCP tool %r failed unexpectedly", name, exc_info=cause)
+            raise ToolError(
+                f"{name} failed unexpectedly ({type(cause).__name__}); the orchestrator logged the details: "
+                "retry, and if it fails again check the orchestrator's log around the time of this call"
+            ) from None
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                fields = "; ".join(f"{f}: {m}" for f, m in field_errors(exc.__cause__, _MAX_FIELD_ERRORS))
+                raise ToolError(
+                    f"invalid arguments for tool {name!r}: {fields}. Fix the arguments to match the tool's "
+                    f"inputSchema (tools/list) and call {name!r} again."
+                ) from None
+            reason = str(exc).removeprefix(f"Error executing tool {name}: ")
+            raise ToolError(reason if reason.startswith(name) else f"{name}: {reason}") from None
+
+
+def orchestrator_mcp(orchestrator: Orchestrator) -> OrchestratorMcpServer:
+    """An MCP server with tools submit_task, submit_graph, run_status, cancel_run, answer_task, approve_task,
+    list_runs and list_agents."""
+    server = OrchestratorMcpServer(
         name="scaleout-orchestrator",
         instructions="Submit tasks or task graphs to scaleout's agents and follow the runs.",
     )
@@ -59,7 +122,7 @@ def orchestrator_mcp(orchestrator: Orchestrator) -> MCPServer:
     async def run_status(run_id: str, ctx: Context) -> dict[str, Any]:
         """The status, tasks (outputs, errors) and usage of a run."""
         owner = caller_owner(_caller(ctx, "run_status", "runs:read"))
-        with _refusals():
+        with _refusals(run_id):
             run = await orchestrator.get_run(run_id, attempts=False, owner=owner)
         return _summary(run)
 
@@ -67,7 +130,7 @@ def orchestrator_mcp(orchestrator: Orchestrator) -> MCPServer:
     async def cancel_run(run_id: str, ctx: Context) -> dict[str, Any]:
         """Cancel an active run (its tasks are cancelled on the agents)."""
         owner = caller_owner(_caller(ctx, "cancel_run", "runs:cancel"))
-        with _refusals():
+        with _refusals(run_id):
             return {"run_id": run_id, "cancelled": await orchestrator.cancel(run_id, owner=owner)}
 
     @server.tool()
@@ -75,7 +138,7 @@ def orchestrator_mcp(orchestrator: Orchestrator) -> MCPServer:
         """Answer the question a task of a run waits on (``answer``: JSON valid against the schema of the run's
         latest task.waiting event for that task)."""
         caller = _caller(ctx, "answer_task", "runs:submit")
-        with _refusals():  # RunNotFound, NotWaiting, InvalidAnswer
+        with _refusals(run_id):  # RunNotFound, NotWaiting, InvalidAnswer
             try:
                 return await orchestrator.answer(run_id, task_id, answer, by=caller.owner, owner=caller_owner(caller))
             except AgentCallError as exc:
@@ -88,7 +151,7 @@ def orchestrator_mcp(orchestrator: Orchestrator) -> MCPServer:
         """Approve (or, with approve false, reject) the output a task holds for approval (its
         task.approval_requested event); a rejection fails that attempt with the comment as its reason."""
         caller = _caller(ctx, "approve_task", "runs:submit")
-        with _refusals():  # RunNotFound, NotAwaitingApproval, a comment too long
+        with _refusals(run_id):  # RunNotFound, NotAwaitingApproval, a comment too long
             try:
                 return await orchestrator.approve(
                     run_id, task_id, approve, comment, principal=caller, owner=caller_owner(caller)
@@ -147,13 +210,22 @@ def _caller(ctx: Context, tool: str, scope: str) -> Principal:
 
 
 @contextmanager
-def _refusals() -> Iterator[None]:
-    """Bad arguments become a tool error with a one-line reason (anything else stays a crash, logged)."""
+def _refusals(run_id: str | None = None) -> Iterator[None]:
+    """Bad arguments become a tool error with a one-line reason saying how to fix it (anything else stays a
+    crash, logged)."""
     try:
         yield
     except ValidationError as exc:
-        raise ToolError(f"invalid run request: {describe_validation_error(exc)}") from None
-    except (ValueError, LookupError, StoreUnavailable) as exc:  # GraphError, LimitExceeded, RunNotFound, ...
+        raise ToolError(f"invalid run request: {describe_validation_error(exc)}; fix those fields") from None
+    except RunNotFound:
+        shown = repr((run_id or "")[:80])
+        raise ToolError(f"no run {shown} that this caller can see; the list_runs tool lists your runs") from None
+    except GraphError as exc:
+        reason = " ".join(str(exc).split())
+        if reason.startswith("no healthy agent serves"):  # an unknown skill, or none of its agents is up
+            reason += " (the list_agents tool lists the registered agents and their skills)"
+        raise ToolError(reason) from None
+    except (ValueError, LookupError, StoreUnavailable) as exc:  # LimitExceeded, NotWaiting, InvalidAnswer, ...
         raise ToolError(" ".join(str(exc).split())) from None
 
 

@@ -23,7 +23,8 @@ carrying the question; ``answer`` sends the answer on that task and ``wait_moved
 has moved on (answered, cancelled, timed out), so the executor can wait without a deadline running.
 
 An agent that refuses the input itself (JSON-RPC InvalidParams -32602, which agents answer for invalid arguments
-and unknown skills; -32005, a part type the skill does not take; an A2A task REJECTED; an MCP -32602) raises
+and unknown skills; -32005, a part type the skill does not take; an A2A task REJECTED; an MCP -32602, or an MCP
+tool result with isError marked ``scaleout/invalid_arguments``) raises
 ``AgentRejectedInput``: the caller's mistake, which the executor neither retries nor counts against the agent.
 
 Inputs follow the skill's input modes from the agent's card (fetched once per agent, kept ``CARD_TTL_S``; so
@@ -54,6 +55,7 @@ from agents.client import (
     accepted_input_modes,
     skill_message,
 )
+from agents.client_v03 import client_for_interfaces
 from agents.tasks import USAGE_METADATA_KEY
 from agents.usage import Usage
 from orchestrator.credentials import AgentCredentials
@@ -249,7 +251,8 @@ class Transports:
         if remote is None:
             if len(self._remote) >= 10_000:  # bounded: agents come and go
                 self._remote.clear()
-            remote = self._remote[agent.url] = HttpAgentClient(agent.url, http=self._http)
+            # an agent whose card declares only A2A 0.3 gets the 0.3 binding (agents/client_v03.py)
+            remote = self._remote[agent.url] = client_for_interfaces(agent.url, agent.interfaces, http=self._http)
         return remote
 
     async def call(self, agent: AgentRecord, skill: str, arguments: Any, *, attempt_id: str) -> CallResult:
@@ -423,6 +426,7 @@ async def _call_mcp(
 ) -> CallResult:
     try:
         from agents.mcp_client import McpToolClient, McpToolError
+        from agents.mcp_server import INVALID_ARGUMENTS_META_KEY
     except ImportError:  # pragma: no cover - the MCP client ships with agents
         raise AgentUnreachable("agents.mcp_client is not available; MCP tools cannot be called") from None
     url = endpoint = agent.url
@@ -454,7 +458,8 @@ async def _call_mcp(
             while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
                 exc = exc.exceptions[0]  # type: ignore[assignment]
             if isinstance(exc, McpToolError):  # the server answered (possibly from inside the session's group)
-                if exc.code == _MCP_INVALID_PARAMS:  # invalid arguments or an unknown tool
+                # an unknown tool (-32602), or arguments the tool refused (an isError result marked as such)
+                if exc.code == _MCP_INVALID_PARAMS or INVALID_ARGUMENTS_META_KEY in tools.last_meta:
                     raise AgentRejectedInput(str(exc)) from None
                 raise AgentCallError(str(exc)) from None
             raise AgentUnreachable(f"MCP server {url} unreachable: {type(exc).__name__}: {exc}") from None

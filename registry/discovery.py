@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from protocol.a2a import AGENT_CARD_PATH, AgentCard, AgentInterface, AgentSkill
+from protocol.a2a_v03_card import card_from_v03
 from protocol.egress import EgressPolicy, guard_transport, guarded_client
 from protocol.signing import SignatureError, verify_card
 from protocol.validation import describe_validation_error
@@ -133,11 +134,11 @@ def parse_card(payload: bytes | str | dict[str, Any], source: str = "the request
     except ValueError as exc:
         raise CardValidationError(f"the agent card from {source} is not JSON: {exc}") from None
     try:
-        return AgentCard.model_validate(data)
+        return AgentCard.model_validate(card_from_v03(data) if isinstance(data, dict) else data)  # 0.3 cards too
     except ValidationError as exc:
         details = describe_validation_error(exc, limit=8)
         raise CardValidationError(
-            f"the agent card from {source} is not a valid A2A 1.0 Agent Card: {details}"
+            f"the agent card from {source} is not a valid A2A 1.0 (or 0.3) Agent Card: {details}"
         ) from None
 
 

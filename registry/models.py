@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from protocol.a2a import AgentCard
+from protocol.a2a_v03_card import card_from_v03
 from protocol.auth import LOCAL_PRINCIPAL
 from protocol.validation import stored_text
 from registry.stdio import STDIO_SCHEME, StdioAllowlist
@@ -286,6 +287,11 @@ class Registration(BaseModel):
     agent_id: AgentId | None = None
     url: Url | None = Field(default=None, validate_default=True)
     card_url: Url | None = None
+
+    @field_validator("card", mode="before")
+    @classmethod
+    def _card_of_any_version(cls, card: Any) -> Any:
+        return card_from_v03(card) if isinstance(card, dict) else card  # an A2A 0.3 card reads as 1.0
 
     @field_validator("card")
     @classmethod

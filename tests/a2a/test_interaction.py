@@ -1,22 +1,44 @@
-"""Every A2A method through our public clients, over both transports (in-process and HTTP on loopback)."""
+"""Every A2A method through our public clients: in-process, and over HTTP on loopback with each A2A binding
+(JSON-RPC and HTTP+JSON)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
 
-from agents.client import AgentClient, skill_message
+from agents.agent import Agent
+from agents.client import AgentClient, HttpAgentClient, skill_message
 from agents.llm.scripted import Scripted
+from agents.serve import create_app
+from agents.testing import free_port, serve_in_thread
 from agents.usage import Usage
 from protocol.a2a import ListTasksRequest, StreamResponse, Task, TaskState
 from protocol.jsonrpc import TaskNotCancelableError, UnsupportedOperationError
 
-from .conftest import TRANSPORTS, open_client, shop_agent
+from .conftest import TRANSPORTS, shop_agent
+from .conftest import open_client as open_jsonrpc_or_local_client
 
-pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("transport", TRANSPORTS)]
+HTTP_JSON = "http+json"  # HTTP on loopback with the HTTP+JSON (REST) binding; "http" is JSON-RPC
+
+pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("transport", [*TRANSPORTS, HTTP_JSON])]
+
+
+@asynccontextmanager
+async def open_client(agent: Agent, transport: str) -> AsyncIterator[AgentClient]:
+    """``conftest.open_client``, plus ``HTTP_JSON``: a fresh loopback server called over its REST binding."""
+    if transport != HTTP_JSON:
+        async with open_jsonrpc_or_local_client(agent, transport) as client:
+            yield client
+        return
+    port = free_port()
+    with serve_in_thread(create_app(agent, f"http://127.0.0.1:{port}"), port=port) as base:
+        async with HttpAgentClient(base + "/", binding="HTTP+JSON") as http:
+            yield http
 
 
 def _order(sku: str = "A1", quantity: int = 2, **kw: Any) -> Any:

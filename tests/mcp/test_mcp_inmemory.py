@@ -13,8 +13,10 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
 from agents.agent import Agent, SkillContext
+from agents.errors import SkillInputError
 from agents.examples import Classification, EchoIn, EchoOut, Inquiry
 from agents.mcp import USAGE_META_KEY, mcp_server
+from agents.mcp_server import INVALID_ARGUMENTS_META_KEY
 
 pytestmark = pytest.mark.anyio
 MODES = ["auto", "legacy"]  # auto negotiates 2026-07-28 in process; legacy runs the initialize handshake
@@ -62,17 +64,41 @@ async def test_model_usage_travels_in_meta(mode: str, good_triage: Callable[[str
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_invalid_arguments_are_an_mcp_error_naming_the_field(mode: str, echo: Agent) -> None:
+async def test_invalid_arguments_are_a_tool_error_naming_the_field(mode: str, echo: Agent) -> None:
+    """SEP-1303: the model reads which field was wrong and how to fix it, as a tool result (not a protocol error)."""
     with anyio.fail_after(10):
         async with Client(mcp_server(echo), mode=mode) as client:
-            with pytest.raises(MCPError) as missing:
-                await client.call_tool("echo", {"txt": "hi"})
-            with pytest.raises(MCPError) as too_long:
-                await client.call_tool("echo", {"text": "x" * 10_001})
-    assert missing.value.code == types.INVALID_PARAMS
-    assert "text" in missing.value.message and "Field required" in missing.value.message
-    assert missing.value.data["errors"] == [{"field": "text", "message": "Field required"}]
-    assert too_long.value.code == types.INVALID_PARAMS and "text" in too_long.value.message
+            missing = await client.call_tool("echo", {"txt": "hi"})
+            too_long = await client.call_tool("echo", {"text": "x" * 10_001})
+    assert missing.is_error and too_long.is_error
+    (text,) = missing.content
+    assert isinstance(text, types.TextContent)
+    assert text.text.startswith("invalid arguments for tool 'echo': text: Field required.")
+    assert "inputSchema" in text.text and "call 'echo' again" in text.text
+    assert missing.meta is not None and missing.meta[INVALID_ARGUMENTS_META_KEY] == {
+        "tool": "echo",
+        "errors": [{"field": "text", "message": "Field required"}],
+    }
+    assert missing.meta[USAGE_META_KEY]["calls"] == 0
+    assert too_long.meta is not None and too_long.meta[INVALID_ARGUMENTS_META_KEY]["errors"][0]["field"] == "text"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_input_the_skill_refuses_is_a_tool_error_too(mode: str) -> None:
+    agent = Agent("picky", "refuses some input")
+
+    @agent.skill()
+    async def pick(ctx: SkillContext, req: EchoIn) -> EchoOut:
+        """Refuse the text 'no'."""
+        if req.text == "no":
+            raise SkillInputError("text must not be 'no'; send any other text")
+        return EchoOut(text=req.text, length=len(req.text))
+
+    with anyio.fail_after(10):
+        async with Client(mcp_server(agent), mode=mode) as client:
+            refused = await client.call_tool("pick", {"text": "no"})
+    assert refused.is_error and refused.meta is not None and INVALID_ARGUMENTS_META_KEY in refused.meta
+    assert "text must not be 'no'" in refused.content[0].text  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -81,8 +107,8 @@ async def test_unknown_tool_is_an_mcp_error_listing_the_tools(mode: str, echo: A
         async with Client(mcp_server(echo), mode=mode) as client:
             with pytest.raises(MCPError) as err:
                 await client.call_tool("shout", {"text": "hi"})
-    assert err.value.code == types.INVALID_PARAMS
-    assert "shout" in err.value.message and "echo" in err.value.message
+    assert err.value.code == types.INVALID_PARAMS  # the specification's way: a protocol error, as the orchestrator's
+    assert "shout" in err.value.message and "echo" in err.value.message and "tools/list" in err.value.message
 
 
 @pytest.mark.parametrize("mode", MODES)
