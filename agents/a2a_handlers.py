@@ -72,7 +72,7 @@ def check_version(headers: Mapping[str, str]) -> None:
     raw = headers.get(VERSION_HEADER) or ""  # a header only: never the query string
     version = raw.strip() or LEGACY_VERSION  # the spec: an empty or missing A2A-Version means 0.3
     if major_minor(version) not in SUPPORTED_VERSIONS:
-        hint = f"send the header '{VERSION_HEADER}: {PROTOCOL_VERSION}'"
+        hint = f"send the header '{VERSION_HEADER}: {PROTOCOL_VERSION}' (0.3 methods such as message/send need none)"
         what = "no A2A-Version (read as 0.3)" if not raw.strip() else f"A2A-Version {version[:20]!r}"
         raise VersionNotSupportedError(
             f"{what} is not supported; this agent speaks {sorted(SUPPORTED_VERSIONS)}: {hint}",

@@ -53,6 +53,13 @@ def add_parser(subparsers: Any) -> None:
         help="Ed25519 private key to sign the agent cards with (scaleout agent keygen makes one; default "
         "$SCALEOUT_AGENT_KEY); its public key is served at /.well-known/jwks.json",
     )
+    serve.add_argument(
+        "--a2a-v03-card",
+        action="store_true",
+        default=os.environ.get("SCALEOUT_A2A_V03_CARD", "").strip() in ("1", "true", "yes"),
+        help="also put the A2A 0.3 card fields (url, preferredTransport, protocolVersion) on the served card, for "
+        "0.3 clients that read only those (default $SCALEOUT_A2A_V03_CARD; off: strict 1.0 card schemas refuse them)",
+    )
     serve.set_defaults(func=_serve)
 
     keygen = sub.add_parser("keygen", help="make an agent's Ed25519 identity key; prints the public JWK")
@@ -137,6 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
             host=settings.host,
             disconnect_grace_s=args.disconnect_grace_s,
             signing_key=signing_key,
+            v03_card=args.a2a_v03_card,
         )
     except ValidationError as exc:
         print(f"error: {describe_validation_error(exc)}", file=sys.stderr)

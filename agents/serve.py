@@ -120,7 +120,7 @@ class AgentServer:
     ``secured``: callers authenticate with bearer tokens (the cards say so, the extended card is served);
     ``issuer``: the token issuer, named as the authorization server in the protected-resource metadata when
     it is a URL. ``disconnect_grace_s`` (one value, or one per agent name) is each runtime's
-    ``TaskRuntime.disconnect_grace_s``.
+    ``TaskRuntime.disconnect_grace_s``. ``v03_card``: also the A2A 0.3 card fields (None: ``$SCALEOUT_A2A_V03_CARD``).
     """
 
     def __init__(
@@ -133,8 +133,10 @@ class AgentServer:
         issuer: str | None = None,
         disconnect_grace_s: GraceSetting = DISCONNECT_GRACE_S,
         signing_key: SigningKey | None = None,
+        v03_card: bool | None = None,
     ) -> None:
         self.signing_key = signing_key
+        self.v03_card = v03_card
         self.agents = [agents] if isinstance(agents, Agent) else list(agents)
         if not self.agents:
             raise ValueError("serve at least one agent")
@@ -184,7 +186,7 @@ class AgentServer:
 
     def public_card(self, card: AgentCard) -> dict[str, Any]:
         """The card as served: signed with ``signing_key`` (JWS in ``signatures``, naming the JWKS URL) if set."""
-        wire = served_card(card)  # with the A2A 0.3 interface (agents/a2a_v03_server.py)
+        wire = served_card(card, legacy_fields=self.v03_card)  # with the A2A 0.3 interface (agents/a2a_v03_server.py)
         if self.signing_key is None:
             return wire
         return sign_card(wire, self.signing_key, jku=self.base_url + JWKS_PATH)
@@ -384,6 +386,7 @@ def create_app(
     host: str = "127.0.0.1",
     disconnect_grace_s: GraceSetting = DISCONNECT_GRACE_S,
     signing_key: SigningKey | None = None,
+    v03_card: bool | None = None,
 ) -> AgentApp:
     """An ASGI app serving ``agents`` behind the boundary; run it with uvicorn or ``scaleout agent serve``.
 
@@ -393,6 +396,7 @@ def create_app(
     waiting callers all disconnected runs on for one to come back before it is cancelled (None: never cancel);
     one value for every agent, or a mapping by agent name (agents it omits keep the default), see docs/a2a.md.
     ``signing_key`` signs the cards (A2A card signatures) and is published at ``JWKS_PATH`` (docs/trust.md).
+    ``v03_card`` adds the A2A 0.3 card fields for 0.3-only clients (None: ``$SCALEOUT_A2A_V03_CARD``; docs/a2a.md).
     """
     auth = auth or AuthSettings()
     mcp_options: dict[str, Any] = {}
@@ -413,6 +417,7 @@ def create_app(
         issuer=auth.issuer,
         disconnect_grace_s=disconnect_grace_s,
         signing_key=signing_key,
+        v03_card=v03_card,
     )
     app = Starlette(routes=server.routes(), lifespan=server.lifespan)
     check_rules(app.routes, ACCESS_RULES)

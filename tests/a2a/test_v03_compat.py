@@ -315,10 +315,13 @@ async def test_v03_calls_pass_the_same_boundary_and_get_the_extended_card(keys: 
     assert card["securitySchemes"]["bearer"]["type"] == "http"
 
 
-async def test_the_card_carries_the_0_3_fields_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(V03_CARD_ENV, "1")
+@pytest.mark.parametrize("how", ["environment", "argument"])
+async def test_the_card_carries_the_0_3_fields_when_asked(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    if how == "environment":
+        monkeypatch.setenv(V03_CARD_ENV, "1")
     port = free_port()
-    with serve_in_thread(create_app(shop_agent(), f"http://127.0.0.1:{port}"), port=port) as base:
+    app = create_app(shop_agent(), f"http://127.0.0.1:{port}", v03_card=True if how == "argument" else None)
+    with serve_in_thread(app, port=port) as base:
         async with httpx.AsyncClient(timeout=10) as http:
             card = (await http.get(base + a2a.AGENT_CARD_PATH)).json()
     assert (card["url"], card["preferredTransport"], card["protocolVersion"]) == (base + "/", "JSONRPC", "0.3.0")
