@@ -6,6 +6,7 @@
     python -m bench.negotiation --llm 24 --budget 480  # as many of 24 as start within 8 minutes
     python -m bench.negotiation --scale 1000         # a contract-net round, 1,000 suppliers, with/without signing
     python -m bench.negotiation --model-scale        # the scenario with the real model: 10 suppliers, 10 rounds
+    python -m bench.negotiation --league --quick     # NegMAS/Genius/ANL league (bench/league.py; extras needed)
 
 Advantage = (u - reservation) / (max u - reservation), 0 without agreement; utility = u (the reservation value
 without agreement). Distances (to the Pareto frontier and the Nash point, in utility space) are averaged over
@@ -46,6 +47,7 @@ from protocol.auth import SigningKey
 from protocol.negotiation import CallForProposals, Issue, Outcome
 
 CLASSIC = ["boulware", "linear", "conceder", "tit_for_tat"]
+ROUND_ROBIN = [*CLASSIC, "adaptive"]  # the classic strategies (the picks' opponents) and the adaptive one
 AgentFactory = Callable[[str, str, Preferences], Agent]
 
 
@@ -359,6 +361,11 @@ def model_scale(rounds: int) -> None:
 
 
 def main() -> None:
+    if "--league" in sys.argv[1:]:  # the league has options of its own (bench/league.py)
+        from bench.league import main as league
+
+        league([arg for arg in sys.argv[1:] if arg != "--league"])
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--scenarios", type=int, default=24)
     p.add_argument("--rounds", type=int, default=10)
@@ -373,7 +380,7 @@ def main() -> None:
     a = p.parse_args()
     cases = scenarios(a.scenarios, a.seed)
     if not a.skip_round_robin:
-        scores, _, secs = anyio.run(round_robin, cases, CLASSIC, a.rounds, None)
+        scores, _, secs = anyio.run(round_robin, cases, ROUND_ROBIN, a.rounds, None)
         print_table(f"Round-robin: {len(cases)} scenarios x 3 issues, {a.rounds} rounds ({secs:.1f} s)", scores)
     if a.controls:
         scores, _, logs, secs = anyio.run(picks, cases, a.rounds, a.seed, None)

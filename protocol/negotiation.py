@@ -7,7 +7,7 @@ Offers are points of a discrete grid: each issue lists the values it may take.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
@@ -38,17 +38,58 @@ MAX_HISTORY = 400
 
 
 class Issue(WireModel):
-    """One negotiable dimension (unit price, quantity, delivery day, late penalty) and its allowed values."""
+    """One negotiable dimension (unit price, quantity, delivery day, late penalty) and its allowed values.
+
+    A categorical issue (colour, carrier, contract type) takes the indices 0..n-1 as values and names them in
+    ``labels`` (one per value, in order): offers carry the index, people and models read the label."""
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
     values: list[float] = Field(min_length=2, max_length=MAX_ISSUE_VALUES)
     unit: str = Field(default="", max_length=32)
+    labels: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None,
+        max_length=MAX_ISSUE_VALUES,
+        exclude_if=lambda labels: labels is None,  # numeric issues dump exactly as before labels existed
+        description="categorical issues: the name of each value, in order",
+    )
 
     @model_validator(mode="after")
     def _sorted_unique(self) -> Self:
         if sorted(set(self.values)) != self.values:
             raise ValueError(f"issue {self.name!r}: values must be strictly increasing, e.g. [1, 2, 3]")
+        if self.labels is not None:
+            if len(self.labels) != len(self.values):
+                raise ValueError(
+                    f"issue {self.name!r}: give one label per value ({len(self.values)} values, "
+                    f"{len(self.labels)} labels), e.g. Issue.categorical('colour', ['red', 'blue'])"
+                )
+            if len(set(self.labels)) != len(self.labels):
+                raise ValueError(f"issue {self.name!r}: labels must be distinct, got {self.labels[:8]}")
         return self
+
+    @classmethod
+    def categorical(cls, name: str, labels: list[str], unit: str = "") -> Issue:
+        """A categorical issue: values 0..n-1 named by ``labels``."""
+        return cls(name=name, values=[float(i) for i in range(len(labels))], labels=labels, unit=unit)
+
+    def label_of(self, value: float) -> str:
+        """The label of ``value`` (its number, written short, when the issue has no labels)."""
+        if self.labels is not None and value in self.values:
+            return self.labels[self.values.index(value)]
+        return f"{value:g}"
+
+    def value_of(self, name: str | float) -> float:
+        """The grid value a label (or a number, or a number written as text) stands for; ValueError if none."""
+        if isinstance(name, str) and self.labels is not None and name in self.labels:
+            return self.values[self.labels.index(name)]
+        try:
+            value = float(name)
+        except ValueError:
+            value = float("nan")
+        if value not in self.values:
+            known = self.labels if self.labels is not None else self.values
+            raise ValueError(f"issue {self.name!r} has no value {name!r}; it takes one of {known[:8]}")
+        return value
 
     @property
     def low(self) -> float:

@@ -49,7 +49,9 @@ def format_report(result: ScenarioResult, ledger_lines: list[str] | None = None)
             f"u {_f(u[0])}/{_f(u[1])}  welfare {_f(o.social_welfare)}  "
             f"pareto {_f(o.pareto_distance, 3)}  nash {_f(o.nash_distance, 3)}"
             + (f"  model moves {model}, fallbacks {fallback}, overruled {overruled}" if n.brain == "llm" else "")
+            + (f"  ({n.seller_preferences.replace('_', ' ')})" if n.seller_preferences != "linear" else "")
         )
+    lines += _preference_lines(result)
     lines += ["", "Delivery schedule (sealed-bid auctions):"]
     for d in result.schedule:
         if d.carrier is None:
@@ -85,6 +87,32 @@ def format_report(result: ScenarioResult, ledger_lines: list[str] | None = None)
         f"{result.timing.energy_j:.1f} J estimated."
     )
     return "\n".join(lines + (ledger_lines or []))
+
+
+def _mean(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    return _f(sum(known) / len(known), 3) if known else "-"
+
+
+def _preference_lines(result: ScenarioResult) -> list[str]:
+    """Mean distance of the agreements to the Pareto frontier and the Nash point per kind of supplier preferences
+    (linear, or non-linear: capacity step, volume discount), when any supplier's are non-linear."""
+    kinds = sorted({n.seller_preferences for n in result.negotiations})
+    if kinds in ([], ["linear"]):
+        return []
+    lines = [
+        "",
+        "Pareto and Nash distances by the supplier's preferences (non-linear: capacity step, volume discount):",
+    ]
+    for kind in kinds:
+        group = [n for n in result.negotiations if n.seller_preferences == kind]
+        deals = sum(1 for n in group if n.outcome.agreement is not None)
+        lines.append(
+            f"  {kind.replace('_', ' '):<16} {len(group):>3} negotiations, {deals:>3} deals  "
+            f"mean pareto {_mean([n.outcome.pareto_distance for n in group])}  "
+            f"mean nash {_mean([n.outcome.nash_distance for n in group])}"
+        )
+    return lines
 
 
 def plot(result: ScenarioResult, path: Path) -> Path | None:

@@ -47,7 +47,8 @@ class OfferPoint(BaseModel):
 
 
 class NegotiationSummary(BaseModel):
-    """One bilateral negotiation: who, with which brain, how it ended, and its offers."""
+    """One bilateral negotiation: who, with which brain, how it ended, its offers, and the supplier's kind of
+    preferences (``linear``, or non-linear: ``capacity_step``, ``volume_discount``)."""
 
     item: str
     buyer: str
@@ -55,6 +56,7 @@ class NegotiationSummary(BaseModel):
     brain: str
     outcome: Outcome
     trace: list[OfferPoint]
+    seller_preferences: str = "linear"
 
 
 class Delivery(BaseModel):

@@ -1,4 +1,5 @@
-"""The smart-manufacturing world: configuration, bill of materials, and seeded suppliers and carriers."""
+"""The smart-manufacturing world: configuration, bill of materials, seeded suppliers (linear preferences, or
+capacity steps and volume discounts) and carriers."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ from pydantic import BaseModel, Field, model_validator
 from agents.agent import Agent
 from agents.llm.base import Brain
 from agents.negotiators import (
+    AdditivePreferences,
+    AnyPreferences,
+    Box,
     Carrier,
     CarrierProfile,
+    LinearValue,
     Negotiator,
+    PiecewiseValue,
     Preferences,
+    ValueFunction,
     carrier_agent,
     get_strategy,
     negotiator_agent,
@@ -30,6 +37,9 @@ __all__ = [
     "component_issues",
     "buyer_preferences",
     "latest_component_day",
+    "supplier_preferences",
+    "SupplierProfile",
+    "SUPPLIER_PROFILES",
 ]
 
 BOMS: dict[str, dict[str, int]] = {
@@ -52,6 +62,15 @@ MANUFACTURER_LLM = "manufacturer-llm"
 ASSEMBLY_DAYS = 2
 MAX_TRANSIT_DAYS = 3
 SUPPLIER_STRATEGIES = ["boulware", "linear", "conceder", "tit_for_tat"]
+SupplierProfile = Literal["linear", "capacity_step", "volume_discount"]
+SUPPLIER_PROFILES: dict[int, SupplierProfile] = {
+    2: "capacity_step",
+    3: "capacity_step",
+    4: "linear",
+    6: "volume_discount",
+}
+"""A supplier's preference profile by its capacity (in multiples of the order): tight plants have a capacity step
+(overtime), the largest give volume discounts, the others stay linear."""
 
 
 class ScenarioConfig(BaseModel):
@@ -124,6 +143,47 @@ def buyer_preferences(due_day: int) -> Preferences:
     )
 
 
+def supplier_preferences(
+    linear: Preferences, profile: SupplierProfile, component: str, cost: float, needed: int, due_day: int
+) -> AnyPreferences:
+    """A supplier's preferences for an order of ``needed`` units: ``linear`` as drawn, or the same weights, limits and
+    reservation with what a plant really has. Both non-linear profiles value margin concavely (the first 20 % above
+    cost matter most). ``capacity_step``: a shift makes up to the next-to-largest quantity; more needs overtime (the
+    quantity's value drops) and is penalised unless the price is at least 30 % above cost. ``volume_discount``: a
+    bigger batch at a thin margin (at most 15 % above cost) still pays (a bonus)."""
+    if profile == "linear":
+        return linear
+    issues = component_issues(component, needed, due_day)
+    prices, quantities = issues[0].values, issues[1].values
+    margin = [(cost, 0.0), (round(cost * 1.2, 2), 0.7), (prices[-1], 1.0)]
+    functions: dict[str, ValueFunction] = {
+        "unit_price": PiecewiseValue(points=margin),
+        "late_penalty": LinearValue(increasing=False),
+    }
+    if profile == "capacity_step":
+        shift, top = quantities[-2], quantities[-1]
+        functions["quantity"] = PiecewiseValue(points=[(0.0, 0.0), (shift, 1.0), (top, 0.2)])
+        box = Box(
+            bounds={"quantity": (shift + 0.5, top), "unit_price": (0.0, round(cost * 1.3, 2))},
+            bonus=-0.3,
+            label=f"overtime above {shift:g} units unless the price covers it",
+        )
+    else:
+        batch = quantities[1]
+        box = Box(
+            bounds={"quantity": (batch, quantities[-1]), "unit_price": (cost, round(cost * 1.15, 2))},
+            bonus=0.25,
+            label=f"volume discount: {batch:g} units or more at a thin margin still pay",
+        )
+    return AdditivePreferences(
+        weights=linear.weights,
+        functions=functions,
+        boxes=[box],
+        reservation=linear.reservation,
+        limits=linear.limits,
+    )
+
+
 class World(BaseModel):
     """Every agent of a run and who supplies what (discovery is a plain index by component)."""
 
@@ -134,7 +194,8 @@ class World(BaseModel):
     suppliers_by_component: dict[str, list[str]]
     carriers: list[str]
     supplier_costs: dict[str, dict[str, float]]
-    supplier_preferences: dict[str, dict[str, Preferences]]
+    supplier_preferences: dict[str, dict[str, AnyPreferences]]
+    supplier_profiles: dict[str, SupplierProfile]
 
     def agent(self, name: str) -> Agent:
         return next(a for a in self.agents if a.name == name)
@@ -147,7 +208,8 @@ def build_world(config: ScenarioConfig, brain: Brain | None) -> World:
     agents: list[Agent] = []
     by_component: dict[str, list[str]] = {c: [] for c in components}
     costs: dict[str, dict[str, float]] = {}
-    prefs_of: dict[str, dict[str, Preferences]] = {}
+    prefs_of: dict[str, dict[str, AnyPreferences]] = {}
+    profiles: dict[str, SupplierProfile] = {}
     suppliers_llm = config.brain == "llm"
     for i in range(config.suppliers):
         name = f"supplier-{i:04d}"
@@ -175,7 +237,17 @@ def build_world(config: ScenarioConfig, brain: Brain | None) -> World:
             )
             costs[name][component] = cost
             by_component[component].append(name)
-        capacity = config.quantity * rng.choice([2, 3, 4, 6])
+        multiple = rng.choice([2, 3, 4, 6])
+        capacity = config.quantity * multiple
+        profiles[name] = SUPPLIER_PROFILES[multiple]
+        for component in mine:
+            needed = config.quantity * BOMS[config.product][component]
+            linear = prefs_of[name][component]
+            assert isinstance(linear, Preferences)
+            cost = costs[name][component]
+            prefs_of[name][component] = supplier_preferences(
+                linear, profiles[name], component, cost, needed, config.due_day
+            )
         strategy = rng.choice(SUPPLIER_STRATEGIES)
         negotiator = Negotiator(prefs_of[name], strategy, capacity=capacity, opening=rng.uniform(0.5, 0.8))
         agents.append(
@@ -229,4 +301,5 @@ def build_world(config: ScenarioConfig, brain: Brain | None) -> World:
         carriers=carriers,
         supplier_costs=costs,
         supplier_preferences=prefs_of,
+        supplier_profiles=profiles,
     )

@@ -24,7 +24,7 @@ from typing import Literal
 import anyio
 
 from agents.llm.base import Brain
-from agents.negotiators import LinearUtility
+from agents.negotiators import Utility, utility_for
 from orchestrator.energy import EnergyModel
 from orchestrator.negotiation import (
     Ledger,
@@ -84,7 +84,7 @@ def _say(config: ScenarioConfig, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-def _trace(outcome: Outcome, buyer: LinearUtility, seller: LinearUtility) -> list[OfferPoint]:
+def _trace(outcome: Outcome, buyer: Utility, seller: Utility) -> list[OfferPoint]:
     return [
         OfferPoint(
             round=r.round,
@@ -148,7 +148,7 @@ async def _source(
 ) -> tuple[ComponentSummary, list[NegotiationSummary], Contract | None]:
     config = world.config
     issues = component_issues(component, needed, config.due_day)
-    buyer_u = LinearUtility(buyer_preferences(config.due_day), issues)
+    buyer_u = utility_for(buyer_preferences(config.due_day), issues)
     cfp = CallForProposals(
         cfp_id=f"cfp-{component}",
         buyer=MANUFACTURER,
@@ -165,7 +165,7 @@ async def _source(
     top = cn.ranked[: config.bidders]
     use_llm = config.brain == "llm" or (config.brain == "mixed" and 0 < len(top) <= llm_left)
     buyer = replace(parties[MANUFACTURER_LLM if use_llm else MANUFACTURER], role="buyer")
-    seller_u = {p.bidder: LinearUtility(world.supplier_preferences[p.bidder][component], issues) for p in top}
+    seller_u = {p.bidder: utility_for(world.supplier_preferences[p.bidder][component], issues) for p in top}
 
     def thread_run(seller: Party) -> AbstractAsyncContextManager[NegotiationRecorder]:
         name = f"negotiation: {component}, {buyer.name} and {seller.name}"
@@ -190,6 +190,7 @@ async def _source(
             brain="llm" if use_llm else "rule",
             outcome=o,
             trace=_trace(o, buyer_u, seller_u[o.parties[1]]),
+            seller_preferences=world.supplier_profiles[o.parties[1]],
         )
         for o in talks.outcomes
     ]

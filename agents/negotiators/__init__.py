@@ -1,4 +1,4 @@
-"""Negotiating agents: linear utilities, classic strategies, an LLM-guided negotiator with hard guardrails."""
+"""Negotiating agents: linear and non-linear utilities, classic strategies, an LLM-guided negotiator with guardrails."""
 
 from agents.negotiators.agent import Negotiator, negotiator_agent
 from agents.negotiators.carrier import Carrier, CarrierProfile, carrier_agent
@@ -12,6 +12,20 @@ from agents.negotiators.contracts import (
 from agents.negotiators.guided import guided_respond
 from agents.negotiators.language import OfferExplanation, OfferReading, add_language_skills, explain_offer, read_offer
 from agents.negotiators.strategies import STRATEGIES, Strategy, TimeDependent, TitForTat, get_strategy
+from agents.negotiators.utilities import (
+    AdditivePreferences,
+    AdditiveUtility,
+    AnyPreferences,
+    Box,
+    LinearValue,
+    PiecewiseValue,
+    TableEntry,
+    TablePreferences,
+    TableUtility,
+    TableValue,
+    ValueFunction,
+    utility_for,
+)
 from agents.negotiators.utility import LinearUtility, OutcomeSpace, Preferences, Utility, outcome_space
 
 __all__ = [
@@ -41,4 +55,16 @@ __all__ = [
     "OutcomeSpace",
     "Preferences",
     "outcome_space",
+    "AnyPreferences",
+    "TablePreferences",
+    "TableEntry",
+    "AdditivePreferences",
+    "LinearValue",
+    "PiecewiseValue",
+    "TableValue",
+    "ValueFunction",
+    "Box",
+    "TableUtility",
+    "AdditiveUtility",
+    "utility_for",
 ]

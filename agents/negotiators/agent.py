@@ -15,7 +15,8 @@ from agents.llm.base import Brain
 from agents.negotiators.contracts import SIGNER, agreement_problem, signed_agreement, signed_reply, terms_problem
 from agents.negotiators.guided import enforce, guided_respond
 from agents.negotiators.strategies import Strategy, get_strategy
-from agents.negotiators.utility import LinearUtility, Preferences, Utility, outcome_space
+from agents.negotiators.utilities import AnyPreferences, utility_for
+from agents.negotiators.utility import Utility, outcome_space
 from protocol.auth import SigningKey
 from protocol.negotiation import Action, Award, AwardReply, CallForProposals, Issue, Proposal, RespondRequest, Response
 
@@ -27,7 +28,7 @@ class Negotiator:
 
     def __init__(
         self,
-        preferences: Preferences | Mapping[str, Preferences],
+        preferences: AnyPreferences | Mapping[str, AnyPreferences],
         strategy: str | Strategy = "boulware",
         *,
         capacity: int | None = None,
@@ -41,9 +42,9 @@ class Negotiator:
         self.opening = opening
         self.signing_key = signing_key
 
-    def preferences_for(self, item: str) -> Preferences | None:
+    def preferences_for(self, item: str) -> AnyPreferences | None:
         """Preferences for ``item`` with the remaining capacity as a hard quantity limit; None if not traded."""
-        prefs = self.preferences if isinstance(self.preferences, Preferences) else self.preferences.get(item)
+        prefs = self.preferences.get(item) if isinstance(self.preferences, Mapping) else self.preferences
         if prefs is None or self.capacity is None:
             return prefs
         lo, hi = prefs.limits.get("quantity", (0.0, float("inf")))
@@ -51,9 +52,10 @@ class Negotiator:
         return prefs.model_copy(update={"limits": limits})
 
     def utility(self, item: str, issues: list[Issue]) -> Utility | None:
-        """My utility over ``issues`` for ``item`` (None when I do not trade it)."""
+        """My utility over ``issues`` for ``item`` (None when I do not trade it); any preference model
+        (``utility_for``: linear, table, additive)."""
         prefs = self.preferences_for(item)
-        return None if prefs is None else LinearUtility(prefs, issues)
+        return None if prefs is None else utility_for(prefs, issues)
 
     def proposal(self, me: str, cfp: CallForProposals) -> Proposal:
         """Opening terms for a CFP: the allowed outcome at the ``opening`` quantile of my utility, or a refusal."""

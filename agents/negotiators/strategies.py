@@ -22,6 +22,7 @@ __all__ = [
     "offers_in_band",
     "lowest_at_or_above",
     "BAND",
+    "best_received",
 ]
 
 BAND = 0.03  # offers within this much utility above the target count as "at the target"
@@ -89,6 +90,11 @@ class Strategy(ABC):
         return Response(action=Action.COUNTER, offer=counter, reason=f"{self.name}: target {target:.2f}")
 
 
+def best_received(req: RespondRequest, utility: Utility) -> float:
+    """My utility of the best offer the opponent has made (-1 before any)."""
+    return max((utility(r.offer) for r in req.history if r.sender == req.opponent), default=-1.0)
+
+
 def _last_offer_of(req: RespondRequest, sender: str) -> Offer | None:
     for record in reversed(req.history):
         if record.sender == sender:
@@ -113,8 +119,11 @@ class TimeDependent(Strategy):
         self.exponent = exponent
 
     def target(self, req: RespondRequest, utility: Utility) -> float:
+        """The concession curve, never below the opponent's best offer to me so far: conceding past what it
+        already offered only hands it the difference (hardliners waited for exactly that)."""
         r = utility.reservation
-        return r + (1.0 - r) * (1.0 - req.time ** (1.0 / self.exponent))
+        curve = r + (1.0 - r) * (1.0 - req.time ** (1.0 / self.exponent))
+        return max(curve, best_received(req, utility))
 
 
 class TitForTat(Strategy):
@@ -138,9 +147,13 @@ STRATEGIES: dict[str, Strategy] = {
     "tit_for_tat": TitForTat(),
 }
 
+from agents.negotiators.adaptive import Adaptive  # noqa: E402  (it builds on Strategy above)
+
+STRATEGIES["adaptive"] = Adaptive()
+
 
 def get_strategy(name: str) -> Strategy:
-    """The strategy called ``name`` (boulware, linear, conceder, tit_for_tat)."""
+    """The strategy called ``name`` (adaptive, boulware, linear, conceder, tit_for_tat)."""
     try:
         return STRATEGIES[name]
     except KeyError:

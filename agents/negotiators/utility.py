@@ -1,4 +1,5 @@
-"""Linear additive utility over discrete issues, hard limits, and the (enumerated or sampled) outcome space."""
+"""The `Utility` interface, the linear additive utility (the default), hard limits, and the (enumerated or sampled)
+outcome space; non-linear utilities are in `agents.negotiators.utilities`."""
 
 from __future__ import annotations
 
@@ -6,13 +7,23 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from protocol.negotiation import Issue, Offer
 
-__all__ = ["Preferences", "Utility", "LinearUtility", "OutcomeSpace", "outcome_space", "ENUMERATE_LIMIT"]
+__all__ = [
+    "Preferences",
+    "Utility",
+    "LinearUtility",
+    "OutcomeSpace",
+    "outcome_space",
+    "within_limits",
+    "ENUMERATE_LIMIT",
+    "SAMPLE_SIZE",
+]
 
 ENUMERATE_LIMIT = 200_000
 SAMPLE_SIZE = 20_000
@@ -22,9 +33,11 @@ class Preferences(BaseModel):
     """A party's private preferences: issue weights, which way each issue is better, a reservation value.
 
     ``limits`` are hard bounds (capacity, cost floor, latest day): offers outside them are never made or accepted.
-    Issues without a weight count for nothing.
+    Issues without a weight count for nothing. ``kind`` tells it apart from the other preference models on the wire
+    (``agents.negotiators.preference_models``: ``table``, ``additive``); it is the default.
     """
 
+    kind: Literal["linear"] = "linear"
     weights: dict[str, float] = Field(min_length=1, max_length=32)
     increasing: dict[str, bool] = Field(default_factory=dict, description="True: higher is better (default)")
     reservation: float = Field(default=0.0, ge=0.0, lt=1.0, description="utility of no deal, in [0, 1)")
@@ -106,12 +119,17 @@ class LinearUtility(Utility):
 
     def allowed(self, points: np.ndarray) -> np.ndarray:
         """Which rows respect the hard limits."""
-        ok = np.ones(len(points), dtype=bool)
-        for name, (lo, hi) in self.preferences.limits.items():
-            if name in self.names:
-                col = points[:, self.names.index(name)]
-                ok &= (col >= lo) & (col <= hi)
-        return ok
+        return within_limits(points, self.names, self.preferences.limits)
+
+
+def within_limits(points: np.ndarray, names: list[str], limits: dict[str, tuple[float, float]]) -> np.ndarray:
+    """Which outcome rows (columns named ``names``) lie within every limit (issue -> (min, max), both included)."""
+    ok = np.ones(len(points), dtype=bool)
+    for name, (lo, hi) in limits.items():
+        if name in names:
+            col = points[:, names.index(name)]
+            ok &= (col >= lo) & (col <= hi)
+    return ok
 
 
 @dataclass(frozen=True)
@@ -134,13 +152,16 @@ class OutcomeSpace:
 
 def outcome_space(issues: list[Issue], *, limit: int = ENUMERATE_LIMIT, samples: int = SAMPLE_SIZE) -> OutcomeSpace:
     """All outcomes when there are at most ``limit``, else ``samples`` drawn with a seed fixed by the issues."""
-    key = tuple((i.name, tuple(i.values), i.unit) for i in issues)
+    key = tuple((i.name, tuple(i.values), i.unit, tuple(i.labels) if i.labels else None) for i in issues)
     return _space(key, limit, samples)
 
 
+_IssueKey = tuple[str, tuple[float, ...], str, tuple[str, ...] | None]
+
+
 @lru_cache(maxsize=512)
-def _space(key: tuple[tuple[str, tuple[float, ...], str], ...], limit: int, samples: int) -> OutcomeSpace:
-    issues = tuple(Issue(name=n, values=list(v), unit=u) for n, v, u in key)
+def _space(key: tuple[_IssueKey, ...], limit: int, samples: int) -> OutcomeSpace:
+    issues = tuple(Issue(name=n, values=list(v), unit=u, labels=list(b) if b else None) for n, v, u, b in key)
     sizes = [len(i.values) for i in issues]
     total = int(np.prod(sizes, dtype=object))
     if total <= limit:

@@ -1,7 +1,8 @@
 """Outcome analytics in utility space: Pareto frontier, Nash bargaining point, distances, social welfare.
 
-Outcomes come from the issue grid (all of them when small, a deterministic sample otherwise; see
-``agents.negotiators.utility.outcome_space``). Outcomes outside either party's hard limits are not feasible.
+Works for any ``Utility`` (linear, table, generalised additive), vectorised with numpy. Outcomes come from the issue
+grid (all of them when small, a deterministic sample otherwise; see ``agents.negotiators.utility.outcome_space``).
+Outcomes outside either party's hard limits are not feasible.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel
 
-from agents.negotiators.utility import Utility, outcome_space
+from agents.negotiators.utility import OutcomeSpace, Utility, outcome_space
 from protocol.negotiation import Issue, Offer
 
 __all__ = ["Analysis", "pareto_frontier", "nash_point", "analyse"]
@@ -30,18 +31,13 @@ class Analysis(BaseModel):
 
 
 def pareto_frontier(points: np.ndarray) -> np.ndarray:
-    """The non-dominated rows of an (n, 2) array of utility pairs, sorted by the first utility descending."""
+    """The non-dominated rows of an (n, 2) array of utility pairs (each once), sorted by the first utility
+    descending. Vectorised: one sort and a running maximum."""
     if len(points) == 0:
         return points.reshape(0, 2)
-    unique = np.unique(points, axis=0)
-    order = np.lexsort((-unique[:, 1], -unique[:, 0]))  # by u_a desc, then u_b desc
-    frontier = []
-    best_b = -np.inf
-    for row in unique[order]:
-        if row[1] > best_b:
-            frontier.append(row)
-            best_b = row[1]
-    return np.array(frontier)
+    ordered = points[np.lexsort((-points[:, 1], -points[:, 0]))]  # by u_a desc, then u_b desc
+    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(ordered[:-1, 1])])
+    return ordered[ordered[:, 1] > best_before]
 
 
 def nash_point(points: np.ndarray, reservations: tuple[float, float]) -> tuple[float, float] | None:
@@ -60,9 +56,12 @@ def _nash_row(points: np.ndarray, reservations: tuple[float, float]) -> int | No
     return int(ok[int(np.argmax(products))])
 
 
-def analyse(agreement: Offer | None, issues: list[Issue], a: Utility, b: Utility) -> Analysis:
-    """Analytics for one bilateral negotiation (no agreement: only the frontier and the Nash point)."""
-    space = outcome_space(issues)
+def analyse(
+    agreement: Offer | None, issues: list[Issue], a: Utility, b: Utility, *, space: OutcomeSpace | None = None
+) -> Analysis:
+    """Analytics for one bilateral negotiation (no agreement: only the frontier and the Nash point); ``space``
+    replaces the default outcome space of the issues (e.g. every outcome of a grid larger than the default limit)."""
+    space = space if space is not None else outcome_space(issues)
     ua, ub = a.scores(space.points), b.scores(space.points)
     feasible = (ua >= 0) & (ub >= 0)
     points = np.stack([ua[feasible], ub[feasible]], axis=1)

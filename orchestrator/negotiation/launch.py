@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from agents.negotiators.utility import LinearUtility
+from agents.negotiators.utilities import utility_for
 from agents.usage import Usage
 from orchestrator.negotiation.alternating import alternating_offers
 from orchestrator.negotiation.auction import sealed_bid_auction
@@ -99,7 +99,7 @@ def _protocol(
         first, second = parties
         known = [p.preferences for p in spec.parties]
         utilities = (
-            (LinearUtility(known[0], spec.issues), LinearUtility(known[1], spec.issues))
+            (utility_for(known[0], spec.issues), utility_for(known[1], spec.issues))
             if known[0] is not None and known[1] is not None
             else None
         )
@@ -128,7 +128,7 @@ def _protocol(
             issues=spec.issues,
             deadline_s=spec.deadline_s or 30.0,
         )
-        utility = LinearUtility(terms.preferences, spec.issues)
+        utility = utility_for(terms.preferences, spec.issues)
 
         def score(proposal: Proposal) -> float:
             return utility(proposal.offer) if proposal.offer is not None else -1.0

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agents.negotiators.utility import Preferences
+from agents.negotiators.utilities import AnyPreferences, utility_for
 from protocol.negotiation import Issue
 from protocol.validation import stored_text
 
@@ -46,11 +46,11 @@ class PartySpec(BaseModel):
     agent_id: Id = Field(description="the agent's registry id (or its name)")
     role: Literal["buyer", "seller", "bidder"]
     name: Id | None = Field(default=None, description="its name in the negotiation's messages")
-    preferences: Preferences | None = Field(
+    preferences: AnyPreferences | None = Field(
         default=None,
         description="alternating offers, for the record only: this party's preferences where the submitter knows "
-        "them (its own agent, a simulation). With both parties' given, every offer is valued and the run records "
-        "the Pareto frontier and the Nash point. Never sent to any agent.",
+        "them (its own agent, a simulation; 'kind' linear (default), table or additive). With both parties' given, "
+        "every offer is valued and the run records the Pareto frontier and the Nash point. Never sent to any agent.",
     )
 
 
@@ -62,7 +62,10 @@ class ContractNetTerms(BaseModel):
     buyer: Id = Field(default="buyer", description="the buyer's name in the messages")
     quantity: int = Field(default=1, ge=1, le=10_000_000)
     due_day: int = Field(default=0, ge=0, le=10_000)
-    preferences: Preferences = Field(description="the buyer's preferences: proposals are ranked by this utility")
+    preferences: AnyPreferences = Field(
+        description="the buyer's preferences ('kind' linear (default), table or additive): proposals are ranked "
+        "by this utility"
+    )
     awards: int = Field(default=1, ge=1, le=MAX_PARTIES, description="how many proposals to award")
 
 
@@ -122,7 +125,21 @@ class NegotiationSpec(BaseModel):
         names = [p.name or p.agent_id for p in self.parties]
         if len(set(names)) != len(names):
             raise ValueError("each party must appear once (agent ids and names must be distinct)")
+        self._preferences_fit_issues()
         return self
+
+    def _preferences_fit_issues(self) -> None:
+        """Every preferences given must define a utility over the spec's issues (tables on the grid, boxes on
+        issues it has), so a spec that cannot be valued is refused before the run starts."""
+        given = [(f"parties[{k}].preferences", p.preferences) for k, p in enumerate(self.parties)]
+        if self.contract_net is not None:
+            given.append(("contract_net.preferences", self.contract_net.preferences))
+        for where, prefs in given:
+            if prefs is not None and self.issues:
+                try:
+                    utility_for(prefs, self.issues)
+                except ValueError as exc:
+                    raise ValueError(f"{where} do not fit the issues: {exc}") from None
 
     @property
     def title(self) -> str:

@@ -48,7 +48,7 @@ def test_tit_for_tat_mirrors_concession(issues: list[Issue], buyer_prefs: Prefer
     assert target == pytest.approx(1.0 - 0.3)
 
 
-@pytest.mark.parametrize("name", ["boulware", "linear", "conceder", "tit_for_tat"])
+@pytest.mark.parametrize("name", ["boulware", "linear", "conceder", "tit_for_tat", "adaptive"])
 def test_strategies_never_accept_or_offer_below_reservation(
     name: str, issues: list[Issue], buyer_prefs: Preferences
 ) -> None:

@@ -141,3 +141,35 @@ async def test_suppliers_are_discovered_in_the_registry_by_skill_and_component()
             assert _suppliers_of(registry, "unobtainium", 1000) == []
             record = registry.find("supplier-0000")
             assert record.url == "local://supplier-0000" and record.transport == "local"
+
+
+def test_suppliers_with_capacity_steps_and_volume_discounts_report_pareto_and_nash() -> None:
+    """Tight plants value overtime less (a capacity step), big ones give volume discounts; their negotiations
+    are valued with those non-linear utilities, and the report gives Pareto/Nash distances per kind."""
+    result = run(small())
+    kinds = {n.seller_preferences for n in result.negotiations}
+    assert {"capacity_step", "volume_discount"} <= kinds
+    for n in result.negotiations:
+        if n.outcome.agreement is not None:
+            assert n.outcome.pareto_distance is not None and n.outcome.nash_distance is not None
+            assert n.outcome.utilities[n.seller] >= 0.1  # above every supplier's reservation draw
+    text = format_report(result)
+    assert "Pareto and Nash distances by the supplier's preferences" in text
+    assert "capacity step" in text and "mean nash" in text
+
+
+def test_a_capacity_step_makes_overtime_worth_less_unless_the_price_covers_it() -> None:
+    from agents.negotiators import Preferences, utility_for
+    from protocol.negotiation import Offer
+    from scenarios.manufacturing_world import component_issues, supplier_preferences
+
+    linear = Preferences(weights={"unit_price": 0.6, "quantity": 0.2, "delivery_day": 0.2}, reservation=0.1)
+    issues = component_issues("motor", 100, 20)  # quantities 100, 105, 110: a shift makes 105
+    u = utility_for(supplier_preferences(linear, "capacity_step", "motor", 100.0, 100, 20), issues)
+
+    def value(price: float, quantity: float) -> float:
+        return u(Offer(values={"unit_price": price, "quantity": quantity, "delivery_day": 10, "late_penalty": 0}))
+
+    assert value(120.0, 105) > value(120.0, 100) > value(120.0, 110)  # more volume is better up to the shift
+    assert value(120.0, 105) - value(120.0, 110) > value(132.0, 105) - value(132.0, 110)  # overtime paid for
+    assert utility_for(linear, issues).reservation == u.reservation

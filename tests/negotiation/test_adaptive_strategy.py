@@ -1,0 +1,117 @@
+"""The adaptive strategy: endgame against hardliners, agreement with reciprocal opponents, guardrails."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.negotiators import LinearUtility, Preferences, Strategy, Utility, get_strategy, outcome_space
+from agents.negotiators.adaptive import Adaptive
+from protocol.negotiation import Action, Issue, Offer, OfferRecord, RespondRequest
+
+
+def _request(issues: list[Issue], history: list[OfferRecord], rnd: int, max_rounds: int, time: float) -> RespondRequest:
+    return RespondRequest(
+        negotiation_id="n",
+        me="me",
+        opponent="them",
+        issues=issues,
+        round=rnd,
+        max_rounds=max_rounds,
+        time=time,
+        history=history,
+    )
+
+
+def _play(
+    issues: list[Issue], mine: tuple[Strategy, Utility], theirs: tuple[Strategy, Utility], max_rounds: int
+) -> tuple[Offer | None, str | None]:
+    """Alternating offers between two in-process strategies (``mine`` opens): the agreement and who accepted."""
+    space, history = outcome_space(issues), []
+    players = {"me": mine, "them": theirs}
+    turns = 2 * max_rounds
+    for turn in range(turns):
+        me, other = ("me", "them") if turn % 2 == 0 else ("them", "me")
+        strategy, utility = players[me]
+        req = RespondRequest(
+            negotiation_id="n",
+            me=me,
+            opponent=other,
+            issues=issues,
+            round=turn // 2 + 1,
+            max_rounds=max_rounds,
+            time=turn / (turns - 1),
+            history=history,
+        )
+        move = strategy.respond(req, utility, space)
+        if move.action is Action.ACCEPT:
+            assert req.standing_offer is not None
+            return req.standing_offer, me
+        if move.action is Action.WALK_AWAY:
+            return None, None
+        assert move.offer is not None
+        history = [*history, OfferRecord(sender=me, round=req.round, offer=move.offer)]
+    return None, None
+
+
+def test_registered_by_name() -> None:
+    assert isinstance(get_strategy("adaptive"), Adaptive)
+    with pytest.raises(ValueError, match="exponent"):
+        Adaptive(exponent=0)
+
+
+def test_last_move_refuses_a_hardliners_worse_offer(issues: list[Issue], buyer_prefs: Preferences) -> None:
+    u, space, strategy = LinearUtility(buyer_prefs, issues), outcome_space(issues), get_strategy("adaptive")
+    good = Offer(values={"price": 100.0, "quantity": 110.0, "day": 3.0})  # 0.6 to the buyer
+    poor = Offer(values={"price": 110.0, "quantity": 100.0, "day": 4.0})  # 0.4: above the reservation 0.3
+    assert u(good) > u(poor) > u.reservation
+    history = [OfferRecord(sender="them", round=1, offer=good)]
+    history += [OfferRecord(sender="them", round=r, offer=poor) for r in range(2, 10)]
+    last = strategy.respond(_request(issues, history, rnd=10, max_rounds=10, time=1.0), u, space)
+    assert last.action is not Action.ACCEPT, "the last move keeps the floor of the best offer they made"
+    # opening the last round (they answer last) it sends their own best offer back instead of taking the worse one
+    opening = strategy.respond(_request(issues, history, rnd=10, max_rounds=10, time=0.95), u, space)
+    assert opening.action is Action.COUNTER and opening.offer == good
+    # one move earlier it goes only halfway down to it
+    before = strategy.respond(_request(issues, history, rnd=9, max_rounds=10, time=0.85), u, space)
+    assert before.action is Action.COUNTER and before.offer is not None and u(before.offer) > u(good)
+    # a hardliner's constant offer is its best: on the last move taking it beats no deal
+    steady = [OfferRecord(sender="them", round=r, offer=poor) for r in range(1, 10)]
+    taken = strategy.respond(_request(issues, steady, rnd=10, max_rounds=10, time=1.0), u, space)
+    assert taken.action is Action.ACCEPT
+
+
+def test_holds_out_against_a_hardliner_before_the_end(issues: list[Issue], buyer_prefs: Preferences) -> None:
+    u, space, strategy = LinearUtility(buyer_prefs, issues), outcome_space(issues), get_strategy("adaptive")
+    poor = Offer(values={"price": 110.0, "quantity": 100.0, "day": 4.0})  # 0.4 to the buyer
+    history = [OfferRecord(sender="them", round=r, offer=poor) for r in range(1, 50)]
+    for rnd in (50, 80, 95):
+        move = strategy.respond(_request(issues, history, rnd=rnd, max_rounds=100, time=rnd / 100), u, space)
+        assert move.action is Action.COUNTER and move.offer is not None and u(move.offer) > u(poor)
+
+
+@pytest.mark.parametrize("opponent", ["tit_for_tat", "boulware", "linear", "adaptive"])
+@pytest.mark.parametrize("max_rounds", [10, 100])
+def test_reaches_agreement_with_reciprocal_and_time_based_opponents(
+    opponent: str, max_rounds: int, issues: list[Issue], buyer_prefs: Preferences, seller_prefs: Preferences
+) -> None:
+    mine, theirs = LinearUtility(buyer_prefs, issues), LinearUtility(seller_prefs, issues)
+    for pair in (((get_strategy("adaptive"), mine), (get_strategy(opponent), theirs)),):
+        agreement, _ = _play(issues, *pair, max_rounds=max_rounds)
+        assert agreement is not None, f"no agreement with {opponent} in {max_rounds} rounds"
+        assert mine(agreement) >= mine.reservation and theirs(agreement) >= theirs.reservation
+    # and as the second mover
+    agreement, _ = _play(issues, (get_strategy(opponent), theirs), (get_strategy("adaptive"), mine), max_rounds)
+    assert agreement is not None and mine(agreement) >= mine.reservation
+
+
+def test_offers_stay_within_limits(issues: list[Issue]) -> None:
+    prefs = Preferences(weights={"price": 0.7, "day": 0.3}, reservation=0.1, limits={"day": (2.0, 4.0)})
+    u, space, strategy = LinearUtility(prefs, issues), outcome_space(issues), get_strategy("adaptive")
+    outside = Offer(values={"price": 120.0, "quantity": 100.0, "day": 5.0})  # their best for me, but off limits
+    history: list[OfferRecord] = []
+    for rnd in range(1, 21):
+        history.append(OfferRecord(sender="them", round=rnd, offer=outside))
+        move = strategy.respond(_request(issues, history, rnd=rnd, max_rounds=20, time=rnd / 20), u, space)
+        assert move.action is not Action.ACCEPT
+        if move.offer is not None:
+            assert 2.0 <= move.offer.values["day"] <= 4.0 and u(move.offer) >= u.reservation
