@@ -11,7 +11,7 @@ from agents.negotiators.contracts import (
 )
 from agents.negotiators.guided import guided_respond
 from agents.negotiators.language import OfferExplanation, OfferReading, add_language_skills, explain_offer, read_offer
-from agents.negotiators.strategies import STRATEGIES, Strategy, TimeDependent, TitForTat, get_strategy
+from agents.negotiators.strategies import STRATEGIES, Adaptive, Strategy, TimeDependent, TitForTat, get_strategy
 from agents.negotiators.utilities import (
     AdditivePreferences,
     AdditiveUtility,
@@ -49,6 +49,7 @@ __all__ = [
     "Strategy",
     "TimeDependent",
     "TitForTat",
+    "Adaptive",
     "get_strategy",
     "LinearUtility",
     "Utility",

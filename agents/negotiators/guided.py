@@ -57,8 +57,10 @@ def choice_model(options: int) -> type[MoveChoice]:
     return create_model("MoveChoice", __base__=MoveChoice, **fields)
 
 
-def _describe(offer: Offer) -> str:
-    return ", ".join(f"{k}={v:g}" for k, v in offer.values.items())
+def _describe(offer: Offer, utility: Utility) -> str:
+    """The offer as the model reads it: categorical values by their labels."""
+    issues = {i.name: i for i in utility.issues}
+    return ", ".join(f"{k}={issues[k].label_of(v) if k in issues else f'{v:g}'}" for k, v in offer.values.items())
 
 
 def instructions(req: RespondRequest, utility: Utility) -> str:
@@ -81,9 +83,9 @@ def instructions(req: RespondRequest, utility: Utility) -> str:
 def _turn(req: RespondRequest, utility: Utility, shown: list[Offer], standing: Offer | None) -> str:
     lines = [f"Round {req.round} of {req.max_rounds} with {req.opponent}."]
     if standing is not None:
-        lines.append(f"Their last offer: {_describe(standing)} (worth {utility(standing):.2f} to you).")
+        lines.append(f"Their last offer: {_describe(standing, utility)} (worth {utility(standing):.2f} to you).")
     lines.append("Counter-offers you may send:")
-    lines += [f"{i}: {_describe(o)} (worth {utility(o):.2f} to you)" for i, o in enumerate(shown)]
+    lines += [f"{i}: {_describe(o, utility)} (worth {utility(o):.2f} to you)" for i, o in enumerate(shown)]
     lines.append("Your answer as JSON:")
     return "\n".join(lines)
 
