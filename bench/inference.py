@@ -1,10 +1,14 @@
 """Inference figures: llama-cpp-python's own high-level API (raw) beside scaleout's batching engine.
 
-Run: .venv/bin/python bench/inference.py [--tokens 64] [--reps 5] [--llama-bench PATH]. Prints one table;
+Run: .venv/bin/python bench/inference.py [--tokens 64] [--reps 5] [--llama-bench PATH] [--llama-server PATH]
+[--quick]. Prints one table;
 figures are noisy on shared machines, so read the ratios (each row measures raw and platform in the same run,
 single-stream and constrained rows as medians of repetitions). Raw figures come from a child process, so the
 two llama.cpp users never share a process. ``--llama-bench`` also runs llama.cpp's own ``llama-bench`` (built
 separately, see docs/inference.md) on the same GGUF, interleaved with the platform's single-stream runs.
+``--llama-server`` also compares aggregate tokens/s and time to first token under 1-32 concurrent requests
+with llama.cpp's ``llama-server`` (``bench/inference_server.py``). ``--quick`` skips the raw llama-cpp-python
+rows, turns, the flood and RSS: single-stream decode, constrained ratios and the comparisons only.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ import anyio
 
 from agents.llm import ContextConfig, GenerationRequest, LlamaCpp, default_model_path
 from agents.llm.pool import ModelPool
+
+try:
+    from bench.inference_server import LEVELS, compare
+except ModuleNotFoundError:  # run as a script (bench/inference.py): bench/ itself is on sys.path
+    from inference_server import LEVELS, compare  # type: ignore[no-redef]
 
 PROMPTS = [f"Supplier {i} writes to the buyer about an order of {10 + i} steel gears:" for i in range(32)]
 SCHEMA = {
@@ -262,7 +271,46 @@ def raw_figures(n: int, reps: int) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-async def main(n: int, reps: int, bench_path: str | None) -> None:
+async def main(n: int, reps: int, bench_path: str | None, server_path: str | None = None, quick: bool = False) -> None:
+    if server_path:  # first, while nothing else of this process holds a model
+        server_lines = await compare(server_path, n, reps, LEVELS)
+    if quick:
+        await quick_figures(n, reps, bench_path)
+    else:
+        await full_table(n, reps, bench_path)
+    if server_path:
+        print(f"\nengine beside llama-server, {n} tokens per request, medians of {reps} (e/s: engine/server)")
+        print("\n".join(server_lines))
+
+
+async def quick_figures(n: int, reps: int, bench_path: str | None) -> None:
+    """Single-stream decode (beside llama-bench when given) and the constrained/unconstrained ratios."""
+    pool = ModelPool()
+    brain = LlamaCpp(pool=pool, context=ContextConfig(n_ctx=8192, n_seq=32))
+    await platform_decode(brain, PROMPTS[0], 4)
+    threads = max(1, os.cpu_count() or 1)
+    ourss, lbs = [], []
+    for _ in range(reps):
+        if bench_path:
+            lbs.append(llama_bench(bench_path, n, threads))
+        ourss.append(await platform_decode(brain, PROMPTS[1], n))
+    ratios = {
+        "offer schema": await constrained_ratios(brain, SCHEMA, PROMPTS[2] + " As JSON:", n, reps),
+        "skill schema": await constrained_ratios(brain, SKILL_SCHEMA, SKILL_PROMPT, n, reps),
+    }
+    pool.clear()
+    print(f"platform single-stream decode (median of {reps}): {statistics.median(ourss):.1f} tok/s")
+    for name, values in ratios.items():
+        listed = " ".join(f"{v:.2f}" for v in values)
+        print(f"platform constrained / unconstrained, {name}: median {statistics.median(values):.2f} ({listed})")
+    if lbs:
+        lb = statistics.median(lbs)
+        print(f"llama-bench -p 0 -n {n} -t {threads} (median of {reps}): {lb:.1f} tok/s")
+        print(f"single-stream decode / llama-bench: platform {statistics.median(ourss) / lb:.2f}")
+
+
+async def full_table(n: int, reps: int, bench_path: str | None) -> None:
+    """Every figure: raw llama-cpp-python beside the platform, and llama-bench when given."""
     # Raw llama-cpp-python runs in a child process: a second llama.cpp user in this process (its own OpenMP
     # thread team) slows the engine's decode by ~20-30% on 2 cores, which would understate the platform.
     raw = raw_figures(n, reps)
@@ -327,6 +375,10 @@ if __name__ == "__main__":
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=5, help="repetitions of the single-stream and constrained rows")
     parser.add_argument("--llama-bench", metavar="PATH", help="llama.cpp's llama-bench binary, run on the same GGUF")
+    parser.add_argument(
+        "--llama-server", metavar="PATH", help="llama.cpp's llama-server binary: concurrency comparison"
+    )
+    parser.add_argument("--quick", action="store_true", help="only single-stream, constrained and the comparisons")
     parser.add_argument("--rss", nargs=2, metavar=("KIND", "AGENTS"))
     parser.add_argument("--raw-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -335,4 +387,4 @@ if __name__ == "__main__":
     elif args.raw_child:
         raw_child(args.tokens, max(1, args.reps))
     else:
-        anyio.run(main, args.tokens, max(1, args.reps), args.llama_bench)
+        anyio.run(main, args.tokens, max(1, args.reps), args.llama_bench, args.llama_server, args.quick)

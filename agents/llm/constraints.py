@@ -3,13 +3,15 @@
 Both are exact: they never forbid a token the constraint allows, nor allow one it forbids. The grammar
 (``agents.llm.grammar``: valid JSON by construction) runs on llama.cpp's own sampler, but asked only about the
 few tokens the model actually prefers (``check``); the whole vocabulary (``full_mask``, slow with Gemma's 262k
-tokens) is scanned only when none of those fit.
+tokens) is scanned only when none of those fit. ``forced()`` names the tokens a constraint dictates next
+(jump-forward: the engine appends them without sampling; see docs/inference.md).
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -17,12 +19,14 @@ import numpy as np
 import numpy.typing as npt
 
 from agents.llm.grammar import JsonGrammar, build_grammar
+from agents.llm.jump_forward import GrammarTracker
 from agents.llm.native import NativeModel, _llama
 
 __all__ = [
     "Constraint",
     "GrammarConstraint",
     "ChoiceConstraint",
+    "forced_tokens",
     "JsonCloser",
     "shortlist_from_schema",
     "schema_grammar",
@@ -56,6 +60,13 @@ class Constraint(Protocol):
         """Advance past ``token`` (which ``check`` allowed)."""
         ...
 
+    def forced(self) -> list[int]:
+        """Tokens the constraint dictates next, to ``accept`` without sampling (empty where there is a choice).
+
+        Called after ``accept``; cheap (cached per grammar state). Every token returned is allowed in turn.
+        """
+        ...
+
     def close(self) -> None: ...
 
 
@@ -68,6 +79,23 @@ def schema_grammar(schema_json: str) -> JsonGrammar:
 def schema_to_gbnf(schema_json: str) -> str:
     """GBNF grammar text for a JSON schema: every output it admits is valid JSON (see ``agents.llm.grammar``)."""
     return schema_grammar(schema_json).gbnf
+
+
+@lru_cache(maxsize=4096)
+def _canonical_tokens(model: NativeModel, text: str) -> tuple[int, ...]:
+    tokens = model.tokenize(text, add_bos=False, special=False)
+    if b"".join(model.piece(t) for t in tokens) != text.encode("utf-8"):
+        return ()  # the tokenizer would not spell exactly this text: force nothing
+    return tuple(tokens)
+
+
+def forced_tokens(model: NativeModel, text: str, *, ends: bool) -> list[int]:
+    """The tokens to force for grammar-forced ``text``: its canonical tokenization, less the last token unless the
+    grammar ``ends`` after the text (the model may spell that last piece together with what follows)."""
+    if not text:
+        return []
+    tokens: Sequence[int] = _canonical_tokens(model, text)
+    return list(tokens if ends else tokens[:-1])
 
 
 def shortlist_from_schema(schema: dict[str, Any]) -> list[str] | None:
@@ -126,6 +154,7 @@ class GrammarConstraint:
             raise ValueError("llama.cpp rejected the grammar built from this JSON schema; simplify the schema")
         self._closer = JsonCloser()
         self._full: npt.NDArray[np.void] | None = None
+        self._tracker = GrammarTracker(gbnf)
 
     @classmethod
     def from_schema(cls, model: NativeModel, schema: dict[str, Any]) -> GrammarConstraint:
@@ -159,8 +188,22 @@ class GrammarConstraint:
         return self._apply(self._full)
 
     def accept(self, token: int) -> None:
+        """Advance past ``token``; raises ``ValueError`` if the grammar does not allow it (llama.cpp would abort)."""
+        if not self.check(np.asarray([token], dtype=np.int64))[0]:
+            raise ValueError(f"token {token} ({self._model.piece(token)!r}) is not allowed by the grammar here")
         _llama().llama_sampler_accept(self._smpl, token)
-        self._closer.feed(self._model.piece(token))
+        piece = self._model.piece(token)
+        self._closer.feed(piece)
+        self._tracker.feed(piece)
+
+    def forced(self) -> list[int]:
+        """The canonical tokens of the text the grammar forces next, less the last one unless the grammar ends
+        there (``forced_tokens``); empty at a choice, mid-character, once the JSON value closed, or if the
+        tracker lost track."""
+        if self.done:
+            return []
+        text, ends = self._tracker.forced_text()
+        return forced_tokens(self._model, text, ends=ends)
 
     def close(self) -> None:
         if self._smpl:
@@ -208,6 +251,16 @@ class ChoiceConstraint:
         self._node = self._node[token]
         if set(self._node) == {-1}:
             self._done = True
+
+    def forced(self) -> list[int]:
+        """The tokens that follow while the shortlist's trie has a single branch (exactly the only allowed ones)."""
+        out: list[int] = []
+        node = self._node
+        while not self._done and len(node) == 1 and -1 not in node:
+            token = next(iter(node))
+            out.append(token)
+            node = node[token]
+        return out
 
     def close(self) -> None:
         return None

@@ -1,7 +1,8 @@
 """Continuous batching on one llama.cpp context, driven by a dedicated thread.
 
-Every step decodes one token for each generating job plus chunks of waiting prompts, all in one
-``llama_decode`` call with one sequence id per job; a job that arrives mid-generation joins at the next step.
+Every step is one ``llama_decode`` call with one sequence id per job: the next token of each generating job
+(with the tokens its constraint forces after it, when jump-forward is on) plus chunks of prompts filling the
+rest of ``n_batch`` (``batch_plan``); a job that arrives mid-generation joins at the next step.
 Each slot keeps its KV cells after a job ends, so the next turn of the same session (or any prompt sharing a
 prefix with a cached slot) evaluates only the new tokens.
 
@@ -15,46 +16,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from enum import Enum
 
 from agents.errors import ModelBusy
+from agents.llm.batch_plan import Chunk, plan_step
+from agents.llm.engine_types import ContextOverflow, EngineClosed, EngineConfig, EngineStats
 from agents.llm.jobs import CellLedger, Job, Slot, cached_prefix, pick_slot
 from agents.llm.native import ContextConfig, DecodeError, KvCacheFull, NativeContext, NativeModel
 
-__all__ = ["ContextOverflow", "Engine", "EngineStats", "EngineClosed"]
+__all__ = ["ContextOverflow", "Engine", "EngineConfig", "EngineStats", "EngineClosed"]
 
 _IDLE_RECHECK_S = 0.05  # a queue that cannot start with nothing running is looked at again this often
-
-
-class EngineClosed(RuntimeError):
-    """The engine was closed while the job waited or ran."""
-
-
-class ContextOverflow(ValueError):
-    """The prompt plus ``max_tokens`` needs more KV cells than the whole context has: it could never run."""
-
-
-@dataclass(frozen=True)
-class EngineStats:
-    """A snapshot of an engine's load: jobs running and queued, slots, KV cells, and prompt-token counters.
-
-    ``kv_cells`` counts distinct cells held (a shared prefix once), ``kv_tokens`` the tokens slots hold (a
-    shared prefix once per slot), ``kv_reserved`` the cells running jobs may still add. ``prompt_tokens`` and
-    ``cached_tokens`` add up every started job's prompt and the part of it reused from the cache.
-    """
-
-    active: int
-    waiting: int
-    slots: int
-    cached_slots: int
-    kv_tokens: int
-    steps: int
-    kv_cells: int = 0
-    kv_reserved: int = 0
-    n_ctx: int = 0
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
 
 
 class _Start(Enum):
@@ -73,7 +45,13 @@ class Engine:
     """
 
     def __init__(
-        self, model: NativeModel, config: ContextConfig | None = None, *, max_queue: int = 64, max_bypass: int = 8
+        self,
+        model: NativeModel,
+        config: ContextConfig | None = None,
+        *,
+        max_queue: int = 64,
+        max_bypass: int = 8,
+        options: EngineConfig | None = None,
     ) -> None:
         if max_queue < 0 or max_bypass < 0:
             raise ValueError("max_queue and max_bypass must be >= 0")
@@ -81,6 +59,7 @@ class Engine:
         self.config = config or ContextConfig()
         self.max_queue = max_queue
         self.max_bypass = max_bypass
+        self.options = options or EngineConfig()
         self._ctx: NativeContext | None = None
         self._slots = [Slot(seq=i) for i in range(self.config.n_seq)]
         self._cells = CellLedger()
@@ -94,6 +73,7 @@ class Engine:
         self._prompt_tokens = 0
         self._cached_tokens = 0
         self._cpu0 = 0.0
+        self._rows: list[int] = []  # the batch index of each chunk of the step being decoded
 
     # ---- any thread -------------------------------------------------------------------------------------
     def submit(self, job: Job) -> Job:
@@ -284,11 +264,11 @@ class Engine:
         slot.session = None
 
     def _step(self) -> None:
-        """One scheduling step: prompt chunks (each in its own decode), then one token for every generator.
+        """One scheduling step: one ``llama_decode`` of every generating job's pending tokens plus prompt chunks
+        filling the rest of ``n_batch`` (``plan_step``), then sampling where logits came out.
 
-        Prompt chunks are never mixed into the shared decode batch, so a prompt's KV cells and first logits
-        depend only on the job itself. Later steps are not bit-identical to single-stream decoding (see
-        docs/inference.md, "What batching does and does not guarantee").
+        A prompt chunk shares the batch with other sequences, so greedy output is not bit-identical to
+        single-stream decoding (see docs/inference.md, "What batching does and does not guarantee").
         """
         ctx = self._ctx
         assert ctx is not None
@@ -298,88 +278,97 @@ class Engine:
                 self._release(job, "cancelled", free=True)
             elif job.deadline is not None and now > job.deadline:
                 self._release(job, "timeout")
-        budget = self.config.n_batch
-        for job in list(self._active):
-            if budget <= 0:
-                break
-            if job.prefilling and job.slot is not None:
-                chunk = job.prompt[job.n_past : job.n_past + self.config.n_batch]
-                last = job.n_past + len(chunk) == len(job.prompt)
-                ctx.clear_batch()
-                end = -1
-                for i, tok in enumerate(chunk):
-                    end = ctx.add(tok, job.n_past + i, job.slot.seq, last and i == len(chunk) - 1)
-                if self._decode(ctx, [job]):
-                    self._commit(ctx, [(job, end if last else None, chunk)])
-                budget -= len(chunk)
-        generating = [j for j in self._active if j.pending is not None]
-        if generating:
-            ctx.clear_batch()
-            rows: list[tuple[Job, int | None, list[int]]] = []
-            for job in generating:
-                assert job.slot is not None and job.pending is not None
-                rows.append((job, ctx.add(job.pending, len(job.slot.tokens), job.slot.seq, True), [job.pending]))
-            if self._decode(ctx, generating):
-                self._commit(ctx, rows)
+        chunks = plan_step(self._active, self.config.n_batch)
+        if chunks and not self._decode(ctx, chunks):
+            chunks = self._without_prompts(ctx, chunks)
+        if chunks:
+            self._commit(ctx, chunks)
         self._steps += 1
 
-    def _decode(self, ctx: NativeContext, jobs: list[Job]) -> bool:
-        """Decode the batch. Admission reserved every cell it needs, so a full cache means the cells were not
-        where the ledger says: evict idle caches and retry; prompt chunks then wait a step, a token batch
-        fails its largest job (the only case a running job fails for lack of cells)."""
+    def _without_prompts(self, ctx: NativeContext, chunks: list[Chunk]) -> list[Chunk]:
+        """The cache was full for the step: retry it without its prompt chunks (they wait); if that fails too,
+        fail the largest generating job (the only case a running job fails for lack of cells). What was decoded."""
+        generated = [c for c in chunks if not c.prompt]
+        if len(generated) < len(chunks) and generated and self._decode(ctx, generated):
+            return generated
+        if generated:
+            victim = max((c.job for c in generated), key=lambda j: len(j.prompt) + len(j.generated))
+            error = KvCacheFull(f"no free KV cells for a step of {sum(len(c.tokens) for c in generated)} tokens")
+            self._release(victim, "error", free=True, error=error)
+        return []
+
+    def _decode(self, ctx: NativeContext, chunks: list[Chunk]) -> bool:
+        """Decode the chunks in one batch. Admission reserved every cell they need, so a full cache means the
+        cells were not where the ledger says: evict idle caches and retry; ``False`` when nothing is left."""
+        ctx.clear_batch()
+        self._rows = [ctx.add_chunk(c.tokens, c.pos, c.job.slot.seq, c.logits) for c in chunks if c.job.slot]
         while True:
             self._cpu0 = time.process_time()
             try:
                 ctx.decode()
                 return True
-            except KvCacheFull as exc:
-                if self._evict_one():
-                    continue
-                if any(j.prefilling for j in jobs):
+            except KvCacheFull:
+                if not self._evict_one():
                     return False
-                victim = max(jobs, key=lambda j: len(j.prompt) + len(j.generated))
-                self._release(victim, "error", free=True, error=exc)
-                return False
 
-    def _commit(self, ctx: NativeContext, rows: list[tuple[Job, int | None, list[int]]]) -> None:
+    def _commit(self, ctx: NativeContext, chunks: list[Chunk]) -> None:
         """Record the decoded tokens as KV content, share the step's CPU time, sample where logits came out."""
         per_token = (time.process_time() - self._cpu0) / max(1, ctx.n_tokens)
-        for job, row, tokens in rows:
-            slot = job.slot
+        for chunk, row in zip(chunks, self._rows, strict=True):
+            job, slot = chunk.job, chunk.job.slot
             assert slot is not None
-            self._cells.append(slot, tokens)
-            job.cpu += per_token * len(tokens)
-            if job.pending is not None:
-                job.pending = None
+            self._cells.append(slot, chunk.tokens)
+            job.cpu += per_token * len(chunk.tokens)
+            job.served = self._steps
+            if chunk.prompt:
+                job.n_past += len(chunk.tokens)
             else:
-                job.n_past += len(tokens)
-            if row is not None:
+                del job.pending[: len(chunk.tokens)]
+            if chunk.logits:
                 self._sample(job, ctx, row)
 
     def _sample(self, job: Job, ctx: NativeContext, row: int) -> None:
+        """Pick the next token, then (jump-forward) the tokens the constraint forces after it; all are queued
+        as the job's pending tokens, decoded together at the next step."""
         try:
             token = job.sampler.pick(ctx.logits(row), job.constraint)
+            if token in self.model.eog:
+                self._release(job, "stop")
+                return
+            if not self._emit(job, token):
+                return
+            forced = self._forced(job)
+            for tok in forced:
+                if not self._emit(job, tok):
+                    return
         except Exception as exc:
             self._release(job, "error", free=True, error=exc)
             return
-        if token in self.model.eog:
-            self._release(job, "stop")
-            return
+        job.pending = [token, *forced]
+
+    def _forced(self, job: Job) -> list[int]:
+        """The tokens the job's constraint dictates next (none unless ``EngineConfig.jump_forward``)."""
+        if not self.options.jump_forward or job.constraint is None:
+            return []
+        forced = getattr(job.constraint, "forced", None)
+        return list(forced()) if forced is not None else []
+
+    def _emit(self, job: Job, token: int) -> bool:
+        """Accept ``token`` as the job's next output; ``False`` once that ended the job (stop, length)."""
+        if job.constraint is not None:
+            job.constraint.accept(token)
         job.generated.append(token)
         if job.on_token is not None:
             job.on_token(token)
-        if job.constraint is not None:
-            job.constraint.accept(token)
-            if job.constraint.done:
-                self._release(job, "stop")
-                return
-        if job.stop and self._hit_stop(job):
+        if job.constraint is not None and job.constraint.done:
             self._release(job, "stop")
-            return
-        if len(job.generated) >= job.max_tokens:
+        elif job.stop and self._hit_stop(job):
+            self._release(job, "stop")
+        elif len(job.generated) >= job.max_tokens:
             self._release(job, "length")
-            return
-        job.pending = token
+        else:
+            return True
+        return False
 
     def _hit_stop(self, job: Job) -> bool:
         tail = self.model.detokenize(job.generated[-16:])

@@ -7,7 +7,8 @@ bounds (exact), number bounds (exact when integral), ``pattern`` (a common subse
 date-time, uuid, ``anyOf``/``oneOf`` (as alternatives), ``allOf`` (merged), local ``$ref``. Whatever a schema
 asks beyond that is listed in ``JsonGrammar.unenforced`` and must be checked after decoding. The grammar may
 admit less than the schema (no exponents, at most 16 digits, declared properties in order, no extra keys
-unless ``additionalProperties`` allows them), never more for what it encodes.
+unless ``additionalProperties`` allows them, one layout: ``json.dumps``'s ``", "`` and ``": "`` and no other
+whitespace, so punctuation and keys are forced text for jump-forward), never more for what it encodes.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ class JsonGrammar:
 
     gbnf: str
     unenforced: tuple[str, ...]
+
+
+def _wrap(*parts: str) -> str:
+    """GBNF parts in sequence, empty ones left out."""
+    return " ".join(p for p in parts if p)
 
 
 def _is_type(value: Any, type_name: str) -> bool:
@@ -139,12 +145,12 @@ class _Builder:
         return " ".join(x for x in (fixed, rest) if x)
 
     def separated(self, item: str, lo: int, hi: int | None, base: str) -> str:
-        """``item ("," space item)*`` with lo..hi items."""
+        """``item (", " item)*`` with lo..hi items."""
         if hi == 0:
             return ""
         tail = ""
         if hi is None or hi > 1:
-            more = self.rule(f"{base}-more", f'"," space {item}')
+            more = self.rule(f"{base}-more", f'", " {item}')
             tail = self.repeat(more, max(lo - 1, 0), None if hi is None else hi - 1, base)
         return f"{item} {tail}".strip() if lo >= 1 else f"({item} {tail})?".replace(" )", ")")
 
@@ -266,27 +272,26 @@ class _Builder:
                     raise ValueError(f"property {key!r} at {path or '/'} is required but admits no value")
                 continue
             value = self.visit(prop, f"{sub}{key}", f"{path}/properties/{key}")
-            kv[key] = self.rule(f"{sub}{key}-kv", f'{json_literal(key)} space ":" space {value}')
-        self.primitive("space")
+            kv[key] = self.rule(f"{sub}{key}-kv", f'{json_literal(key)} ": " {value}')
         optional = [k for k in kv if k not in required]
         if extra not in (None, False):
             value = self.visit({} if extra is True else extra, f"{sub}additional-value", f"{path}/additionalProperties")
-            pair = self.rule(f"{sub}additional-kv", f'{self.primitive("string")} ":" space {value}')
+            pair = self.rule(f"{sub}additional-kv", f'{self.primitive("string")} ": " {value}')
             if not props:
                 handled |= {"minProperties", "maxProperties"}
                 lo, hi = schema.get("minProperties", 0), schema.get("maxProperties")
                 body = self.separated(pair, lo, hi, f"{sub}additional")
                 self.check_keys(schema, path, handled, "object")
-                return f'"{{" space {body} "}}" space'.replace("space  ", "space ")
-            kv["*"] = self.rule(f"{sub}additional-kvs", f'{pair} ("," space {pair})*')
+                return _wrap('"{"', body, '"}"')
+            kv["*"] = self.rule(f"{sub}additional-kvs", f'{pair} (", " {pair})*')
             optional.append("*")
         self.check_keys(schema, path, handled, "object")
-        body = ' "," space '.join(kv[k] for k in required)
+        body = ' ", " '.join(kv[k] for k in required)
         if optional:
             chains = [self.chain(optional[i:], kv, sub) for i in range(len(optional))]
             choice = " | ".join(chains)
-            body += f' ("," space ({choice}))?' if required else f" ({choice})?"
-        return f'"{{" space {body} "}}" space'.replace("space  ", "space ")
+            body += f' (", " ({choice}))?' if required else f" ({choice})?"
+        return _wrap('"{"', body, '"}"')
 
     def chain(self, keys: list[str], kv: dict[str, str], sub: str) -> str:
         """The first of ``keys``, then each later one optionally, in order (llama.cpp's converter's layout)."""
@@ -294,12 +299,11 @@ class _Builder:
 
     def rest(self, keys: list[str], kv: dict[str, str], sub: str) -> str:
         """A rule: optionally the pair of ``keys[1]``, then what may follow it."""
-        body = f'("," space {kv[keys[1]]})?' + (f" {self.rest(keys[1:], kv, sub)}" if len(keys) > 2 else "")
+        body = f'(", " {kv[keys[1]]})?' + (f" {self.rest(keys[1:], kv, sub)}" if len(keys) > 2 else "")
         return self.rule(f"{sub}{keys[0]}-rest", body)
 
     def array(self, schema: dict[str, Any], name: str, path: str) -> str:
         sub = f"{name}-" if name else ""
-        self.primitive("space")
         tuple_items = schema.get("prefixItems", schema.get("items") if isinstance(schema.get("items"), list) else None)
         if tuple_items is not None:
             handled = {"prefixItems", "minItems", "maxItems"} | ({"items"} if "prefixItems" not in schema else set())
@@ -308,18 +312,18 @@ class _Builder:
                 handled.add("items")
             self.check_keys(schema, path, handled, "array")
             parts = [self.visit(s, f"{sub}tuple-{i}", f"{path}/prefixItems/{i}") for i, s in enumerate(tuple_items)]
-            return '"[" space ' + ' "," space '.join(parts) + ' "]" space'
+            return '"[" ' + ' ", " '.join(parts) + ' "]"'
         self.check_keys(schema, path, {"items", "minItems", "maxItems"}, "array")
         if "items" not in schema and "minItems" not in schema and "maxItems" not in schema:
             return self.primitive("array")
         if schema.get("items") is False:
-            return '"[" space "]" space'
+            return '"[" "]"'
         item = self.visit(schema.get("items", {}), f"{sub}item", f"{path}/items")
         lo, hi = schema.get("minItems", 0), schema.get("maxItems")
         if hi is not None and lo > hi:
             raise ValueError(f"minItems > maxItems at {path or '/'}")
         body = self.separated(item, lo, hi, f"{sub}item")
-        return f'"[" space {body} "]" space'.replace("space  ", "space ")
+        return _wrap('"["', body, '"]"')
 
     def string(self, schema: dict[str, Any], name: str, path: str) -> str:
         lo, hi = schema.get("minLength", 0), schema.get("maxLength")
@@ -330,23 +334,21 @@ class _Builder:
                 self.note(path, f"pattern ({exc})")
             else:
                 self.primitive("char")
-                self.primitive("space")
                 self.check_keys(schema, path, {"pattern"}, "string")  # lengths and format: after decoding
-                return f'"\\"" {content} "\\"" space'
+                return f'"\\"" {content} "\\""'
         fmt = schema.get("format")
         if fmt in FORMATS:
             self.check_keys(schema, path, {"format"}, "string")
             if fmt.startswith("date"):
                 self.note(path, f"format {fmt!r} (digits and ranges only: day 31 of a short month passes)")
-            return f'"\\"" {self.primitive(FORMATS[fmt])} "\\"" {self.primitive("space")}'
+            return f'"\\"" {self.primitive(FORMATS[fmt])} "\\""'
         self.check_keys(schema, path, {"minLength", "maxLength", "pattern", "format"}, "string")
         self.note_format(schema, path)
         if hi is not None and lo > hi:
             raise ValueError(f"minLength > maxLength at {path or '/'}")
         if lo == 0 and hi is None:
             return self.primitive("string")
-        self.primitive("space")
-        return f'"\\"" {self.repeat(self.primitive("char"), lo, hi, "char")} "\\"" space'.replace('"  ', '" ')
+        return f'"\\"" {self.repeat(self.primitive("char"), lo, hi, "char")} "\\""'.replace('"  ', '" ')
 
     def note_format(self, schema: dict[str, Any], path: str) -> None:
         if "format" in schema and schema["format"] not in FORMATS:
@@ -373,7 +375,7 @@ class _Builder:
             return self.primitive("integer")
         low = None if lo is None else int(lo) + 1 if lo_open and float(lo).is_integer() else -int(-lo // 1)
         high = None if hi is None else int(hi) - 1 if hi_open and float(hi).is_integer() else int(hi // 1)
-        return f"{int_range(low, high)} {self.primitive('space')}"
+        return int_range(low, high)
 
     def number(self, schema: dict[str, Any], name: str, path: str) -> str:
         handled = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
@@ -384,7 +386,7 @@ class _Builder:
         expr, exact = number_range(lo, lo_open, hi, hi_open)
         if not exact:
             self.note(path, "minimum/maximum (not integral: the grammar admits the integral hull)")
-        return f"{expr} {self.primitive('space')}"
+        return expr
 
 
 def build_grammar(schema: dict[str, Any] | bool) -> JsonGrammar:

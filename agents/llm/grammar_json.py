@@ -15,7 +15,6 @@ __all__ = ["FORMATS", "PRIMITIVES", "json_literal"]
 
 _HEX = "[0-9a-fA-F]"
 PRIMITIVES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "space": ('" "?', ()),
     # any code point but controls, quote, backslash, surrogates (llama.cpp decodes UTF-8-encoded ones) and
     # those past U+10FFFF; or an escape JSON knows
     "char": (
@@ -28,26 +27,26 @@ PRIMITIVES: dict[str, tuple[str, tuple[str, ...]]] = {
         f' | [dD] [89abAB] {_HEX} {_HEX} "\\\\u" [dD] [c-fC-F] {_HEX} {_HEX}',
         (),
     ),
-    "string": (r'"\"" char* "\"" space', ("char", "space")),
+    "string": (r'"\"" char* "\""', ("char",)),
     "integral-part": ("[0-9] | [1-9] " + optional_chain("[0-9]", DIGITS - 1), ()),
     "decimal-part": ("[0-9] " + optional_chain("[0-9]", DIGITS - 1), ()),
     # exponents of at most two digits: a float never overflows to infinity
     "number": (
-        '"-"? integral-part ("." decimal-part)? ([eE] [-+]? [0-9] [0-9]?)? space',
-        ("integral-part", "decimal-part", "space"),
+        '"-"? integral-part ("." decimal-part)? ([eE] [-+]? [0-9] [0-9]?)?',
+        ("integral-part", "decimal-part"),
     ),
-    "integer": ('"-"? integral-part space', ("integral-part", "space")),
-    "boolean": ('("true" | "false") space', ("space",)),
-    "null": ('"null" space', ("space",)),
+    "integer": ('"-"? integral-part', ("integral-part",)),
+    "boolean": ('"true" | "false"', ()),
+    "null": ('"null"', ()),
     "value": (
         "object | array | string | number | boolean | null",
         ("object", "array", "string", "number", "boolean", "null"),
     ),
     "object": (
-        '"{" space (string ":" space value ("," space string ":" space value)*)? "}" space',
-        ("string", "value", "space"),
+        '"{" (string ": " value (", " string ": " value)*)? "}"',
+        ("string", "value"),
     ),
-    "array": ('"[" space (value ("," space value)*)? "]" space', ("value", "space")),
+    "array": ('"[" (value (", " value)*)? "]"', ("value",)),
     "date": ('[0-9] [0-9] [0-9] [0-9] "-" ("0" [1-9] | "1" [0-2]) "-" ("0" [1-9] | [1-2] [0-9] | "3" [0-1])', ()),
     "time": (
         '([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9] [0-9] [0-9])?'

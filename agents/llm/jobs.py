@@ -51,7 +51,8 @@ class Job:
     n_past: int = 0  # prompt tokens already in the KV cache
     cached: int = 0  # of those, how many were reused rather than evaluated
     generated: list[int] = field(default_factory=list)
-    pending: int | None = None  # sampled token not yet decoded
+    pending: list[int] = field(default_factory=list)  # generated tokens not decoded yet (sampled, then forced)
+    served: int = -1  # the last engine step that decoded some of its tokens
     cpu: float = 0.0
 
     def cancel(self) -> None:
@@ -86,6 +87,7 @@ class Job:
 
     @property
     def prefilling(self) -> bool:
+        """Some of its prompt is not in the KV cache yet."""
         return self.n_past < len(self.prompt)
 
     @property

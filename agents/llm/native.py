@@ -166,6 +166,12 @@ class NativeContext:
             raise ValueError(f"llama.cpp could not create a context with {config}; try a smaller n_ctx")
         self._mem = lib.llama_get_memory(self._ctx)
         self._batch = lib.llama_batch_init(config.n_batch, 0, 1)
+        n = config.n_batch
+        self._tokens = np.ctypeslib.as_array(self._batch.token, shape=(n,))
+        self._pos = np.ctypeslib.as_array(self._batch.pos, shape=(n,))
+        self._logits = np.ctypeslib.as_array(self._batch.logits, shape=(n,))
+        self._seq_ids = [self._batch.seq_id[i] for i in range(n)]  # one single-entry seq-id array per row
+        np.ctypeslib.as_array(self._batch.n_seq_id, shape=(n,))[:] = 1
         self.n_tokens = 0
 
     def clear_batch(self) -> None:
@@ -182,6 +188,21 @@ class NativeContext:
         b.logits[i] = logits
         self.n_tokens = i + 1
         return i
+
+    def add_chunk(self, tokens: Sequence[int], pos: int, seq: int, logits: bool) -> int:
+        """Append consecutive tokens of one sequence from position ``pos``, logits on the last one only when
+        ``logits``; returns the last token's batch index (its logits row). Raises ``ValueError`` past ``n_batch``."""
+        i, n = self.n_tokens, len(tokens)
+        if n == 0 or i + n > self.config.n_batch:
+            raise ValueError(f"a chunk of {n} tokens does not fit the batch ({i} of {self.config.n_batch} used)")
+        self._tokens[i : i + n] = tokens
+        self._pos[i : i + n] = np.arange(pos, pos + n)
+        self._logits[i : i + n] = 0
+        self._logits[i + n - 1] = logits
+        for ids in self._seq_ids[i : i + n]:
+            ids[0] = seq
+        self.n_tokens = i + n
+        return i + n - 1
 
     def decode(self) -> None:
         """Run the batch. Raises ``KvCacheFull`` (state unchanged) or ``DecodeError``."""

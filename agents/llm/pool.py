@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.errors import ModelBackendMissing
-from agents.llm.engine import Engine
+from agents.llm.engine import Engine, EngineConfig
 from agents.llm.native import ContextConfig, NativeModel, _llama
 
 __all__ = ["default_model_path", "LoadedModel", "ModelPool", "POOL"]
@@ -59,7 +59,7 @@ class ModelPool:
 
     def __init__(self) -> None:
         self._weights: dict[str, NativeModel] = {}
-        self._engines: dict[tuple[str, ContextConfig], Engine] = {}
+        self._engines: dict[tuple[str, ContextConfig, EngineConfig], Engine] = {}
         self._models: dict[tuple[str, int], LoadedModel] = {}
         self._lock = threading.Lock()
 
@@ -73,15 +73,22 @@ class ModelPool:
                 self._weights[key] = model
             return model
 
-    def engine(self, path: Path, config: ContextConfig | None = None, *, max_queue: int = 64) -> Engine:
-        """The shared batching engine for ``path`` and ``config`` (created on first use)."""
-        config = config or ContextConfig()
+    def engine(
+        self,
+        path: Path,
+        config: ContextConfig | None = None,
+        *,
+        max_queue: int = 64,
+        options: EngineConfig | None = None,
+    ) -> Engine:
+        """The shared batching engine for ``path``, ``config`` and ``options`` (created on first use)."""
+        config, options = config or ContextConfig(), options or EngineConfig()
         model = self.weights(path)
-        key = (str(Path(path).resolve()), config)
+        key = (str(Path(path).resolve()), config, options)
         with self._lock:
             engine = self._engines.get(key)
             if engine is None:
-                engine = Engine(model, config, max_queue=max_queue)
+                engine = Engine(model, config, max_queue=max_queue, options=options)
                 self._engines[key] = engine
             return engine
 

@@ -635,11 +635,12 @@ def test_llama_cpp_parses_every_grammar(weights: NativeModel) -> None:
 
 GENERATIONS_PER_SCHEMA = 4
 TEMPERATURES = (0.6, 1.0, 1.4)
-LIMIT_S = 60.0
+LIMIT_S = 300.0  # ~25 s alone; generous for a machine shared with other work
 
 
 @pytest.mark.model
 @pytest.mark.anyio
+@pytest.mark.timeout(600)
 async def test_sampled_generations_always_parse_and_validate(weights: NativeModel) -> None:
     """Many constrained generations at temperature > 0 (varied seeds, batched): every output is complete,
     parses and validates. Each runs until its JSON value closes; max_tokens lies far above any output seen (the

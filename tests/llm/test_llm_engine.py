@@ -19,6 +19,7 @@ from agents.llm.engine import ContextOverflow, Engine, EngineStats
 from agents.llm.jobs import Job
 from agents.llm.native import ContextConfig, NativeModel
 from agents.llm.sampling import TokenSampler
+from tests.llm.test_mixed_batch import MarginSampler, assert_same_until_a_near_tie
 
 pytestmark = [pytest.mark.model, pytest.mark.anyio]
 Wait = Callable[..., Awaitable[Job]]
@@ -35,18 +36,20 @@ def _job(model: NativeModel, text: str, n: int = 12, *, temperature: float = 0.0
     return Job(prompt=model.tokenize(text), max_tokens=n, sampler=TokenSampler(temperature, seed), **kw)  # type: ignore[arg-type]
 
 
-async def test_batched_and_single_stream_give_the_same_tokens(weights: NativeModel, wait_done: Wait) -> None:
-    temperature = 0.0
+async def test_batched_and_single_stream_agree_until_a_near_tie(weights: NativeModel, wait_done: Wait) -> None:
+    """Greedy, the same tokens as alone up to a near-tie (mixed prompt rows change float rounding only)."""
     config = ContextConfig(n_ctx=1024, n_seq=8, n_batch=256)
     single, batched = Engine(weights, config), Engine(weights, config)
     try:
-        alone = await wait_done(single.submit(_job(weights, PROMPTS[0], temperature=temperature, seed=7)))
-        jobs = [batched.submit(_job(weights, p, temperature=temperature, seed=7)) for p in PROMPTS]
+        alone = await wait_done(
+            single.submit(Job(prompt=weights.tokenize(PROMPTS[0]), max_tokens=12, sampler=MarginSampler()))
+        )
+        jobs = [batched.submit(_job(weights, p)) for p in PROMPTS]
         for job in jobs:
             await wait_done(job)
         assert alone.result is not None and jobs[0].result is not None
         assert len(alone.result.tokens) == 12
-        assert jobs[0].result.tokens == alone.result.tokens
+        assert_same_until_a_near_tie(alone, jobs[0])
         # the jobs really shared steps: fewer decode steps than tokens produced
         assert batched.stats().steps < sum(len(j.result.tokens) for j in jobs if j.result)
     finally:
