@@ -1,13 +1,15 @@
 """An adaptive negotiation strategy: a hard time-based concession with reciprocity, offers on the estimated Pareto
 frontier, AC_combi acceptance and an endgame built on the best offer the opponent made.
 
-Everything is recomputed from the request's history on each move (no state between calls), so one instance
-serves any number of negotiations. It works for any ``Utility`` (only ``scores`` is used).
+The shared instance recomputes everything from the request's history on each move, so it serves any number of
+negotiations. ``for_negotiation(opponent)`` gives a per-negotiation instance that caches what it worked out
+(scores of the outcome space, the opponent model, my utilities of its offers) and, when the opponent's utility is
+known (ANL reveals it), uses it instead of the frequency model's estimate. It works for any ``Utility``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,8 +24,8 @@ __all__ = ["Adaptive", "AdaptiveView"]
 
 @dataclass(frozen=True)
 class AdaptiveView:
-    """What one move is decided from: my and the opponent's estimated utilities of every outcome row, and my
-    utilities of the opponent's offers so far."""
+    """What one move is decided from: my and the opponent's (known or estimated) utilities of every outcome row,
+    my utilities of the opponent's offers so far, and rows I have offered already."""
 
     mine: np.ndarray
     theirs: np.ndarray
@@ -31,6 +33,8 @@ class AdaptiveView:
     best_seen: Offer | None
     nash: float
     target: float
+    offered_rows: np.ndarray
+    last_theirs: float | None = None  # the opponent's own utility of its last offer, when its utility is known
 
 
 def _codes(space: OutcomeSpace, points: np.ndarray) -> np.ndarray:
@@ -49,26 +53,93 @@ def _rows(offers: list[Offer], space: OutcomeSpace) -> np.ndarray:
     )
 
 
+@dataclass
+class _Memo:
+    """What one negotiation's moves share: outcome-space scores and the history read so far (offers are only ever
+    appended; anything else starts it afresh)."""
+
+    utility: Utility
+    space: OutcomeSpace
+    opponent: Utility | None
+    mine: np.ndarray = field(init=False)
+    known: np.ndarray | None = field(init=False)
+    order: np.ndarray = field(init=False)
+    sorted_codes: np.ndarray = field(init=False)
+    model: FrequencyModel = field(init=False)
+    received: list[float] = field(default_factory=list)
+    theirs: list[Offer] = field(default_factory=list)
+    mine_count: int = 0
+    mine_last: tuple[tuple[str, float], ...] | None = None
+    offered_rows: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mine = self.utility.scores(self.space.points)
+        self.known = None
+        if self.opponent is not None:
+            self.known = np.clip(np.asarray(self.opponent.scores(self.space.points), dtype=float), 0.0, 1.0)
+        codes = _codes(self.space, self.space.points)
+        self.order = np.argsort(codes, kind="stable")
+        self.sorted_codes = codes[self.order]
+        self._reset_history()
+
+    def _reset_history(self) -> None:
+        self.model = FrequencyModel(tuple(self.space.issues))
+        self.received, self.theirs = [], []
+        self.mine_count, self.mine_last = 0, None
+        self.offered_rows = np.zeros(len(self.space.points), dtype=bool)
+
+    def _row_of(self, offers: list[Offer]) -> np.ndarray:
+        codes = _codes(self.space, _rows(offers, self.space))
+        at = np.clip(np.searchsorted(self.sorted_codes, codes), 0, len(self.sorted_codes) - 1)
+        found = self.sorted_codes[at] == codes
+        return np.asarray(self.order[at[found]])
+
+    def sync(self, req: RespondRequest) -> None:
+        """Read the offers the history added since the last move."""
+        offered, mine = offers_of(req.history, req.opponent), offers_of(req.history, req.me)
+        n, m = len(self.theirs), self.mine_count
+        if (
+            len(offered) < n
+            or len(mine) < m
+            or (n and offered[n - 1].key() != self.theirs[-1].key())
+            or (m and mine[m - 1].key() != self.mine_last)
+        ):
+            self._reset_history()
+            n = m = 0
+        new = offered[n:]
+        if new:
+            for offer in new:
+                self.model.update(offer)
+            self.received.extend(float(v) for v in self.utility.scores(_rows(new, self.space)))
+            self.theirs.extend(new)
+        if len(mine) > m:
+            self.offered_rows[self._row_of(mine[m:])] = True
+            self.mine_count, self.mine_last = len(mine), mine[-1].key()
+
+
 class Adaptive(Strategy):
     """Concedes on target(t) = lo + (max - lo) * (1 - t^(1/e)), lo = max(reservation, the opponent's best offer
     to me), pulled down by ``reciprocity`` times the opponent's own concession; offers the outcome of my target
-    band the opponent model rates highest (one I have not offered yet when there is one); accepts by AC_combi.
+    band the opponent rates highest (one I have not offered yet when there is one); accepts by AC_combi.
     Endgame (my last ``endgame_moves`` moves): ``endgame_hold`` of the way from the opponent's best offer up to my
-    target, then that best offer itself; on my last move it accepts only an offer keeping at least
-    ``1 - slack`` of the gain over my reservation value that the opponent's best offer gave."""
+    target, then that best offer itself (with a known opponent utility: the outcome best for me among those the
+    opponent values at least as much as its own last offer); on my last move it accepts only an offer keeping at
+    least ``1 - slack`` of the gain over my reservation value that the opponent's best offer gave. With a known
+    opponent utility it also accepts, from ``accept_from`` on, any offer at least as good as the Nash point."""
 
     name = "adaptive"
 
     def __init__(
         self,
         exponent: float = 0.05,
-        reciprocity: float = 0.2,
+        reciprocity: float = 0.0,
         band: float = 0.05,
         accept_from: float = 0.9,
         window: int = 4,
         endgame_moves: int = 2,
         slack: float = 0.3,
         endgame_hold: float = 0.5,
+        opponent: Utility | None = None,
     ) -> None:
         if exponent <= 0:
             raise ValueError("the concession exponent must be > 0 (0.1 holds out, 1 is linear)")
@@ -80,14 +151,43 @@ class Adaptive(Strategy):
         self.endgame_moves = endgame_moves
         self.slack = slack
         self.endgame_hold = endgame_hold
+        self.opponent = opponent
+        self._memo: _Memo | None = None
+        self._per_negotiation = False
+
+    def for_negotiation(self, opponent: Utility | None = None) -> Adaptive:
+        """A fresh instance for one negotiation: it caches between moves, and uses ``opponent`` (the opponent's
+        utility, when known) instead of the frequency model's estimate."""
+        fresh = Adaptive(
+            self.exponent,
+            self.reciprocity,
+            self.band,
+            self.accept_from,
+            self.window,
+            self.endgame_moves,
+            self.slack,
+            self.endgame_hold,
+            opponent=opponent if opponent is not None else self.opponent,
+        )
+        fresh._per_negotiation = True
+        return fresh
+
+    def _memo_for(self, req: RespondRequest, utility: Utility, space: OutcomeSpace) -> _Memo:
+        memo = self._memo
+        if memo is None or memo.utility is not utility or memo.space is not space:
+            memo = _Memo(utility, space, self.opponent)
+            if self._per_negotiation:
+                self._memo = memo
+        memo.sync(req)
+        return memo
 
     def view(self, req: RespondRequest, utility: Utility, space: OutcomeSpace) -> AdaptiveView:
-        """Model the opponent from the history and work out my target for this move."""
-        mine = utility.scores(space.points)
-        offered = offers_of(req.history, req.opponent)
-        model = FrequencyModel.from_offers(space.issues, offered)
-        theirs = model.scores(space.points)
-        received = utility.scores(_rows(offered, space)) if offered else np.zeros(0)
+        """Model the opponent (or read its known utility) and work out my target for this move."""
+        memo = self._memo_for(req, utility, space)
+        mine = memo.mine
+        theirs = memo.known if memo.known is not None else memo.model.scores(space.points)
+        received = np.asarray(memo.received, dtype=float)
+        offered = memo.theirs
         r, top = utility.reservation, float(mine.max())
         best_seen = offered[int(np.argmax(received))] if offered else None
         lo = max(r, float(received.max())) if offered else r
@@ -96,7 +196,10 @@ class Adaptive(Strategy):
         curve = lo + (top - lo) * (1.0 - req.time ** (1.0 / self.exponent))
         conceded = float(received.max() - received[0]) if offered else 0.0
         target = max(lo, min(curve, top - self.reciprocity * conceded))
-        return AdaptiveView(mine, theirs, received, best_seen, nash, min(target, top))
+        last_theirs = None
+        if self.opponent is not None and offered:
+            last_theirs = float(np.clip(self.opponent.scores(_rows(offered[-1:], space))[0], 0.0, 1.0))
+        return AdaptiveView(mine, theirs, received, best_seen, nash, min(target, top), memo.offered_rows, last_theirs)
 
     def target(self, req: RespondRequest, utility: Utility) -> float:
         """My target utility now (see the class docstring)."""
@@ -104,6 +207,16 @@ class Adaptive(Strategy):
 
     def _moves_left(self, req: RespondRequest) -> int:
         return req.max_rounds - req.round
+
+    def _their_level(self, view: AdaptiveView, space: OutcomeSpace, r: float) -> Offer | None:
+        """The outcome best for me among those the opponent values at least as much as its own last offer."""
+        if view.last_theirs is None:
+            return None
+        ok = (view.theirs >= view.last_theirs - 1e-9) & (view.mine >= r - 1e-12)
+        if not ok.any():
+            return None
+        rows = np.flatnonzero(ok)
+        return space.offer(int(rows[int(np.argmax(view.mine[rows] + 1e-6 * view.theirs[rows]))]))
 
     def choose(self, req: RespondRequest, view: AdaptiveView, utility: Utility, space: OutcomeSpace) -> Offer | None:
         """My counter-offer: the opponent's best offer in the endgame, else the band's outcome it rates highest."""
@@ -115,6 +228,9 @@ class Adaptive(Strategy):
         if view.best_seen is not None and left < self.endgame_moves:
             best = float(view.received.max())
             if best >= r and left == 0:
+                at_their_level = self._their_level(view, space, r)
+                if at_their_level is not None and utility(at_their_level) >= best - 1e-12:
+                    return at_their_level  # as good for them as what they last asked, at least their best for me
                 return view.best_seen  # they offered it, so they are likely to accept it
             if best >= r:
                 level = best + (level - best) * self.endgame_hold  # part of the way (half by default) first
@@ -127,10 +243,7 @@ class Adaptive(Strategy):
             above = view.mine >= float(view.mine.max()) - 1e-12
         floor = float(view.mine[above].min())
         band = above & (view.mine <= floor + self.band + 1e-12)
-        mine_offers = offers_of(req.history, req.me)
-        unseen = np.ones(len(band), dtype=bool)
-        if mine_offers:
-            unseen = ~np.isin(_codes(space, space.points), _codes(space, _rows(mine_offers, space)))
+        unseen = ~view.offered_rows
         # a new outcome when there is one (reciprocal opponents such as MiCRO concede only for new offers)
         for candidates in (band & unseen, above & unseen, band):
             if candidates.any():
@@ -155,14 +268,15 @@ class Adaptive(Strategy):
             value = utility(standing)
             my_next = utility(counter) if counter is not None else float("inf")
             previous = view.received[:-1]
+            nash_late = self.opponent is not None and req.time >= self.accept_from and value >= view.nash - 1e-12
             if self._moves_left(req) <= 0:
                 best = float(view.received.max())
-                accept = value >= best - self.slack * (best - utility.reservation) - 1e-12
+                accept = value >= best - self.slack * (best - utility.reservation) - 1e-12 or nash_late
                 why = "last move, within reach of their best offer"
             else:
                 floor = max(utility.reservation, min(view.nash, view.target))
                 recent = window_best(previous.tolist(), self.window)
-                accept = ac_combi(value, my_next, req.time, self.accept_from, recent, floor)
+                accept = ac_combi(value, my_next, req.time, self.accept_from, recent, floor) or nash_late
                 why = "AC_next" if ac_next(value, my_next) else "AC_combi"
             if accept:
                 return Response(action=Action.ACCEPT, reason=f"{self.name}: {why}, offer worth {value:.2f}")

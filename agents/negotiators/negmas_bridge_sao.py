@@ -35,6 +35,7 @@ class ScaleoutNegotiator(SAONegotiator):  # type: ignore[misc]
     ) -> None:
         super().__init__(*args, **kwargs)
         self.strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
+        self._playing: Strategy | None = None  # this negotiation's instance (``Strategy.for_negotiation``)
         self.levels = levels
         self._utility: NegmasUtility | None = None
         self._map: IssueMap | None = None
@@ -44,13 +45,13 @@ class ScaleoutNegotiator(SAONegotiator):  # type: ignore[misc]
     def on_preferences_changed(self, changes: Any) -> None:
         """A new or changed ufun: rebuild the utility at the next move."""
         super().on_preferences_changed(changes)
-        self._utility = self._opponent = None
+        self._utility = self._opponent = self._playing = None
 
     def on_negotiation_start(self, state: Any) -> None:
         """A fresh history for each negotiation."""
         super().on_negotiation_start(state)
         self.history = []
-        self._utility = self._opponent = None
+        self._utility = self._opponent = self._playing = None
 
     def _view(self) -> tuple[NegmasUtility, IssueMap]:
         if self._utility is None or self._map is None:
@@ -63,7 +64,7 @@ class ScaleoutNegotiator(SAONegotiator):  # type: ignore[misc]
     @property
     def opponent_utility(self) -> NegmasUtility | None:
         """The opponent's utility when NegMAS reveals it (ANL gives every agent ``opponent_ufun`` in its private
-        information), over the same issues; None otherwise. Strategies do not read it yet."""
+        information), over the same issues; None otherwise. Passed to ``Strategy.for_negotiation``."""
         theirs = self.opponent_ufun
         if theirs is None:
             return None
@@ -115,7 +116,9 @@ class ScaleoutNegotiator(SAONegotiator):  # type: ignore[misc]
         utility, _ = self._view()
         req = self.request(state)
         space = utility.space
-        return enforce(self.strategy.respond(req, utility, space), req, utility, space, self.strategy)
+        if self._playing is None:
+            self._playing = self.strategy.for_negotiation(self.opponent_utility)
+        return enforce(self._playing.respond(req, utility, space), req, utility, space, self._playing)
 
     def __call__(self, state: SAOState, dest: str | None = None) -> SAOResponse:
         """Accept, counter (reject with an offer) or end the negotiation, as the strategy says."""

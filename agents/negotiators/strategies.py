@@ -60,6 +60,11 @@ class Strategy(ABC):
     def target(self, req: RespondRequest, utility: Utility) -> float:
         """The utility this strategy aims for now (before clipping to the reservation value)."""
 
+    def for_negotiation(self, opponent: Utility | None = None) -> Strategy:
+        """The strategy to play one negotiation with, given the opponent's utility when it is known (ANL reveals
+        it). Stateless strategies return themselves; one that caches or uses ``opponent`` returns a fresh copy."""
+        return self
+
     def counter_offer(self, req: RespondRequest, utility: Utility, space: OutcomeSpace) -> Offer | None:
         """The offer at the lowest utility level at or above the target (within ``BAND``), nearest the opponent's
         last offer; None when nothing is acceptable. On a coarse grid this is the next outcome up, never the best."""

@@ -115,3 +115,62 @@ def test_offers_stay_within_limits(issues: list[Issue]) -> None:
         assert move.action is not Action.ACCEPT
         if move.offer is not None:
             assert 2.0 <= move.offer.values["day"] <= 4.0 and u(move.offer) >= u.reservation
+
+
+def test_a_known_opponent_utility_replaces_the_estimate(
+    issues: list[Issue], buyer_prefs: Preferences, seller_prefs: Preferences
+) -> None:
+    mine, theirs, space = LinearUtility(buyer_prefs, issues), LinearUtility(seller_prefs, issues), outcome_space(issues)
+    shared = get_strategy("adaptive")
+    assert shared.for_negotiation() is not shared and get_strategy("boulware").for_negotiation(theirs) is not None
+    informed = shared.for_negotiation(opponent=theirs)
+    assert isinstance(informed, Adaptive) and informed.opponent is theirs and shared.opponent is None
+    history = [OfferRecord(sender="them", round=1, offer=Offer(values={"price": 120.0, "quantity": 120.0, "day": 5.0}))]
+    req = _request(issues, history, rnd=2, max_rounds=10, time=0.15)
+    view = informed.view(req, mine, space)
+    assert view.theirs == pytest.approx(theirs.scores(space.points))  # the known utility, not the frequency model
+    offer = informed.counter_offer(req, mine, space)
+    assert offer is not None and mine(offer) >= view.target - 1e-9
+    # among the outcomes of my band, the one the opponent really values most
+    band = (view.mine >= mine(offer) - 1e-9) & (view.mine <= mine(offer) + informed.band)
+    assert theirs(offer) == pytest.approx(float(theirs.scores(space.points)[band].max()))
+    # the last move offers what is best for me among outcomes they value as much as their own last offer
+    fair = Offer(values={"price": 100.0, "quantity": 110.0, "day": 3.0})  # 0.6 to me
+    history = [OfferRecord(sender="them", round=r, offer=fair) for r in range(1, 10)]
+    last = informed.counter_offer(_request(issues, history, rnd=10, max_rounds=10, time=0.95), mine, space)
+    assert last is not None and last != fair
+    assert theirs(last) >= theirs(fair) - 1e-9 and mine(last) > mine(fair)
+
+
+@pytest.mark.parametrize("max_rounds", [10, 100])
+def test_per_negotiation_instances_cache_without_changing_moves(
+    max_rounds: int, issues: list[Issue], buyer_prefs: Preferences, seller_prefs: Preferences
+) -> None:
+    mine, theirs = LinearUtility(buyer_prefs, issues), LinearUtility(seller_prefs, issues)
+    boulware = get_strategy("boulware")
+    shared = _play(issues, (get_strategy("adaptive"), mine), (boulware, theirs), max_rounds)
+    cached = _play(issues, (get_strategy("adaptive").for_negotiation(), mine), (boulware, theirs), max_rounds)
+    assert shared == cached and shared[0] is not None
+    informed_strategy = get_strategy("adaptive").for_negotiation(theirs)
+    informed, _ = _play(issues, (informed_strategy, mine), (boulware, theirs), max_rounds)
+    assert informed is not None and mine(informed) >= mine.reservation and theirs(informed) >= theirs.reservation
+
+
+def test_the_negmas_bridge_plays_with_the_revealed_opponent_utility(
+    issues: list[Issue], buyer_prefs: Preferences, seller_prefs: Preferences
+) -> None:
+    pytest.importorskip("negmas")
+    from negmas.sao import AspirationNegotiator, SAOMechanism
+
+    from agents.negotiators.negmas_bridge import ScaleoutNegotiator, ScaleoutUfun, negmas_outcome_space
+
+    mine, theirs = ScaleoutUfun(LinearUtility(buyer_prefs, issues)), ScaleoutUfun(LinearUtility(seller_prefs, issues))
+    ours = ScaleoutNegotiator(strategy="adaptive", name="ours", private_info={"opponent_ufun": theirs})
+    mechanism = SAOMechanism(outcome_space=negmas_outcome_space(issues), n_steps=20)
+    mechanism.add(ours, ufun=mine)
+    mechanism.add(AspirationNegotiator(name="theirs"), ufun=theirs)
+    state = mechanism.run()
+    playing = ours._playing
+    assert isinstance(playing, Adaptive) and playing is not get_strategy("adaptive")
+    assert playing.opponent is not None and playing.opponent is ours.opponent_utility
+    assert state.agreement is not None and mine(state.agreement) >= buyer_prefs.reservation
