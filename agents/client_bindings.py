@@ -36,21 +36,10 @@ from protocol.a2a import (
 from protocol.jsonrpc import (
     ERROR_INFO_TYPE,
     A2AError,
-    ContentTypeNotSupportedError,
-    ExtendedAgentCardNotConfiguredError,
-    ExtensionSupportRequiredError,
-    InternalError,
     InvalidAgentResponseError,
-    InvalidParamsError,
-    InvalidRequestError,
     JSONRPCError,
-    MethodNotFoundError,
-    ParseError,
-    PushNotificationNotSupportedError,
-    TaskNotCancelableError,
-    TaskNotFoundError,
     UnsupportedOperationError,
-    VersionNotSupportedError,
+    error_class_of_reason,
     error_from_wire,
 )
 
@@ -167,27 +156,6 @@ class JsonRpcBinding:
                     yield StreamResponse.model_validate(_jsonrpc_result(json.loads(line[5:])))
 
 
-_BY_REASON: dict[str, type[A2AError]] = {
-    cls.reason: cls
-    for cls in (
-        ParseError,
-        InvalidRequestError,
-        MethodNotFoundError,
-        InvalidParamsError,
-        InternalError,
-        TaskNotFoundError,
-        TaskNotCancelableError,
-        PushNotificationNotSupportedError,
-        UnsupportedOperationError,
-        ContentTypeNotSupportedError,
-        InvalidAgentResponseError,
-        ExtendedAgentCardNotConfiguredError,
-        ExtensionSupportRequiredError,
-        VersionNotSupportedError,
-    )
-}
-
-
 def rest_error(status: int, body: Any) -> A2AError:
     """The ``A2AError`` a REST error answer stands for: by the ``google.rpc.ErrorInfo`` reason in its
     ``details``, else an ``A2AError`` naming the HTTP status."""
@@ -198,7 +166,7 @@ def rest_error(status: int, body: Any) -> A2AError:
     details = error.get("details")
     for detail in details[:16] if isinstance(details, list) else []:
         if isinstance(detail, dict) and detail.get("@type") == ERROR_INFO_TYPE:
-            cls = _BY_REASON.get(str(detail.get("reason")))
+            cls = error_class_of_reason(str(detail.get("reason")))
             if cls is not None:
                 metadata = detail.get("metadata")
                 return cls(message, metadata if isinstance(metadata, dict) else None)

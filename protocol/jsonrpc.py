@@ -30,6 +30,8 @@ __all__ = [
     "ExtensionSupportRequiredError",
     "VersionNotSupportedError",
     "error_from_wire",
+    "error_class_of_reason",
+    "A2A_ERRORS",
     "ERROR_INFO_TYPE",
     "ERROR_DOMAIN",
 ]
@@ -201,25 +203,31 @@ class VersionNotSupportedError(A2AError):
     http_status = 400
 
 
-_BY_CODE: dict[int, type[A2AError]] = {
-    cls.code: cls
-    for cls in (
-        ParseError,
-        InvalidRequestError,
-        MethodNotFoundError,
-        InvalidParamsError,
-        InternalError,
-        TaskNotFoundError,
-        TaskNotCancelableError,
-        PushNotificationNotSupportedError,
-        UnsupportedOperationError,
-        ContentTypeNotSupportedError,
-        InvalidAgentResponseError,
-        ExtendedAgentCardNotConfiguredError,
-        ExtensionSupportRequiredError,
-        VersionNotSupportedError,
-    )
-}
+A2A_ERRORS: tuple[type[A2AError], ...] = (
+    ParseError,
+    InvalidRequestError,
+    MethodNotFoundError,
+    InvalidParamsError,
+    InternalError,
+    TaskNotFoundError,
+    TaskNotCancelableError,
+    PushNotificationNotSupportedError,
+    UnsupportedOperationError,
+    ContentTypeNotSupportedError,
+    InvalidAgentResponseError,
+    ExtendedAgentCardNotConfiguredError,
+    ExtensionSupportRequiredError,
+    VersionNotSupportedError,
+)
+"""Every A2A error class, by which a wire error (a JSON-RPC code, a google.rpc reason) finds its type."""
+
+_BY_CODE: dict[int, type[A2AError]] = {cls.code: cls for cls in A2A_ERRORS}
+_BY_REASON: dict[str, type[A2AError]] = {cls.reason: cls for cls in A2A_ERRORS}
+
+
+def error_class_of_reason(reason: str) -> type[A2AError] | None:
+    """The A2A error class a ``google.rpc.ErrorInfo`` reason names (None: not an A2A reason)."""
+    return _BY_REASON.get(reason)
 
 
 def error_from_wire(error: JSONRPCError) -> A2AError:

@@ -18,28 +18,8 @@ from agents.llm.jobs import Job
 from agents.llm.jump_forward import GbnfAutomaton, GrammarTracker
 from agents.llm.native import ContextConfig, NativeContext, NativeModel
 from agents.llm.sampling import TokenSampler
-
-SKILL = {  # bench/inference.py's skill schema
-    "type": "object",
-    "properties": {
-        "action": {"type": "string", "enum": ["accept", "counter", "reject"]},
-        "urgent": {"type": "boolean"},
-        "quantity": {"type": "integer"},
-        "price": {"type": "number"},
-        "note": {"type": "string", "maxLength": 40},
-    },
-    "required": ["action", "urgent", "quantity", "price", "note"],
-}
-OFFER = {  # bench/inference.py's offer schema
-    "type": "object",
-    "properties": {
-        "item": {"type": "string"},
-        "quantity": {"type": "integer"},
-        "price": {"type": "number"},
-        "note": {"type": "string"},
-    },
-    "required": ["item", "quantity", "price", "note"],
-}
+from bench.inference import SCHEMA as OFFER  # the schemas bench/inference.py measures
+from bench.inference import SKILL_SCHEMA as SKILL
 
 
 class Shipment(BaseModel):
