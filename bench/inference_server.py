@@ -14,6 +14,7 @@ import os
 import socket
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 import zlib
@@ -156,15 +157,16 @@ def llama_server(path: str, n_ctx: int, slots: int, threads: int) -> Iterator[tu
     """Start llama-server, wait (bounded) until ``/health`` answers, yield its URL and command; stop it after."""
     port = _free_port()
     cmd = server_command(path, n_ctx, slots, threads, port)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # its log goes to a file: a pipe nobody reads fills up under load and the server stalls writing to it
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"llama-server exited ({proc.returncode}): {proc.stderr.read()[-2000:] if proc.stderr else ''}"
-                )
+                log.seek(0)
+                raise RuntimeError(f"llama-server exited ({proc.returncode}): {log.read()[-2000:]}")
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break
@@ -181,6 +183,7 @@ def llama_server(path: str, n_ctx: int, slots: int, threads: int) -> Iterator[tu
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -4,7 +4,9 @@ frontier, AC_combi acceptance and an endgame built on the best offer the opponen
 The shared instance recomputes everything from the request's history on each move, so it serves any number of
 negotiations. ``for_negotiation(opponent)`` gives a per-negotiation instance that caches what it worked out
 (scores of the outcome space, the opponent model, my utilities of its offers) and, when the opponent's utility is
-known (ANL reveals it), uses it instead of the frequency model's estimate. It works for any ``Utility``.
+known (ANL reveals it), uses it instead of the frequency model's estimate; with ``plan=True`` (the default) such a
+negotiation follows a bid plan instead (``bid_plan.py``: backward induction against an estimate of the opponent's
+reservation value). It works for any ``Utility``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agents.negotiators.acceptance import ac_combi, ac_next, window_best
-from agents.negotiators.opponent import FrequencyModel, nash_row, offers_of
+from agents.negotiators.bid_plan import BidPlan, acceptance_chance, estimate_reservation, plan_bids
+from agents.negotiators.opponent import FrequencyModel, nash_row, offers_of, pareto_rows
 from agents.negotiators.strategies import Strategy
 from agents.negotiators.utility import OutcomeSpace, Utility, outcome_space
 from protocol.negotiation import Action, Offer, RespondRequest, Response
@@ -71,6 +74,10 @@ class _Memo:
     mine_count: int = 0
     mine_last: tuple[tuple[str, float], ...] | None = None
     offered_rows: np.ndarray = field(init=False)
+    their_levels: list[float] = field(default_factory=list)  # with a known opponent utility: its own, per offer
+    their_times: list[float] = field(default_factory=list)
+    plan: BidPlan | None = None
+    plan_key: tuple[float, float] = (-1.0, -1.0)
 
     def __post_init__(self) -> None:
         self.mine = self.utility.scores(self.space.points)
@@ -87,12 +94,31 @@ class _Memo:
         self.received, self.theirs = [], []
         self.mine_count, self.mine_last = 0, None
         self.offered_rows = np.zeros(len(self.space.points), dtype=bool)
+        self.their_levels, self.their_times = [], []
+        self.plan, self.plan_key = None, (-1.0, -1.0)
 
     def _row_of(self, offers: list[Offer]) -> np.ndarray:
         codes = _codes(self.space, _rows(offers, self.space))
         at = np.clip(np.searchsorted(self.sorted_codes, codes), 0, len(self.sorted_codes) - 1)
         found = self.sorted_codes[at] == codes
         return np.asarray(self.order[at[found]])
+
+    def bid_plan(self, offers: int) -> BidPlan:
+        """The plan against the current estimate of the opponent's reservation value (made again when it moves)."""
+        assert self.known is not None
+        lowest = min(self.their_levels) if self.their_levels else 1.0
+        reservation = estimate_reservation(self.their_times, self.their_levels) if self.their_levels else 0.5
+        key = (round(lowest, 3), round(reservation, 2))
+        if self.plan is None or key != self.plan_key or len(self.plan.rows) <= 1:
+            rational = self.mine >= self.utility.reservation - 1e-12
+            frontier = pareto_rows(np.where(rational, self.mine, -1.0), self.known)
+            frontier = frontier[rational[frontier]]
+            if frontier.size == 0:
+                frontier = np.flatnonzero(rational)
+            chance = acceptance_chance(self.known, lowest, reservation)
+            self.plan = plan_bids(frontier, self.mine, chance, self.utility.reservation, offers)
+            self.plan_key = key
+        return self.plan
 
     def sync(self, req: RespondRequest) -> None:
         """Read the offers the history added since the last move."""
@@ -110,8 +136,14 @@ class _Memo:
         if new:
             for offer in new:
                 self.model.update(offer)
-            self.received.extend(float(v) for v in self.utility.scores(_rows(new, self.space)))
+            points = _rows(new, self.space)
+            self.received.extend(float(v) for v in self.utility.scores(points))
             self.theirs.extend(new)
+            if self.opponent is not None:
+                levels = np.clip(np.asarray(self.opponent.scores(points), dtype=float), 0.0, 1.0)
+                self.their_levels.extend(float(v) for v in levels)
+                rounds = [r.round for r in req.history if r.sender == req.opponent][n:]
+                self.their_times.extend(min(1.0, r / req.max_rounds) for r in rounds)
         if len(mine) > m:
             self.offered_rows[self._row_of(mine[m:])] = True
             self.mine_count, self.mine_last = len(mine), mine[-1].key()
@@ -125,7 +157,9 @@ class Adaptive(Strategy):
     target, then that best offer itself (with a known opponent utility: the outcome best for me among those the
     opponent values at least as much as its own last offer); on my last move it accepts only an offer keeping at
     least ``1 - slack`` of the gain over my reservation value that the opponent's best offer gave. With a known
-    opponent utility it also accepts, from ``accept_from`` on, any offer at least as good as the Nash point."""
+    opponent utility it also accepts, from ``accept_from`` on, any offer at least as good as the Nash point.
+    With a known opponent utility and ``plan`` on, all of that gives way to a ``BidPlan``: offer the plan's
+    outcome for the offers I have left, accept what is worth at least the plan's expected value."""
 
     name = "adaptive"
 
@@ -140,6 +174,7 @@ class Adaptive(Strategy):
         slack: float = 0.3,
         endgame_hold: float = 0.5,
         opponent: Utility | None = None,
+        plan: bool = True,
     ) -> None:
         if exponent <= 0:
             raise ValueError("the concession exponent must be > 0 (0.1 holds out, 1 is linear)")
@@ -152,6 +187,7 @@ class Adaptive(Strategy):
         self.slack = slack
         self.endgame_hold = endgame_hold
         self.opponent = opponent
+        self.plan = plan
         self._memo: _Memo | None = None
         self._per_negotiation = False
 
@@ -168,6 +204,7 @@ class Adaptive(Strategy):
             self.slack,
             self.endgame_hold,
             opponent=opponent if opponent is not None else self.opponent,
+            plan=self.plan,
         )
         fresh._per_negotiation = True
         return fresh
@@ -261,6 +298,8 @@ class Adaptive(Strategy):
         below the reservation value or outside the limits."""
         if req.round > req.max_rounds:
             return Response(action=Action.WALK_AWAY, reason="the deadline has passed")
+        if self.plan and self.opponent is not None:
+            return self._planned(req, utility, space)
         view = self.view(req, utility, space)
         counter = self.choose(req, view, utility, space)
         standing = req.standing_offer
@@ -285,3 +324,30 @@ class Adaptive(Strategy):
         if req.time >= 1.0:
             return Response(action=Action.WALK_AWAY, reason="last turn and the offer is not good enough")
         return Response(action=Action.COUNTER, offer=counter, reason=f"{self.name}: target {view.target:.2f}")
+
+    def _planned(self, req: RespondRequest, utility: Utility, space: OutcomeSpace) -> Response:
+        """With the opponent's utility known: accept what beats the plan's expected value, else offer the plan's
+        outcome for the offers left (never asking more than my previous offer)."""
+        memo = self._memo_for(req, utility, space)
+        first = not req.history or req.history[0].sender == req.me
+        offers_left = self._moves_left(req) + (1 if first else 0)
+        if float(memo.mine.max()) < utility.reservation:
+            return Response(action=Action.WALK_AWAY, reason="no outcome is worth more than my reservation value")
+        plan = memo.bid_plan(max(offers_left, 1))
+        expected = plan.value(offers_left)
+        standing = req.standing_offer
+        if standing is not None and utility.acceptable(standing):
+            value = utility(standing)
+            if value >= expected - 1e-12:
+                return Response(
+                    action=Action.ACCEPT, reason=f"{self.name}: offer worth {value:.2f} beats the plan's {expected:.2f}"
+                )
+        if offers_left <= 0 or req.time >= 1.0:
+            return Response(action=Action.WALK_AWAY, reason="last turn and the offer is not good enough")
+        row = plan.row(offers_left)
+        mine = offers_of(req.history, req.me)
+        if mine and float(memo.mine[row]) > utility(mine[-1]) + 1e-12:
+            return Response(action=Action.COUNTER, offer=mine[-1], reason=f"{self.name}: holding my last offer")
+        return Response(
+            action=Action.COUNTER, offer=space.offer(row), reason=f"{self.name}: planned, expecting {expected:.2f}"
+        )

@@ -1,7 +1,9 @@
-"""The adaptive strategy: endgame against hardliners, agreement with reciprocal opponents, guardrails."""
+"""The adaptive strategy: endgame against hardliners, agreement with reciprocal opponents, guardrails, planned offers
+against a known opponent utility."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from agents.negotiators import LinearUtility, Preferences, Strategy, Utility, get_strategy, outcome_space
@@ -174,3 +176,41 @@ def test_the_negmas_bridge_plays_with_the_revealed_opponent_utility(
     assert isinstance(playing, Adaptive) and playing is not get_strategy("adaptive")
     assert playing.opponent is not None and playing.opponent is ours.opponent_utility
     assert state.agreement is not None and mine(state.agreement) >= buyer_prefs.reservation
+
+
+def _time(rnd: int, max_rounds: int) -> float:
+    return min(1.0, (2 * rnd - 1) / (2 * max_rounds - 1))  # answering second in round ``rnd``
+
+
+@pytest.fixture
+def pair(issues: list[Issue], buyer_prefs: Preferences, seller_prefs: Preferences) -> tuple[LinearUtility, ...]:
+    return LinearUtility(buyer_prefs, issues), LinearUtility(seller_prefs, issues)
+
+
+def test_a_known_opponent_gets_planned_offers_and_a_last_chance_accept(
+    issues: list[Issue], pair: tuple[LinearUtility, LinearUtility]
+) -> None:
+    mine, theirs = pair
+    space = outcome_space(issues)
+    informed = get_strategy("adaptive").for_negotiation(opponent=theirs)
+    assert isinstance(informed, Adaptive) and informed.plan
+    hard = Offer(values={"price": 120.0, "quantity": 100.0, "day": 5.0})
+    scores = mine.scores(space.points)
+    modest = space.offer(int(np.argmin(np.where(scores > mine.reservation + 0.05, scores, np.inf))))
+    history: list[OfferRecord] = []
+    asks = []
+    for rnd in range(1, 20):
+        history.append(OfferRecord(sender="them", round=rnd, offer=hard))
+        move = informed.respond(_request(issues, history, rnd, 20, _time(rnd, 20)), mine, space)
+        assert move.action is Action.COUNTER and move.offer is not None
+        assert mine(move.offer) >= mine.reservation
+        asks.append(mine(move.offer))
+        history.append(OfferRecord(sender="me", round=rnd, offer=move.offer))
+    assert asks == sorted(asks, reverse=True) and asks[0] > asks[-1]  # concedes, never asks more again
+    # their last offer, when I answer second at the deadline: anything above my reservation beats walking away
+    history.append(OfferRecord(sender="them", round=20, offer=modest))
+    last = informed.respond(_request(issues, history, 20, 20, 1.0), mine, space)
+    assert mine(modest) > mine.reservation and last.action is Action.ACCEPT
+    # an offer below my reservation is never accepted, plan or not
+    history[-1] = OfferRecord(sender="them", round=20, offer=hard)
+    assert informed.respond(_request(issues, history, 20, 20, 1.0), mine, space).action is not Action.ACCEPT
