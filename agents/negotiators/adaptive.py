@@ -109,7 +109,7 @@ class _Memo:
         lowest = min(self.their_levels) if self.their_levels else 1.0
         reservation = estimate_reservation(self.their_times, self.their_levels) if self.their_levels else 0.5
         key = (round(lowest, 3), round(reservation, 2))
-        if self.plan is None or key != self.plan_key or len(self.plan.rows) <= 1:
+        if self.plan is None or key != self.plan_key:
             rational = self.mine >= self.utility.reservation - 1e-12
             frontier = pareto_rows(np.where(rational, self.mine, -1.0), self.known)
             frontier = frontier[rational[frontier]]

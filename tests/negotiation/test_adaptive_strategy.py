@@ -182,15 +182,10 @@ def _time(rnd: int, max_rounds: int) -> float:
     return min(1.0, (2 * rnd - 1) / (2 * max_rounds - 1))  # answering second in round ``rnd``
 
 
-@pytest.fixture
-def pair(issues: list[Issue], buyer_prefs: Preferences, seller_prefs: Preferences) -> tuple[LinearUtility, ...]:
-    return LinearUtility(buyer_prefs, issues), LinearUtility(seller_prefs, issues)
-
-
 def test_a_known_opponent_gets_planned_offers_and_a_last_chance_accept(
-    issues: list[Issue], pair: tuple[LinearUtility, LinearUtility]
+    issues: list[Issue], buyer_prefs: Preferences, seller_prefs: Preferences
 ) -> None:
-    mine, theirs = pair
+    mine, theirs = LinearUtility(buyer_prefs, issues), LinearUtility(seller_prefs, issues)
     space = outcome_space(issues)
     informed = get_strategy("adaptive").for_negotiation(opponent=theirs)
     assert isinstance(informed, Adaptive) and informed.plan
