@@ -1,7 +1,7 @@
 """Inference figures: llama-cpp-python's own high-level API (raw) beside scaleout's batching engine.
 
 Run: .venv/bin/python bench/inference.py [--tokens 64] [--reps 5] [--llama-bench PATH] [--llama-server PATH]
-[--quick]. Prints one table;
+[--flash-attn] [--quick]. Prints one table;
 figures are noisy on shared machines, so read the ratios (each row measures raw and platform in the same run,
 single-stream and constrained rows as medians of repetitions). Raw figures come from a child process, so the
 two llama.cpp users never share a process. ``--llama-bench`` also runs llama.cpp's own ``llama-bench`` (built
@@ -271,9 +271,16 @@ def raw_figures(n: int, reps: int) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-async def main(n: int, reps: int, bench_path: str | None, server_path: str | None = None, quick: bool = False) -> None:
+async def main(
+    n: int,
+    reps: int,
+    bench_path: str | None,
+    server_path: str | None = None,
+    quick: bool = False,
+    flash_attn: bool = False,
+) -> None:
     if server_path:  # first, while nothing else of this process holds a model
-        server_lines = await compare(server_path, n, reps, LEVELS)
+        server_lines = await compare(server_path, n, reps, LEVELS, flash_attn=flash_attn)
     if quick:
         await quick_figures(n, reps, bench_path)
     else:
@@ -379,6 +386,9 @@ if __name__ == "__main__":
         "--llama-server", metavar="PATH", help="llama.cpp's llama-server binary: concurrency comparison"
     )
     parser.add_argument("--quick", action="store_true", help="only single-stream, constrained and the comparisons")
+    parser.add_argument(
+        "--flash-attn", action="store_true", help="the engine of the llama-server comparison with flash attention"
+    )
     parser.add_argument("--rss", nargs=2, metavar=("KIND", "AGENTS"))
     parser.add_argument("--raw-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -387,4 +397,6 @@ if __name__ == "__main__":
     elif args.raw_child:
         raw_child(args.tokens, max(1, args.reps))
     else:
-        anyio.run(main, args.tokens, max(1, args.reps), args.llama_bench, args.llama_server, args.quick)
+        anyio.run(
+            main, args.tokens, max(1, args.reps), args.llama_bench, args.llama_server, args.quick, args.flash_attn
+        )

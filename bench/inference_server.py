@@ -190,14 +190,18 @@ def _quantile(values: list[float], q: float) -> float:
     return float(np.quantile(np.asarray(values), q))
 
 
-async def compare(path: str, n: int, reps: int, levels: tuple[int, ...] = LEVELS) -> list[str]:
-    """Run both sides, interleaved, at every level and prompt size; the table's lines."""
+async def compare(
+    path: str, n: int, reps: int, levels: tuple[int, ...] = LEVELS, *, flash_attn: bool = False
+) -> list[str]:
+    """Run both sides, interleaved, at every level and prompt size; the table's lines (``flash_attn``: the
+    engine's ``ContextConfig.flash_attn``)."""
     threads = max(1, os.cpu_count() or 1)
     slots = max(levels)
     n_ctx = slots * (max(PROMPT_SIZES) + n + 40)
     pool = ModelPool()
     model = pool.weights(default_model_path())
-    engine = pool.engine(default_model_path(), ContextConfig(n_ctx=n_ctx, n_seq=slots, n_batch=512))
+    config = ContextConfig(n_ctx=n_ctx, n_seq=slots, n_batch=512, flash_attn=flash_attn)
+    engine = pool.engine(default_model_path(), config)
     lines: list[str] = []
     try:
         with llama_server(path, n_ctx, slots, threads) as (url, cmd):
@@ -205,7 +209,7 @@ async def compare(path: str, n: int, reps: int, levels: tuple[int, ...] = LEVELS
             await anyio.to_thread.run_sync(engine_run, engine, warm, 4)
             await server_run(url, warm, 4)
             lines.append("llama-server: " + " ".join(cmd))
-            lines.append(f"engine: ContextConfig(n_ctx={n_ctx}, n_seq={slots}, n_batch=512), {threads} threads")
+            lines.append(f"engine: {config}, {threads} threads")
             lines.append(
                 f"{'prompt':>6} {'reqs':>4} {'engine tok/s':>12} {'server tok/s':>12} {'e/s':>6}   "
                 f"{'engine TTFT p50/p95 s':>21} {'server TTFT p50/p95 s':>21} {'p95 s/e':>9}"
