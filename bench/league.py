@@ -5,6 +5,7 @@ the ANL 2024 finalists. Prints figures; asserts nothing. Needs the ``negotiation
     python -m bench.negotiation --league                         # seeds 1 2 3, steps 20 100 1000
     python -m bench.negotiation --league --part linear --steps 500 --seeds 1 2 3 4 5
     python -m bench.negotiation --league --part anl --anl-scenarios 10 --seeds 7
+    python -m bench.negotiation --league --part anl-pairs --seeds 1 --steps 20 100 --ours adaptive  # per opponent
 
 (a) ``linear`` / ``nonlinear``: NegMAS cartesian tournaments (everyone against everyone, both orders, ufuns
 rotated, no self-play) on generated domains: linear additive over three numeric issues, and non-linear over a
@@ -284,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="domain seeds (default 1 2 3; quick: 1)")
     p.add_argument("--steps", type=int, nargs="+", default=None, help="step limits (default 20 100 1000)")
     p.add_argument("--scenarios", type=int, default=None, help="domains per kind and seed (default 2; quick 1)")
-    p.add_argument("--part", choices=["linear", "nonlinear", "anl", "all"], default="all")
+    p.add_argument("--part", choices=["linear", "nonlinear", "anl", "anl-pairs", "all"], default="all")
     p.add_argument("--anl-scenarios", type=int, default=None, help="ANL scenarios per seed (default 10; quick 3)")
     p.add_argument("--ours", nargs="+", default=None, help="only these of our strategies (default: all registered)")
     a = p.parse_args(argv)
@@ -301,6 +302,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if a.part in ("anl", "all"):
         n_scenarios = a.anl_scenarios or (3 if a.quick else 10)
         anl(seeds, n_scenarios, (min(steps), max(steps)), ours, a.quick)
+    if a.part == "anl-pairs":  # for tuning: ours against each finalist only (bench/league_pairs.py)
+        from bench.league_pairs import head_to_head
+
+        head_to_head(seeds, a.anl_scenarios or (3 if a.quick else 10), (min(steps), max(steps)), ours, a.quick)
     print(f"\nLeague done in {time.perf_counter() - started:.0f} s")
 
 

@@ -5,7 +5,7 @@ The shared instance recomputes everything from the request's history on each mov
 negotiations. ``for_negotiation(opponent)`` gives a per-negotiation instance that caches what it worked out
 (scores of the outcome space, the opponent model, my utilities of its offers) and, when the opponent's utility is
 known (ANL reveals it), uses it instead of the frequency model's estimate; with ``plan=True`` (the default) such a
-negotiation follows a bid plan instead (``bid_plan.py``: backward induction against an estimate of the opponent's
+negotiation follows a bid plan instead (``bid_plan.py``: backward induction against a prior on the opponent's
 reservation value). It works for any ``Utility``.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agents.negotiators.acceptance import ac_combi, ac_next, window_best
-from agents.negotiators.bid_plan import BidPlan, acceptance_chance, estimate_reservation, plan_bids
+from agents.negotiators.bid_plan import BidPlan, acceptance_chance, plan_bids, reservation_bound
 from agents.negotiators.opponent import FrequencyModel, nash_row, offers_of, pareto_rows
 from agents.negotiators.strategies import Strategy
 from agents.negotiators.utility import OutcomeSpace, Utility, outcome_space
@@ -64,6 +64,7 @@ class _Memo:
     utility: Utility
     space: OutcomeSpace
     opponent: Utility | None
+    caution: float = 3.0
     mine: np.ndarray = field(init=False)
     known: np.ndarray | None = field(init=False)
     order: np.ndarray = field(init=False)
@@ -75,9 +76,8 @@ class _Memo:
     mine_last: tuple[tuple[str, float], ...] | None = None
     offered_rows: np.ndarray = field(init=False)
     their_levels: list[float] = field(default_factory=list)  # with a known opponent utility: its own, per offer
-    their_times: list[float] = field(default_factory=list)
     plan: BidPlan | None = None
-    plan_key: tuple[float, float] = (-1.0, -1.0)
+    plan_key: float = -1.0
 
     def __post_init__(self) -> None:
         self.mine = self.utility.scores(self.space.points)
@@ -94,8 +94,8 @@ class _Memo:
         self.received, self.theirs = [], []
         self.mine_count, self.mine_last = 0, None
         self.offered_rows = np.zeros(len(self.space.points), dtype=bool)
-        self.their_levels, self.their_times = [], []
-        self.plan, self.plan_key = None, (-1.0, -1.0)
+        self.their_levels = []
+        self.plan, self.plan_key = None, -1.0
 
     def _row_of(self, offers: list[Offer]) -> np.ndarray:
         codes = _codes(self.space, _rows(offers, self.space))
@@ -104,18 +104,19 @@ class _Memo:
         return np.asarray(self.order[at[found]])
 
     def bid_plan(self, offers: int) -> BidPlan:
-        """The plan against the current estimate of the opponent's reservation value (made again when it moves)."""
+        """The plan against the prior on the opponent's reservation value (made again when the lowest level it has
+        offered moves)."""
         assert self.known is not None
         lowest = min(self.their_levels) if self.their_levels else 1.0
-        reservation = estimate_reservation(self.their_times, self.their_levels) if self.their_levels else 0.5
-        key = (round(lowest, 3), round(reservation, 2))
+        key = round(lowest, 3)
         if self.plan is None or key != self.plan_key:
             rational = self.mine >= self.utility.reservation - 1e-12
             frontier = pareto_rows(np.where(rational, self.mine, -1.0), self.known)
             frontier = frontier[rational[frontier]]
             if frontier.size == 0:
                 frontier = np.flatnonzero(rational)
-            chance = acceptance_chance(self.known, lowest, reservation)
+            bound = reservation_bound(self.mine, self.known, lowest)
+            chance = acceptance_chance(self.known, lowest, bound, self.caution)
             self.plan = plan_bids(frontier, self.mine, chance, self.utility.reservation, offers)
             self.plan_key = key
         return self.plan
@@ -142,8 +143,6 @@ class _Memo:
             if self.opponent is not None:
                 levels = np.clip(np.asarray(self.opponent.scores(points), dtype=float), 0.0, 1.0)
                 self.their_levels.extend(float(v) for v in levels)
-                rounds = [r.round for r in req.history if r.sender == req.opponent][n:]
-                self.their_times.extend(min(1.0, r / req.max_rounds) for r in rounds)
         if len(mine) > m:
             self.offered_rows[self._row_of(mine[m:])] = True
             self.mine_count, self.mine_last = len(mine), mine[-1].key()
@@ -159,7 +158,8 @@ class Adaptive(Strategy):
     least ``1 - slack`` of the gain over my reservation value that the opponent's best offer gave. With a known
     opponent utility it also accepts, from ``accept_from`` on, any offer at least as good as the Nash point.
     With a known opponent utility and ``plan`` on, all of that gives way to a ``BidPlan``: offer the plan's
-    outcome for the offers I have left, accept what is worth at least the plan's expected value."""
+    outcome for the offers I have left, accept what is worth at least the plan's expected value; ``caution``
+    shapes the plan's acceptance model (``bid_plan.acceptance_chance``)."""
 
     name = "adaptive"
 
@@ -175,9 +175,12 @@ class Adaptive(Strategy):
         endgame_hold: float = 0.5,
         opponent: Utility | None = None,
         plan: bool = True,
+        caution: float = 3.0,
     ) -> None:
         if exponent <= 0:
             raise ValueError("the concession exponent must be > 0 (0.1 holds out, 1 is linear)")
+        if caution <= 0:
+            raise ValueError("caution must be > 0 (1: the plan's acceptance model as is, 3: refusals weigh more)")
         self.exponent = exponent
         self.reciprocity = reciprocity
         self.band = band
@@ -188,6 +191,7 @@ class Adaptive(Strategy):
         self.endgame_hold = endgame_hold
         self.opponent = opponent
         self.plan = plan
+        self.caution = caution
         self._memo: _Memo | None = None
         self._per_negotiation = False
 
@@ -205,6 +209,7 @@ class Adaptive(Strategy):
             self.endgame_hold,
             opponent=opponent if opponent is not None else self.opponent,
             plan=self.plan,
+            caution=self.caution,
         )
         fresh._per_negotiation = True
         return fresh
@@ -212,7 +217,7 @@ class Adaptive(Strategy):
     def _memo_for(self, req: RespondRequest, utility: Utility, space: OutcomeSpace) -> _Memo:
         memo = self._memo
         if memo is None or memo.utility is not utility or memo.space is not space:
-            memo = _Memo(utility, space, self.opponent)
+            memo = _Memo(utility, space, self.opponent, self.caution)
             if self._per_negotiation:
                 self._memo = memo
         memo.sync(req)

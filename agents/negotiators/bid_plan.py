@@ -1,57 +1,37 @@
 """Offers planned by backward induction, for when the opponent's utility is known but its reservation value is not
 (ANL's setting).
 
-The opponent never offers below its reservation value, so the lowest utility it has offered itself bounds that
-value from above; near the deadline a time-dependent concession curve fitted to its offers narrows it down.
-From that estimate comes the chance that it accepts an outcome, and from the chance the plan: with ``k`` offers
-left, offer the Pareto outcome that maximises my expected utility, knowing that a refusal leaves the plan for
-``k - 1``. Its value with ``k`` offers left is what an offer on the table must beat to be accepted.
+The opponent's reservation value is taken as uniform below a bound: the lowest utility it has offered itself (it
+never offers below that value) or, lower still, its utility at the Nash point of the two utilities without
+reservation values (where ANL's scenario generator draws it from, so that a deal stays possible). From that prior
+comes the chance that it accepts an outcome, and from the chance the plan: with ``k`` offers left, offer the
+Pareto outcome that maximises my expected utility, knowing that a refusal leaves the plan for ``k - 1``. Its value
+with ``k`` offers left is what an offer on the table must beat to be accepted.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BidPlan", "acceptance_chance", "estimate_reservation", "plan_bids"]
-
-FIT_FROM = 0.9  # the curve fit runs from this share of the negotiation on; before it the gap's midpoint is used
-FIT_MIN_LEVELS = 10  # distinct utility levels the opponent must have offered before the fit is trusted
-_EXPONENTS = np.geomspace(0.1, 10.0, 25)
-_SHARES = np.linspace(0.0, 1.0, 41)
-_erf = np.frompyfunc(math.erf, 1, 1)
+__all__ = ["BidPlan", "acceptance_chance", "reservation_bound", "plan_bids"]
 
 
-def estimate_reservation(times: Sequence[float], levels: Sequence[float]) -> float:
-    """The opponent's reservation value estimated from the times (0-1) of its offers and its own utility of each.
-
-    Before ``FIT_FROM`` (or with few distinct levels): half the lowest level it offered. Later: the ``rv`` of
-    the curve ``rv + (top - rv) * (1 - t^e)`` closest to its offers (least squares over a grid, ``rv`` in
-    [0, lowest], ``e`` in [0.1, 10])."""
-    if not levels:
-        return 0.5
-    u = np.asarray(levels, dtype=float)
-    lowest, top = float(u.min()), float(u.max())
-    if times[-1] < FIT_FROM or len(np.unique(np.round(u, 3))) < FIT_MIN_LEVELS:
-        return lowest / 2
-    t = np.asarray(times, dtype=float)
-    rv = _SHARES * lowest
-    shape = 1.0 - t[None, :] ** _EXPONENTS[:, None]  # (exponents, offers)
-    curves = rv[:, None, None] + (top - rv)[:, None, None] * shape[None, :, :]  # (rv, exponents, offers)
-    error = ((curves - u[None, None, :]) ** 2).sum(axis=2)
-    best = np.unravel_index(int(np.argmin(error)), error.shape)
-    return float(rv[best[0]])
+def reservation_bound(mine: np.ndarray, theirs: np.ndarray, lowest: float) -> float:
+    """The highest the opponent's reservation value is taken to be: the lower of ``lowest`` (the least it has
+    offered itself) and its utility at the Nash point of ``mine`` and ``theirs`` (utilities of every outcome row,
+    disagreement at 0)."""
+    nash = int(np.argmax(np.clip(mine, 0.0, None) * np.clip(theirs, 0.0, None)))
+    return max(min(lowest, float(theirs[nash])), 1e-3)
 
 
-def acceptance_chance(theirs: np.ndarray, lowest: float, reservation: float) -> np.ndarray:
+def acceptance_chance(theirs: np.ndarray, lowest: float, bound: float, caution: float = 3.0) -> np.ndarray:
     """The chance the opponent accepts outcomes it values at ``theirs``: certain at or above the lowest level it
-    has offered, else the chance its reservation value (normal around the estimate, spread a quarter of the
-    lowest level) lies below."""
-    sigma = max(lowest / 4.0, 1e-3)
-    below = 0.5 + 0.5 * np.asarray(_erf((theirs - reservation) / (sigma * math.sqrt(2.0))), dtype=float)
+    has offered, else the chance that a reservation value uniform on ``[0, bound]`` lies below, raised to
+    ``caution`` (above 1: a refusal weighs more, as opponents do not take everything above their reservation
+    value)."""
+    below = np.clip(np.asarray(theirs, dtype=float) / bound, 0.0, 1.0) ** caution
     return np.where(theirs >= lowest - 1e-12, 1.0, below)
 
 
