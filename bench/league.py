@@ -50,7 +50,7 @@ except ImportError as exc:
 
 from agents.negotiators.negmas_bridge import negmas_negotiator_classes
 
-__all__ = ["main", "linear_scenario", "nonlinear_scenario", "league_table", "Row"]
+__all__ = ["main", "anl_field", "quiet", "linear_scenario", "nonlinear_scenario", "league_table", "Row"]
 
 QUICK_BUILTINS = ["AspirationNegotiator", "MiCRONegotiator", "NaiveTitForTatNegotiator"]
 FULL_BUILTINS = [*QUICK_BUILTINS, "BoulwareTBNegotiator", "ConcederTBNegotiator", "LinearTBNegotiator"]
@@ -187,7 +187,7 @@ def print_table(title: str, rows: list[Row]) -> None:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """NegMAS and the league agents print progress bars and warnings; keep the tables readable."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -211,7 +211,7 @@ def cartesian(kind: str, seeds: Sequence[int], per_seed: int, steps: int, ours: 
     random.seed(seeds[0])
     np.random.seed(seeds[0])
     start = time.perf_counter()
-    with _quiet():
+    with quiet():
         result = cartesian_tournament(
             competitors=competitors,
             scenarios=scenarios,
@@ -234,26 +234,32 @@ def cartesian(kind: str, seeds: Sequence[int], per_seed: int, steps: int, ours: 
     return secs
 
 
-def anl(seeds: Sequence[int], n_scenarios: int, steps: tuple[int, int], ours: dict[str, type], quick: bool) -> float:
-    """``anl2024_tournament`` against the ANL 2024 finalists on seeded generated scenarios; prints its table."""
+def anl_field(seed: int, n_scenarios: int, quick: bool) -> tuple[list[Scenario], list[type]]:
+    """``n_scenarios`` scenarios from ANL 2024's generator (seeded; smaller with ``quick``) and the finalists of
+    ``anl-agents`` (the top five with ``quick``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("absl").setLevel(logging.ERROR)
-    with _quiet():
-        from anl.anl2024.runner import anl2024_tournament, mixed_scenarios
+    with quiet():
+        from anl.anl2024.runner import mixed_scenarios
         from anl_agents import get_agents
 
         finalists = list(get_agents(2024, finalists_only=True, as_class=True))
-    if quick:
-        finalists = finalists[:QUICK_ANL]
-    total = 0.0
-    for seed in seeds:
         random.seed(seed)
         np.random.seed(seed)
-        with _quiet():
-            scenarios = mixed_scenarios(n_scenarios, n_outcomes=(100, 1000) if not quick else (50, 300))
+        scenarios = list(mixed_scenarios(n_scenarios, n_outcomes=(100, 1000) if not quick else (50, 300)))
+    return scenarios, finalists[:QUICK_ANL] if quick else finalists
+
+
+def anl(seeds: Sequence[int], n_scenarios: int, steps: tuple[int, int], ours: dict[str, type], quick: bool) -> float:
+    """``anl2024_tournament`` against the ANL 2024 finalists on seeded generated scenarios; prints its table."""
+    total = 0.0
+    for seed in seeds:
+        scenarios, finalists = anl_field(seed, n_scenarios, quick)
+        with quiet():
+            from anl.anl2024.runner import anl2024_tournament
         competitors = [*ours.values(), *finalists]
         start = time.perf_counter()
-        with _quiet():
+        with quiet():
             result = anl2024_tournament(
                 scenarios=scenarios,
                 n_scenarios=0,

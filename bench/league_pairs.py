@@ -11,19 +11,17 @@ and how many agreements fell below our reservation value. Needs the ``league`` e
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import multiprocessing
 import os
 import random
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from bench.league import anl_field, quiet
 
 __all__ = ["Outcome", "head_to_head"]
 
@@ -43,18 +41,9 @@ class Outcome:
 
 
 def _load(seed: int, n_scenarios: int, quick: bool) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    warnings.simplefilter("ignore")
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        from anl.anl2024.runner import mixed_scenarios
-        from anl_agents import get_agents
-
-        finalists = list(get_agents(2024, finalists_only=True, as_class=True))
-        random.seed(seed)
-        np.random.seed(seed)
-        scenarios = mixed_scenarios(n_scenarios, n_outcomes=(100, 1000) if not quick else (50, 300))
-    _GLOBALS.update(scenarios=scenarios, finalists=finalists)
+    scenarios, finalists = anl_field(seed, n_scenarios, quick)
+    tops = [[max(float(u(o)) for o in s.outcome_space.enumerate_or_sample()) for u in s.ufuns] for s in scenarios]
+    _GLOBALS.update(scenarios=scenarios, finalists=finalists, tops=tops)
 
 
 def _negotiate(job: tuple[type, int, int, int, bool, int]) -> Outcome:
@@ -76,13 +65,12 @@ def _negotiate(job: tuple[type, int, int, int, bool, int]) -> Outcome:
     mechanism = SAOMechanism(outcome_space=scenario.outcome_space, n_steps=steps)
     ours = ours_class(name="ours", private_info={"opponent_ufun": revealed(theirs)})
     other = theirs_class(name="other", private_info={"opponent_ufun": revealed(mine)})
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with quiet():
         pairs = [(ours, mine), (other, theirs)] if we_open else [(other, theirs), (ours, mine)]
         for negotiator, ufun in pairs:
             mechanism.add(negotiator, ufun=ufun)
         mechanism.run()
-    r = float(mine.reserved_value)
-    top = max(float(mine(o)) for o in scenario.outcome_space.enumerate_or_sample())
+    r, top = float(mine.reserved_value), _GLOBALS["tops"][scenario_index][side]
     agreement = mechanism.agreement
     u = float(mine(agreement)) if agreement is not None else r
     return Outcome(
@@ -103,8 +91,6 @@ def head_to_head(
     for seed in seeds:
         _load(seed, n_scenarios, quick)
         finalists = _GLOBALS["finalists"]
-        if quick:
-            finalists = finalists[:5]
         rng = np.random.default_rng(seed)
         draws = rng.integers(steps[0], steps[1] + 1, size=(n_scenarios, len(finalists), 2))
         jobs = [

@@ -64,7 +64,8 @@ class _Memo:
     utility: Utility
     space: OutcomeSpace
     opponent: Utility | None
-    caution: float = 3.0
+    caution: float
+    risk: float
     mine: np.ndarray = field(init=False)
     known: np.ndarray | None = field(init=False)
     order: np.ndarray = field(init=False)
@@ -115,9 +116,11 @@ class _Memo:
             frontier = frontier[rational[frontier]]
             if frontier.size == 0:
                 frontier = np.flatnonzero(rational)
-            bound = reservation_bound(self.mine, self.known, lowest)
-            chance = acceptance_chance(self.known, lowest, bound, self.caution)
-            self.plan = plan_bids(frontier, self.mine, chance, self.utility.reservation, offers)
+            assert self.opponent is not None
+            zeros = (self.utility.zero, self.opponent.zero)
+            bound = reservation_bound(self.mine, self.known, lowest, zeros)
+            chance = acceptance_chance(self.known, lowest, bound, self.caution, zeros[1])
+            self.plan = plan_bids(frontier, self.mine, chance, self.utility.reservation, offers, self.risk)
             self.plan_key = key
         return self.plan
 
@@ -158,8 +161,9 @@ class Adaptive(Strategy):
     least ``1 - slack`` of the gain over my reservation value that the opponent's best offer gave. With a known
     opponent utility it also accepts, from ``accept_from`` on, any offer at least as good as the Nash point.
     With a known opponent utility and ``plan`` on, all of that gives way to a ``BidPlan``: offer the plan's
-    outcome for the offers I have left, accept what is worth at least the plan's expected value; ``caution``
-    shapes the plan's acceptance model (``bid_plan.acceptance_chance``)."""
+    outcome for the offers I have left, accept what is worth at least the plan's value; ``caution`` shapes the
+    plan's acceptance model (``bid_plan.acceptance_chance``) and ``risk`` its aversion to a refused offer
+    (``bid_plan.plan_bids``)."""
 
     name = "adaptive"
 
@@ -176,11 +180,14 @@ class Adaptive(Strategy):
         opponent: Utility | None = None,
         plan: bool = True,
         caution: float = 3.0,
+        risk: float = 0.1,
     ) -> None:
         if exponent <= 0:
             raise ValueError("the concession exponent must be > 0 (0.1 holds out, 1 is linear)")
         if caution <= 0:
             raise ValueError("caution must be > 0 (1: the plan's acceptance model as is, 3: refusals weigh more)")
+        if not 0 < risk <= 1:
+            raise ValueError("risk must be in (0, 1] (1: the plan maximises expected utility, lower: surer deals)")
         self.exponent = exponent
         self.reciprocity = reciprocity
         self.band = band
@@ -192,6 +199,7 @@ class Adaptive(Strategy):
         self.opponent = opponent
         self.plan = plan
         self.caution = caution
+        self.risk = risk
         self._memo: _Memo | None = None
         self._per_negotiation = False
 
@@ -210,6 +218,7 @@ class Adaptive(Strategy):
             opponent=opponent if opponent is not None else self.opponent,
             plan=self.plan,
             caution=self.caution,
+            risk=self.risk,
         )
         fresh._per_negotiation = True
         return fresh
@@ -217,7 +226,7 @@ class Adaptive(Strategy):
     def _memo_for(self, req: RespondRequest, utility: Utility, space: OutcomeSpace) -> _Memo:
         memo = self._memo
         if memo is None or memo.utility is not utility or memo.space is not space:
-            memo = _Memo(utility, space, self.opponent, self.caution)
+            memo = _Memo(utility, space, self.opponent, self.caution, self.risk)
             if self._per_negotiation:
                 self._memo = memo
         memo.sync(req)

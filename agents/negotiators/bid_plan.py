@@ -3,7 +3,9 @@
 
 The opponent's reservation value is taken as uniform below a bound: the lowest utility it has offered itself (it
 never offers below that value) or, lower still, its utility at the Nash point of the two utilities without
-reservation values (where ANL's scenario generator draws it from, so that a deal stays possible). From that prior
+reservation values (where ANL's scenario generator draws it from, so that a deal stays possible). Both are
+measured on the utilities' own scales: where scores were normalised, from the score that stands for a raw 0
+(``Utility.zero``), since ANL draws from 0 on raw utilities that need not span [0, 1]. From that prior
 comes the chance that it accepts an outcome, and from the chance the plan: with ``k`` offers left, offer the
 Pareto outcome that maximises my expected utility, knowing that a refusal leaves the plan for ``k - 1``. Its value
 with ``k`` offers left is what an offer on the table must beat to be accepted.
@@ -18,20 +20,24 @@ import numpy as np
 __all__ = ["BidPlan", "acceptance_chance", "reservation_bound", "plan_bids"]
 
 
-def reservation_bound(mine: np.ndarray, theirs: np.ndarray, lowest: float) -> float:
+def reservation_bound(
+    mine: np.ndarray, theirs: np.ndarray, lowest: float, zeros: tuple[float, float] = (0.0, 0.0)
+) -> float:
     """The highest the opponent's reservation value is taken to be: the lower of ``lowest`` (the least it has
-    offered itself) and its utility at the Nash point of ``mine`` and ``theirs`` (utilities of every outcome row,
-    disagreement at 0)."""
-    nash = int(np.argmax(np.clip(mine, 0.0, None) * np.clip(theirs, 0.0, None)))
-    return max(min(lowest, float(theirs[nash])), 1e-3)
+    offered itself) and its utility at the Nash point of ``mine`` and ``theirs`` (utilities of every outcome row),
+    measured from ``zeros`` (the scores of a raw utility of 0, mine and theirs: ``Utility.zero``)."""
+    gains = np.clip(mine - zeros[0], 0.0, None) * np.clip(theirs - zeros[1], 0.0, None)
+    nash = int(np.argmax(gains))
+    return max(min(lowest, float(theirs[nash])), zeros[1] + 1e-3)
 
 
-def acceptance_chance(theirs: np.ndarray, lowest: float, bound: float, caution: float = 3.0) -> np.ndarray:
+def acceptance_chance(theirs: np.ndarray, lowest: float, bound: float, caution: float, zero: float = 0.0) -> np.ndarray:
     """The chance the opponent accepts outcomes it values at ``theirs``: certain at or above the lowest level it
-    has offered, else the chance that a reservation value uniform on ``[0, bound]`` lies below, raised to
+    has offered, else the chance that a reservation value uniform on ``[zero, bound]`` lies below, raised to
     ``caution`` (above 1: a refusal weighs more, as opponents do not take everything above their reservation
     value)."""
-    below = np.clip(np.asarray(theirs, dtype=float) / bound, 0.0, 1.0) ** caution
+    scale = max(bound - zero, 1e-9)
+    below = np.clip((np.asarray(theirs, dtype=float) - zero) / scale, 0.0, 1.0) ** caution
     return np.where(theirs >= lowest - 1e-12, 1.0, below)
 
 
@@ -52,24 +58,29 @@ class BidPlan:
         return float(self.values[min(max(offers_left, 0), len(self.values) - 1)])
 
 
-def plan_bids(candidates: np.ndarray, mine: np.ndarray, chance: np.ndarray, reservation: float, offers: int) -> BidPlan:
+def plan_bids(
+    candidates: np.ndarray, mine: np.ndarray, chance: np.ndarray, reservation: float, offers: int, risk: float = 1.0
+) -> BidPlan:
     """Backward induction over ``offers`` offers among ``candidates`` (rows; ``mine`` and ``chance`` are indexed by
-    row): with ``k`` left, offer the row maximising ``(mine - V[k-1]) * chance``; stops early once the plan no
-    longer changes (more offers then add nothing)."""
-    gain_of = mine[candidates]
+    row): with ``k`` left, offer the row maximising ``(g(mine) - W[k-1]) * chance``, where ``g`` is the gain over
+    my reservation value raised to ``risk`` (1: expected utility; below 1: a sure deal counts for more than a
+    gamble of the same expected utility); stops early once the plan no longer changes. ``values`` are certainty
+    equivalents, in my utility."""
+    gain_of = np.clip(mine[candidates] - reservation, 0.0, None) ** risk
     p = chance[candidates]
     rows = [int(candidates[int(np.argmax(gain_of))])]  # k = 0 is never offered; a placeholder
-    values = [reservation]
+    worth = [0.0]
     for _ in range(max(offers, 1)):
-        gain = (gain_of - values[-1]) * p
+        gain = (gain_of - worth[-1]) * p
         best = int(np.argmax(gain))
         if gain[best] <= 1e-12:
             break
         rows.append(int(candidates[best]))
-        values.append(values[-1] + float(gain[best]))
-        if len(values) > 2 and values[-1] - values[-2] < 1e-9:
+        worth.append(worth[-1] + float(gain[best]))
+        if len(worth) > 2 and worth[-1] - worth[-2] < 1e-9:
             break
     if len(rows) == 1:
         rows.append(rows[0])
-        values.append(reservation)
-    return BidPlan(np.asarray(rows), np.asarray(values))
+        worth.append(0.0)
+    values = reservation + np.asarray(worth) ** (1.0 / risk)
+    return BidPlan(np.asarray(rows), values)

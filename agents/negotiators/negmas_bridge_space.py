@@ -178,6 +178,7 @@ class NegmasUtility(Utility):
         self.low = float(raw[ok].min()) if ok.any() else 0.0
         self.span = max(float(raw[ok].max()) - self.low, 1e-12) if ok.any() else 1.0
         self._space_scores = np.where(ok, (raw - self.low) / self.span, -1.0)
+        self.zero = -self.low / self.span
         self._space_scores.setflags(write=False)
         reserved = ufun.reserved_value
         finite = reserved is not None and math.isfinite(float(reserved))

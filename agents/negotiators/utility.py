@@ -60,6 +60,9 @@ class Utility(ABC):
     issues: list[Issue]
     names: list[str]
     reservation: float
+    zero: float = 0.0
+    """The score that stands for a raw utility of 0, where scores were rescaled from another scale (a NegMAS ufun
+    normalised to [0, 1]: ``-low / span``); bargaining solutions such as the Nash point measure from it."""
 
     @abstractmethod
     def scores(self, points: np.ndarray) -> np.ndarray:

@@ -192,6 +192,9 @@ def test_a_non_linear_ufun_is_a_normalised_utility() -> None:
     assert utility.map.to_outcome(best) == ("c", 2)
     assert utility(best) == pytest.approx(1.0)
     assert utility.acceptable(utility.map.to_offer(("b", 2))) and not utility.acceptable(utility.map.to_offer(("a", 2)))
+    assert utility.zero == 0.0  # its raw values start at 0
+    shifted = MappingUtilityFunction({o: 10.0 + u for o, u in table.items()}, outcome_space=space)
+    assert NegmasUtility(shifted, issue_map(space.issues)).zero == pytest.approx(-0.4)  # a raw 0 scores (0 - 10) / 25
 
 
 def test_without_the_extra_the_core_imports_and_the_bridge_names_it(tmp_path: Path) -> None:
