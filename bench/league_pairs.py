@@ -63,9 +63,9 @@ def _negotiate(job: tuple[type, int, int, int, bool, int]) -> Outcome:
     random.seed(hash(job[1:]) % 2**31)
     np.random.seed(hash(job[1:]) % 2**31)
     mechanism = SAOMechanism(outcome_space=scenario.outcome_space, n_steps=steps)
-    ours = ours_class(name="ours", private_info={"opponent_ufun": revealed(theirs)})
-    other = theirs_class(name="other", private_info={"opponent_ufun": revealed(mine)})
-    with quiet():
+    with quiet():  # some finalists load pickled models (scikit-learn warns) when they are made
+        ours = ours_class(name="ours", private_info={"opponent_ufun": revealed(theirs)})
+        other = theirs_class(name="other", private_info={"opponent_ufun": revealed(mine)})
         pairs = [(ours, mine), (other, theirs)] if we_open else [(other, theirs), (ours, mine)]
         for negotiator, ufun in pairs:
             mechanism.add(negotiator, ufun=ufun)
