@@ -7,8 +7,9 @@ reservation values (where ANL's scenario generator draws it from, so that a deal
 measured on the utilities' own scales: where scores were normalised, from the score that stands for a raw 0
 (``Utility.zero``), since ANL draws from 0 on raw utilities that need not span [0, 1]. From that prior
 comes the chance that it accepts an outcome, and from the chance the plan: with ``k`` offers left, offer the
-Pareto outcome that maximises my expected utility, knowing that a refusal leaves the plan for ``k - 1``. Its value
-with ``k`` offers left is what an offer on the table must beat to be accepted.
+Pareto outcome that maximises my expected gain over my reservation value (raised to ``risk``: below 1, surer deals
+count for more), knowing that a refusal leaves the plan for ``k - 1``. Its value with ``k`` offers left, as a
+certainty equivalent, is what an offer on the table must beat to be accepted.
 """
 
 from __future__ import annotations
