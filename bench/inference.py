@@ -1,7 +1,7 @@
 """Inference figures: llama-cpp-python's own high-level API (raw) beside scaleout's batching engine.
 
 Run: .venv/bin/python bench/inference.py [--tokens 64] [--reps 5] [--llama-bench PATH] [--llama-server PATH]
-[--flash-attn] [--quick]. Prints one table;
+[--flash-attn] [--unified-kv] [--quick]. Prints one table;
 figures are noisy on shared machines, so read the ratios (each row measures raw and platform in the same run,
 single-stream and constrained rows as medians of repetitions). Raw figures come from a child process, so the
 two llama.cpp users never share a process. ``--llama-bench`` also runs llama.cpp's own ``llama-bench`` (built
@@ -278,9 +278,10 @@ async def main(
     server_path: str | None = None,
     quick: bool = False,
     flash_attn: bool = False,
+    kv_streams: bool = True,
 ) -> None:
     if server_path:  # first, while nothing else of this process holds a model
-        server_lines = await compare(server_path, n, reps, LEVELS, flash_attn=flash_attn)
+        server_lines = await compare(server_path, n, reps, LEVELS, flash_attn=flash_attn, kv_streams=kv_streams)
     if quick:
         await quick_figures(n, reps, bench_path)
     else:
@@ -389,6 +390,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--flash-attn", action="store_true", help="the engine of the llama-server comparison with flash attention"
     )
+    parser.add_argument(
+        "--unified-kv",
+        action="store_true",
+        help="the engine of the llama-server comparison with one KV cache for all sequences (default: one each)",
+    )
     parser.add_argument("--rss", nargs=2, metavar=("KIND", "AGENTS"))
     parser.add_argument("--raw-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -398,5 +404,12 @@ if __name__ == "__main__":
         raw_child(args.tokens, max(1, args.reps))
     else:
         anyio.run(
-            main, args.tokens, max(1, args.reps), args.llama_bench, args.llama_server, args.quick, args.flash_attn
+            main,
+            args.tokens,
+            max(1, args.reps),
+            args.llama_bench,
+            args.llama_server,
+            args.quick,
+            args.flash_attn,
+            not args.unified_kv,
         )

@@ -191,16 +191,22 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 async def compare(
-    path: str, n: int, reps: int, levels: tuple[int, ...] = LEVELS, *, flash_attn: bool = False
+    path: str,
+    n: int,
+    reps: int,
+    levels: tuple[int, ...] = LEVELS,
+    *,
+    flash_attn: bool = False,
+    kv_streams: bool = True,
 ) -> list[str]:
-    """Run both sides, interleaved, at every level and prompt size; the table's lines (``flash_attn``: the
-    engine's ``ContextConfig.flash_attn``)."""
+    """Run both sides, interleaved, at every level and prompt size; the table's lines (``flash_attn`` and
+    ``kv_streams``: the engine's ``ContextConfig`` options; llama-server, too, gives each slot its own stream)."""
     threads = max(1, os.cpu_count() or 1)
     slots = max(levels)
     n_ctx = slots * (max(PROMPT_SIZES) + n + 40)
     pool = ModelPool()
     model = pool.weights(default_model_path())
-    config = ContextConfig(n_ctx=n_ctx, n_seq=slots, n_batch=512, flash_attn=flash_attn)
+    config = ContextConfig(n_ctx=n_ctx, n_seq=slots, n_batch=512, flash_attn=flash_attn, kv_streams=kv_streams)
     engine = pool.engine(default_model_path(), config)
     lines: list[str] = []
     try:

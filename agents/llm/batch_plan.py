@@ -1,5 +1,7 @@
 """What one engine step decodes: the pending tokens of every generating job first, then prompt chunks of the
-jobs still being prefilled (oldest first) filling the rest of the step's token budget, all in one batch."""
+jobs still being prefilled (oldest first) filling the rest of the step's token budget, all in one batch.
+A job whose constraint forces its first tokens has them pending before its prompt is done: they follow the
+prompt's last chunk in the same step (and the logits come after them)."""
 
 from __future__ import annotations
 
@@ -29,9 +31,12 @@ def plan_step(active: Sequence[Job], budget: int) -> list[Chunk]:
     Generating jobs come first: each gets its next pending token (least recently served first, should there
     be more of them than the budget), then the rest of its pending tokens (forced by its constraint) while
     the budget lasts. Prompt chunks fill what is left, oldest job first, so a long prompt is evaluated over
-    several steps without stalling anyone, and a job's prompt waits only for older prompts.
+    several steps without stalling anyone, and a job's prompt waits only for older prompts. A prompt's last
+    chunk is followed by the job's pending (forced opening) tokens where the budget allows.
     """
-    generating = sorted((j for j in active if j.pending and j.slot is not None), key=lambda j: j.served)
+    generating = sorted(
+        (j for j in active if j.pending and not j.prefilling and j.slot is not None), key=lambda j: j.served
+    )
     grant: dict[Job, int] = {}
     for job in generating[: max(0, budget)]:
         grant[job] = 1
@@ -50,6 +55,11 @@ def plan_step(active: Sequence[Job], budget: int) -> list[Chunk]:
             break
         n = min(len(job.prompt) - job.n_past, budget)
         end = job.n_past + n
-        chunks.append(Chunk(job, job.prompt[job.n_past : end], job.n_past, end == len(job.prompt), prompt=True))
+        last = end == len(job.prompt)
+        chunks.append(Chunk(job, job.prompt[job.n_past : end], job.n_past, last and not job.pending, prompt=True))
         budget -= n
+        if last and job.pending and budget > 0:
+            k = min(len(job.pending), budget)
+            chunks.append(Chunk(job, job.pending[:k], end, k == len(job.pending), prompt=False))
+            budget -= k
     return chunks

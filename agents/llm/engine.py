@@ -82,12 +82,17 @@ class Engine:
         Raises ``ContextOverflow`` when the job could never fit the context and ``ModelBusy`` past the queue
         bound; both at once, before anything waits.
         """
-        limit = self.config.n_ctx
+        limit = self.config.seq_cells
         if job.cells_needed > limit:
+            where = (
+                f"a sequence's KV stream ({limit} cells: n_ctx / n_seq with kv_streams)"
+                if self.config.kv_streams
+                else f"the context ({limit} cells, the whole KV cache of {self.model.name})"
+            )
             raise ContextOverflow(
                 f"prompt ({len(job.prompt)} tokens) + max_tokens ({job.max_tokens}) = {job.cells_needed} KV cells "
-                f"exceeds the context ({limit} cells, the whole KV cache of {self.model.name}); shorten the "
-                f"prompt, lower max_tokens or give the engine a larger ContextConfig(n_ctx=...)"
+                f"exceeds {where}; shorten the prompt, lower max_tokens or give the engine a larger "
+                f"ContextConfig(n_ctx=...)"
             )
         with self._cv:
             if self._closed:
@@ -198,6 +203,7 @@ class Engine:
                 self._active.append(job)
                 for b in blocked:
                     b.bypassed += 1
+                self._force_opening(job)
             else:
                 keep.append(job)
                 if outcome is _Start.NO_CELLS:
@@ -210,7 +216,7 @@ class Engine:
 
     def _start(self, job: Job) -> _Start:
         """Give the job a slot and its cached prefix if its remaining cells fit (evicting idle caches, LRU)."""
-        slot = pick_slot(self._slots, job)
+        slot = pick_slot(self._slots, job, lowest=self.config.kv_streams)
         if slot is None:
             return _Start.NO_SLOT
         for copy in (True, False):  # reusing another slot's prefix keeps that slot; if too full, try without
@@ -233,6 +239,8 @@ class Engine:
         return _Start.NO_CELLS
 
     def _fits(self, job: Job, reused: int, cuts: dict[Slot, int]) -> bool:
+        if self.config.kv_streams:  # its own stream, which ``submit`` checked it fits
+            return True
         free = self.config.n_ctx - self._cells.used - self._reserved() + self._cells.freed_by(cuts)
         return job.cells_needed - reused <= free
 
@@ -241,8 +249,11 @@ class Engine:
         assert self._ctx is not None
         if src is not None:
             self._clear(slot)
-            self._ctx.seq_cp(src.seq, slot.seq, 0, reused)
-            self._cells.share(src, slot, reused)
+            self._ctx.share_prefix(src.seq, slot.seq, reused)
+            if self.config.kv_streams:  # a copy: cells of its own
+                self._cells.append(slot, src.tokens[:reused])
+            else:
+                self._cells.share(src, slot, reused)
         elif self._ctx.seq_rm(slot.seq, reused, -1):
             self._cells.truncate(slot, reused)
         else:  # partial removal refused: start from nothing (never on a full-size cache, see swa_full)
@@ -279,6 +290,8 @@ class Engine:
             elif job.deadline is not None and now > job.deadline:
                 self._release(job, "timeout")
         chunks = plan_step(self._active, self.config.n_batch)
+        if self.config.kv_streams:  # llama.cpp puts only consecutive sequence ids in one micro-batch
+            chunks.sort(key=lambda c: c.job.slot.seq if c.job.slot else -1)
         if chunks and not self._decode(ctx, chunks):
             chunks = self._without_prompts(ctx, chunks)
         if chunks:
@@ -288,7 +301,7 @@ class Engine:
     def _without_prompts(self, ctx: NativeContext, chunks: list[Chunk]) -> list[Chunk]:
         """The cache was full for the step: retry it without its prompt chunks (they wait); if that fails too,
         fail the largest generating job (the only case a running job fails for lack of cells). What was decoded."""
-        generated = [c for c in chunks if not c.prompt]
+        generated = [c for c in chunks if not c.prompt and not c.job.prefilling]  # not tokens after a prompt
         if len(generated) < len(chunks) and generated and self._decode(ctx, generated):
             return generated
         if generated:
@@ -345,6 +358,17 @@ class Engine:
             self._release(job, "error", free=True, error=exc)
             return
         job.pending = [token, *forced]
+
+    def _force_opening(self, job: Job) -> None:
+        """Jump-forward before the first sample: the text the constraint forces at the start (a schema's
+        ``{"key": ``) is output at once and decoded right after the prompt, in the same step as its end."""
+        try:
+            for tok in self._forced(job):
+                if not self._emit(job, tok):
+                    return
+                job.pending.append(tok)
+        except Exception as exc:
+            self._release(job, "error", free=True, error=exc)
 
     def _forced(self, job: Job) -> list[int]:
         """The tokens the job's constraint dictates next (none unless ``EngineConfig.jump_forward``)."""

@@ -108,15 +108,23 @@ class Slot:
     last_used: float = 0.0
 
 
-def pick_slot(slots: list[Slot], job: Job) -> Slot | None:
+def pick_slot(slots: list[Slot], job: Job, *, lowest: bool = False) -> Slot | None:
     """The job's idle session slot, else an idle one: empty first, then anonymous caches, then the least
-    recently used session (a session whose slot is busy runs beside it). ``None`` when every slot is busy."""
+    recently used session (a session whose slot is busy runs beside it). ``None`` when every slot is busy.
+
+    ``lowest`` (per-sequence KV streams): the lowest idle sequence id that holds no session, so the running
+    sequences stay consecutive and one micro-batch takes them all; sessions' slots only when nothing else is idle.
+    """
     if job.session_id is not None:
         owned = [s for s in slots if s.session == job.session_id and s.job is None]
         if owned:
             return owned[0]
     idle = [s for s in slots if s.job is None]
-    return min(idle, key=lambda s: (bool(s.tokens), s.session is not None, s.last_used)) if idle else None
+    if not idle:
+        return None
+    if lowest:
+        return min(idle, key=lambda s: (s.session is not None, s.last_used if s.session else s.seq))
+    return min(idle, key=lambda s: (bool(s.tokens), s.session is not None, s.last_used))
 
 
 def cached_prefix(slots: list[Slot], slot: Slot, prompt: list[int], *, copy: bool) -> tuple[Slot | None, int]:

@@ -127,20 +127,36 @@ class NativeModel:
 
 @dataclass(frozen=True)
 class ContextConfig:
-    """Size of one batching context: KV cells shared by all sequences, sequence slots, batch size, threads."""
+    """Size of one batching context: KV cells, sequence slots, batch size, threads.
+
+    By default the ``n_ctx`` cells are one cache shared by every sequence (a shared prefix is one set of cells,
+    and one job may use nearly all of them). ``kv_streams=True`` gives each sequence its own stream of
+    ``seq_cells`` cells instead: attention then spans only the sequence's own cells, which keeps long prompts
+    fast under load, but one job is capped at ``seq_cells`` and a prefix shared across slots is copied.
+    """
 
     n_ctx: int = 8192
     n_seq: int = 32
     n_batch: int = 512
     n_threads: int = 0  # 0 = every core
     flash_attn: bool = False  # off: attention sums do not depend on other sequences, so batching is exact
+    kv_streams: bool = False
 
     def threads(self) -> int:
         return self.n_threads or max(1, os.cpu_count() or 1)
 
+    @property
+    def seq_cells(self) -> int:
+        """The most KV cells one sequence can hold: ``n_ctx``, or with ``kv_streams`` its stream's size
+        (``n_ctx // n_seq`` rounded up to 256, as llama.cpp sizes it)."""
+        if not self.kv_streams:
+            return self.n_ctx
+        return -(-(self.n_ctx // self.n_seq) // 256) * 256
+
 
 class NativeContext:
-    """A llama.cpp context with a unified KV cache for ``n_seq`` sequences and one reusable batch.
+    """A llama.cpp context for ``n_seq`` sequences (one unified KV cache, or a stream each with ``kv_streams``)
+    and one reusable batch.
 
     Not thread-safe: the engine's thread is its only user.
     """
@@ -157,7 +173,7 @@ class NativeContext:
         params.n_outputs_max = config.n_seq  # at most one logits row per sequence per step
         params.n_threads = config.threads()
         params.n_threads_batch = config.threads()
-        params.kv_unified = True  # shared prefixes are shared cells (seq_cp costs no memory)
+        params.kv_unified = not config.kv_streams  # unified: shared prefixes are shared cells (seq_cp is free)
         params.swa_full = True  # keeps partial seq_rm valid on sliding-window layers (Gemma 3)
         params.no_perf = True
         params.flash_attn_type = 1 if config.flash_attn else 0
@@ -223,6 +239,16 @@ class NativeContext:
 
     def seq_cp(self, src: int, dst: int, p0: int, p1: int) -> None:
         _llama().llama_memory_seq_cp(self._mem, src, dst, p0, p1)
+
+    def share_prefix(self, src: int, dst: int, n: int) -> None:
+        """Sequence ``dst`` (empty) holds ``src``'s first ``n`` positions after this: the same cells in a
+        unified cache; with ``kv_streams`` a copy of ``src``'s whole stream (made at the next decode; llama.cpp
+        copies streams only whole) cut back to ``n``."""
+        if self.config.kv_streams:
+            self.seq_cp(src, dst, -1, -1)
+            self.seq_rm(dst, n, -1)
+        else:
+            self.seq_cp(src, dst, 0, n)
 
     def seq_pos_max(self, seq: int) -> int:
         return int(_llama().llama_memory_seq_pos_max(self._mem, seq))

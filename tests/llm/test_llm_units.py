@@ -7,9 +7,11 @@ import numpy.typing as npt
 import pytest
 from pydantic import ValidationError
 
+from agents.llm import sampling
 from agents.llm.base import GenerationRequest
 from agents.llm.constraints import JsonCloser, shortlist_from_schema
-from agents.llm.jobs import common_prefix
+from agents.llm.jobs import Job, Slot, common_prefix, pick_slot
+from agents.llm.native import ContextConfig
 from agents.llm.sampling import NoAllowedToken, TokenSampler
 
 
@@ -92,6 +94,16 @@ def test_fast_constrained_greedy_equals_the_exhaustive_mask() -> None:
         assert picked == min(t for t in allowed if logits[t] == best)  # lowest id among tied best tokens
 
 
+def test_candidate_threshold_keeps_the_top_k_and_at_least_k_tokens() -> None:
+    rng = np.random.default_rng(5)
+    for n in (100, 8192, 60_001, 262_144):  # partitioned whole, and by block maxima (padded or not)
+        logits = rng.standard_normal(n).astype(np.float32)
+        for k in (1, 64):
+            thr = sampling._threshold(logits, k)
+            assert thr <= np.sort(logits)[-k]  # every one of the top k is a candidate
+            assert (logits >= thr).sum() >= k
+
+
 def test_constrained_draws_only_allowed_tokens() -> None:
     logits = _logits()
     allowed = {5, 17, 400}
@@ -131,6 +143,33 @@ def test_common_prefix() -> None:
     assert common_prefix([1, 2, 3], [1, 2, 4]) == 2
     assert common_prefix([], [1]) == 0
     assert common_prefix([1, 2], [1, 2, 3]) == 2
+
+
+def test_slot_choice_keeps_caches_in_one_cache_and_sequences_consecutive_in_streams() -> None:
+    """Unified cache: an empty slot before any cache. Per-sequence streams: the lowest idle id holding no
+    session (llama.cpp batches only consecutive sequence ids in one pass), a session's slot only when no other
+    is idle, and a job's own session slot always first."""
+    slots = [Slot(seq=i) for i in range(5)]
+    slots[0].job = Job(prompt=[1], max_tokens=1, sampler=TokenSampler())
+    slots[1].tokens, slots[1].session, slots[1].last_used = [5, 6], "deal-1", 1.0
+    slots[2].tokens, slots[2].last_used = [7, 8], 2.0  # an anonymous cache
+    job = Job(prompt=[5, 6, 7], max_tokens=4, sampler=TokenSampler())
+    assert pick_slot(slots, job) is slots[3]
+    assert pick_slot(slots, job, lowest=True) is slots[2]
+    for s in slots[2:]:
+        s.job = slots[0].job
+    assert pick_slot(slots, job, lowest=True) is slots[1]
+    slots[1].job = slots[0].job
+    assert pick_slot(slots, job, lowest=True) is None
+    slots[1].job, slots[3].job = None, None
+    mine = Job(prompt=[5, 6, 7], max_tokens=4, sampler=TokenSampler(), session_id="deal-1")
+    assert pick_slot(slots, mine, lowest=True) is slots[1]
+
+
+def test_stream_size_is_a_share_of_the_context_rounded_up_to_256() -> None:
+    assert ContextConfig(n_ctx=22528, n_seq=32).seq_cells == 22528
+    assert ContextConfig(n_ctx=22528, n_seq=32, kv_streams=True).seq_cells == 768
+    assert ContextConfig(n_ctx=2048, n_seq=8, kv_streams=True).seq_cells == 256
 
 
 def test_request_rejects_schema_and_choices_together() -> None:

@@ -54,6 +54,22 @@ def test_forced_tokens_fill_after_every_generating_job_has_its_next_token() -> N
     assert [(c.job, c.tokens, c.logits) for c in chunks] == [(long, [1, 2, 3], False), (short, [9], True)]
 
 
+def test_forced_opening_tokens_follow_the_prompts_last_chunk_and_take_its_logits() -> None:
+    """A job whose constraint forced its first tokens at admission: they are decoded right after its prompt,
+    in the same step when the budget allows (logits after them, none at the prompt's end), else next step."""
+    job = _running(30, done=20, seq=0)
+    job.pending = [7, 8, 9]
+    chunks = plan_step([job], 64)
+    assert [(c.tokens, c.pos, c.logits, c.prompt) for c in chunks] == [
+        (job.prompt[20:], 20, False, True),
+        ([7, 8, 9], 30, True, False),
+    ]
+    assert [(len(c.tokens), c.logits) for c in plan_step([job], 12)] == [(10, False), (2, False)]
+    assert [(len(c.tokens), c.logits) for c in plan_step([job], 10)] == [(10, False)]
+    early = plan_step([job], 5)  # mid-prompt: the forced tokens wait for the prompt
+    assert [(len(c.tokens), c.prompt) for c in early] == [(5, True)]
+
+
 def test_more_generating_jobs_than_budget_take_turns() -> None:
     jobs = [_running(5, pending=[7], seq=i) for i in range(4)]
     first = plan_step(jobs, 2)
@@ -199,12 +215,19 @@ def _batch(model: NativeModel, engine: Engine, on_third: Callable[[], None] | No
 
 @pytest.mark.model
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    "config",
+    [
+        ContextConfig(n_ctx=2048, n_seq=16, n_batch=256),
+        ContextConfig(n_ctx=16 * 768, n_seq=16, n_batch=256, kv_streams=True),
+    ],
+    ids=["unified", "streams"],
+)
 async def test_a_long_prompt_admitted_while_8_sequences_generate_changes_their_outputs_only_at_near_ties(
-    weights: NativeModel, wait_done: Wait
+    weights: NativeModel, wait_done: Wait, config: ContextConfig
 ) -> None:
     """Greedy outputs equal those of the same 8 jobs run without the long prompt, except where a sequence's
     top two logits were nearly tied: the other sequence's cells and rows change float rounding, not the model."""
-    config = ContextConfig(n_ctx=2048, n_seq=16, n_batch=256)
     words = np.random.default_rng(3).choice(["gear", "steel", "order", "price", "motor", "ship", "plan"], 700)
     long_prompt = weights.tokenize("Report: " + " ".join(words))[:600]
     alone, mixed = Engine(weights, config), Engine(weights, config)
