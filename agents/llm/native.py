@@ -148,10 +148,14 @@ class ContextConfig:
     @property
     def seq_cells(self) -> int:
         """The most KV cells one sequence can hold: ``n_ctx``, or with ``kv_streams`` its stream's size
-        (``n_ctx // n_seq`` rounded up to 256, as llama.cpp sizes it)."""
+        (``n_ctx`` rounded up to 256, divided by ``n_seq``, rounded up to 256 again: llama.cpp's ``n_ctx_seq``)."""
         if not self.kv_streams:
             return self.n_ctx
-        return -(-(self.n_ctx // self.n_seq) // 256) * 256
+
+        def pad(n: int) -> int:
+            return -(-n // 256) * 256
+
+        return pad(pad(self.n_ctx) // self.n_seq)
 
 
 class NativeContext:
@@ -181,6 +185,10 @@ class NativeContext:
         if not self._ctx:
             raise ValueError(f"llama.cpp could not create a context with {config}; try a smaller n_ctx")
         self._mem = lib.llama_get_memory(self._ctx)
+        if config.kv_streams and lib.llama_n_ctx_seq(self._ctx) != config.seq_cells:  # the engine admits by it
+            size = lib.llama_n_ctx_seq(self._ctx)
+            lib.llama_free(self._ctx)
+            raise RuntimeError(f"llama.cpp sized each KV stream {size} cells, ContextConfig expects {config.seq_cells}")
         self._batch = lib.llama_batch_init(config.n_batch, 0, 1)
         n = config.n_batch
         self._tokens = np.ctypeslib.as_array(self._batch.token, shape=(n,))

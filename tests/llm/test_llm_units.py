@@ -170,6 +170,7 @@ def test_stream_size_is_a_share_of_the_context_rounded_up_to_256() -> None:
     assert ContextConfig(n_ctx=22528, n_seq=32).seq_cells == 22528
     assert ContextConfig(n_ctx=22528, n_seq=32, kv_streams=True).seq_cells == 768
     assert ContextConfig(n_ctx=2048, n_seq=8, kv_streams=True).seq_cells == 256
+    assert ContextConfig(n_ctx=1025, n_seq=4, kv_streams=True).seq_cells == 512  # llama.cpp pads n_ctx first: 1280
 
 
 def test_request_rejects_schema_and_choices_together() -> None:
