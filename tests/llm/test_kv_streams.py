@@ -3,7 +3,6 @@ unified cache, prefixes copied across streams, and a job capped at its stream's 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -71,10 +70,8 @@ async def test_a_job_larger_than_its_stream_fails_at_once_naming_the_stream(weig
     engine = Engine(weights, STREAMS)
     try:
         prompt = weights.tokenize("word " * 600)[:500]
-        t0 = time.monotonic()
         with pytest.raises(ContextOverflow, match=r"= 520 KV cells exceeds a sequence's KV stream \(512 cells"):
             engine.submit(Job(prompt=prompt, max_tokens=20, sampler=TokenSampler()))
-        assert time.monotonic() - t0 < 1.0
-        assert engine.stats().waiting == 0
+        assert engine.stats().waiting == 0  # refused in submit itself, nothing queued
     finally:
         engine.close()
