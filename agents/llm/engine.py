@@ -350,10 +350,9 @@ class Engine:
                 return
             if not self._emit(job, token):
                 return
-            forced = self._forced(job)
-            for tok in forced:
-                if not self._emit(job, tok):
-                    return
+            forced = self._emit_forced(job)
+            if forced is None:
+                return
         except Exception as exc:
             self._release(job, "error", free=True, error=exc)
             return
@@ -363,12 +362,20 @@ class Engine:
         """Jump-forward before the first sample: the text the constraint forces at the start (a schema's
         ``{"key": ``) is output at once and decoded right after the prompt, in the same step as its end."""
         try:
-            for tok in self._forced(job):
-                if not self._emit(job, tok):
-                    return
-                job.pending.append(tok)
+            forced = self._emit_forced(job)
         except Exception as exc:
             self._release(job, "error", free=True, error=exc)
+            return
+        if forced is not None:
+            job.pending.extend(forced)
+
+    def _emit_forced(self, job: Job) -> list[int] | None:
+        """Output the tokens the constraint forces next; them, or ``None`` once one of them ended the job."""
+        forced = self._forced(job)
+        for tok in forced:
+            if not self._emit(job, tok):
+                return None
+        return forced
 
     def _forced(self, job: Job) -> list[int]:
         """The tokens the job's constraint dictates next (none unless ``EngineConfig.jump_forward``)."""

@@ -185,8 +185,8 @@ class NativeContext:
         if not self._ctx:
             raise ValueError(f"llama.cpp could not create a context with {config}; try a smaller n_ctx")
         self._mem = lib.llama_get_memory(self._ctx)
-        if config.kv_streams and lib.llama_n_ctx_seq(self._ctx) != config.seq_cells:  # the engine admits by it
-            size = lib.llama_n_ctx_seq(self._ctx)
+        size = lib.llama_n_ctx_seq(self._ctx)
+        if config.kv_streams and size != config.seq_cells:  # the engine admits jobs by seq_cells
             lib.llama_free(self._ctx)
             raise RuntimeError(f"llama.cpp sized each KV stream {size} cells, ContextConfig expects {config.seq_cells}")
         self._batch = lib.llama_batch_init(config.n_batch, 0, 1)
