@@ -1,5 +1,7 @@
 """Head to head against the ANL 2024 finalists, for tuning: each of our negotiators against each finalist on the
-scenarios of ``--part anl`` (same seed, same generator), once per scenario, side (ufun) and opening order.
+scenarios of ``--part anl`` (same seed, same generator), once per scenario, side (ufun) and opening order. As in
+``anl2024_tournament``, each side is told the other's ufun as generated, and then every ufun is rescaled to [0, 1]
+(NegMAS's cartesian tournament normalises them), so a revealed ufun need not be on its owner's scale.
 
     python -m bench.negotiation --league --part anl-pairs --anl-scenarios 10 --seeds 1 --steps 20 100 --ours adaptive
 
@@ -11,6 +13,7 @@ and how many agreements fell below our reservation value. Needs the ``league`` e
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
 import os
 import random
@@ -41,31 +44,47 @@ class Outcome:
 
 
 def _load(seed: int, n_scenarios: int, quick: bool) -> None:
-    scenarios, finalists = anl_field(seed, n_scenarios, quick)
+    raw, finalists = anl_field(seed, n_scenarios, quick)
+    # as ``anl2024_tournament``: each side learns the other's ufun as generated, then every ufun is rescaled to
+    # [0, 1] (NegMAS's cartesian tournament normalises; reservation values move with it) before anyone plays
+    revealed = [[_revealed(u) for u in s.ufuns] for s in raw]
+    scenarios = [
+        s
+        if s.is_normalized(common_range=False)
+        else copy.deepcopy(s).normalize(
+            guarantee_max=True, guarantee_min=True, common_range=False, recalculate_stats=True
+        )
+        for s in raw
+    ]
     tops = [[max(float(u(o)) for o in s.outcome_space.enumerate_or_sample()) for u in s.ufuns] for s in scenarios]
-    _GLOBALS.update(scenarios=scenarios, finalists=finalists, tops=tops)
+    _GLOBALS.update(scenarios=scenarios, revealed=revealed, finalists=finalists, tops=tops)
+
+
+def _revealed(u: Any) -> Any:
+    """What ANL tells each side of the other: its ufun without the reservation value."""
+    from negmas.preferences import LinearAdditiveUtilityFunction
+
+    return LinearAdditiveUtilityFunction(
+        values=u.values, weights=u.weights, bias=u._bias, reserved_value=0, outcome_space=u.outcome_space
+    )
 
 
 def _negotiate(job: tuple[type, int, int, int, bool, int]) -> Outcome:
     """One negotiation in a worker: ``(our class, scenario, finalist, our ufun's side, we open, steps)``."""
-    from negmas.preferences import LinearAdditiveUtilityFunction
     from negmas.sao import SAOMechanism
 
     ours_class, scenario_index, finalist, side, we_open, steps = job
     scenario, theirs_class = _GLOBALS["scenarios"][scenario_index], _GLOBALS["finalists"][finalist]
     mine, theirs = scenario.ufuns[side], scenario.ufuns[1 - side]
-
-    def revealed(u: Any) -> Any:  # what ANL tells each side of the other: its ufun without the reservation value
-        return LinearAdditiveUtilityFunction(
-            values=u.values, weights=u.weights, bias=u._bias, reserved_value=0, outcome_space=u.outcome_space
-        )
+    about = _GLOBALS["revealed"][scenario_index]  # what each side was told of the other's ufun
+    about_mine, about_theirs = about[side], about[1 - side]
 
     random.seed(hash(job[1:]) % 2**31)
     np.random.seed(hash(job[1:]) % 2**31)
     mechanism = SAOMechanism(outcome_space=scenario.outcome_space, n_steps=steps)
     with quiet():  # some finalists load pickled models (scikit-learn warns) when they are made
-        ours = ours_class(name="ours", private_info={"opponent_ufun": revealed(theirs)})
-        other = theirs_class(name="other", private_info={"opponent_ufun": revealed(mine)})
+        ours = ours_class(name="ours", private_info={"opponent_ufun": about_theirs})
+        other = theirs_class(name="other", private_info={"opponent_ufun": about_mine})
         pairs = [(ours, mine), (other, theirs)] if we_open else [(other, theirs), (ours, mine)]
         for negotiator, ufun in pairs:
             mechanism.add(negotiator, ufun=ufun)

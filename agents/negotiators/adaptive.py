@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agents.negotiators.acceptance import ac_combi, ac_next, window_best
-from agents.negotiators.bid_plan import BidPlan, acceptance_chance, plan_bids, reservation_bound
+from agents.negotiators.bid_plan import BidPlan, acceptance_chance, plan_bids, plan_zeros, reservation_bound
 from agents.negotiators.opponent import FrequencyModel, nash_row, offers_of, pareto_rows
 from agents.negotiators.strategies import Strategy
 from agents.negotiators.utility import OutcomeSpace, Utility, outcome_space
@@ -117,7 +117,7 @@ class _Memo:
             if frontier.size == 0:
                 frontier = np.flatnonzero(rational)
             assert self.opponent is not None
-            zeros = (self.utility.zero, self.opponent.zero)
+            zeros = plan_zeros(self.utility.zero, self.opponent.zero)
             bound = reservation_bound(self.mine, self.known, lowest, zeros)
             chance = acceptance_chance(self.known, lowest, bound, self.caution, zeros[1])
             self.plan = plan_bids(frontier, self.mine, chance, self.utility.reservation, offers, self.risk)

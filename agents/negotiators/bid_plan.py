@@ -5,7 +5,8 @@ The opponent's reservation value is taken as uniform below a bound: the lowest u
 never offers below that value) or, lower still, its utility at the Nash point of the two utilities without
 reservation values (where ANL's scenario generator draws it from, so that a deal stays possible). Both are
 measured on the utilities' own scales: where scores were normalised, from the score that stands for a raw 0
-(``Utility.zero``), since ANL draws from 0 on raw utilities that need not span [0, 1]. From that prior
+(``Utility.zero``), since ANL draws from 0 on raw utilities that need not span [0, 1], but only while my own
+utility still shows its raw scale (``plan_zeros``). From that prior
 comes the chance that it accepts an outcome, and from the chance the plan: with ``k`` offers left, offer the
 Pareto outcome that maximises my expected gain over my reservation value (raised to ``risk``: below 1, surer deals
 count for more), knowing that a refusal leaves the plan for ``k - 1``. Its value with ``k`` offers left, as a
@@ -18,7 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BidPlan", "acceptance_chance", "reservation_bound", "plan_bids"]
+__all__ = ["BidPlan", "acceptance_chance", "plan_bids", "plan_zeros", "reservation_bound"]
+
+
+def plan_zeros(mine: float, theirs: float) -> tuple[float, float]:
+    """The scores the plan measures from: the raw zeros (``Utility.zero``) when mine lies below my lowest score
+    (both utilities on their raw scales); else neither below its lowest score. ANL's tournament rescales every
+    utility to [0, 1] but reveals the opponent's before rescaling, so a raw zero on its side alone would tilt
+    the Nash point my way and the prior towards opponents that accept anything."""
+    if mine < -1e-9:
+        return mine, theirs
+    return max(mine, 0.0), max(theirs, 0.0)
 
 
 def reservation_bound(

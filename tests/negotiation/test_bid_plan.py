@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.negotiators.bid_plan import acceptance_chance, plan_bids, reservation_bound
+from agents.negotiators.bid_plan import acceptance_chance, plan_bids, plan_zeros, reservation_bound
 
 
 def test_the_reservation_bound_is_the_lowest_offered_level_or_the_nash_point_below_it() -> None:
@@ -66,3 +66,12 @@ def test_aversion_to_risk_makes_the_last_offer_surer_and_the_plan_worth_less() -
     assert theirs[averse.row(1)] == pytest.approx(0.85)  # argmax sqrt(1 - x) x^3 on the grid (6/7 exactly)
     assert averse.value(0) == neutral.value(0) == 0.0
     assert 0.0 < averse.value(1) < neutral.value(1)  # a certainty equivalent: below the expected utility
+
+
+def test_raw_zeros_count_only_while_my_own_utility_shows_its_raw_scale() -> None:
+    # both raw (mine starts above a raw 0): measured from the raw zeros, as ANL's generator draws
+    assert plan_zeros(-0.25, -2 / 3) == (-0.25, -2 / 3)
+    # mine rescaled to start at 0 (ANL's tournament) while the opponent's was revealed raw: neither below its lowest
+    assert plan_zeros(0.0, -0.546) == (0.0, 0.0)
+    assert plan_zeros(0.1, -0.5) == (0.1, 0.0)  # a raw zero above my lowest score stays; theirs stops at its lowest
+    assert plan_zeros(0.0, 0.2) == (0.0, 0.2)
