@@ -23,10 +23,10 @@ __all__ = ["BidPlan", "acceptance_chance", "plan_bids", "plan_zeros", "reservati
 
 
 def plan_zeros(mine: float, theirs: float) -> tuple[float, float]:
-    """The scores the plan measures from: the raw zeros (``Utility.zero``) when mine lies below my lowest score
-    (both utilities on their raw scales); else neither below its lowest score. ANL's tournament rescales every
-    utility to [0, 1] but reveals the opponent's before rescaling, so a raw zero on its side alone would tilt
-    the Nash point my way and the prior towards opponents that accept anything."""
+    """The scores the plan measures from: both raw zeros (``Utility.zero``) when my raw zero lies below my lowest
+    score (my utility still shows its raw scale); else neither lower than its utility's lowest score (0). ANL's
+    tournament rescales every utility to [0, 1] but reveals the opponent's before rescaling, so a raw zero on its
+    side alone would tilt the Nash point my way and the prior towards opponents that accept anything."""
     if mine < -1e-9:
         return mine, theirs
     return max(mine, 0.0), max(theirs, 0.0)
