@@ -1,7 +1,7 @@
 """Inference figures: llama-cpp-python's own high-level API (raw) beside scaleout's batching engine.
 
 Run: .venv/bin/python bench/inference.py [--tokens 64] [--reps 5] [--llama-bench PATH] [--llama-server PATH]
-[--flash-attn] [--unified-kv] [--quick]. Prints one table;
+[--no-flash-attn] [--unified-kv] [--quick]. Prints one table;
 figures are noisy on shared machines, so read the ratios (each row measures raw and platform in the same run,
 single-stream and constrained rows as medians of repetitions). Raw figures come from a child process, so the
 two llama.cpp users never share a process. ``--llama-bench`` also runs llama.cpp's own ``llama-bench`` (built
@@ -277,7 +277,7 @@ async def main(
     bench_path: str | None,
     server_path: str | None = None,
     quick: bool = False,
-    flash_attn: bool = False,
+    flash_attn: bool = True,
     kv_streams: bool = True,
 ) -> None:
     if server_path:  # first, while nothing else of this process holds a model
@@ -388,7 +388,9 @@ if __name__ == "__main__":
     )
     parser.add_argument("--quick", action="store_true", help="only single-stream, constrained and the comparisons")
     parser.add_argument(
-        "--flash-attn", action="store_true", help="the engine of the llama-server comparison with flash attention"
+        "--no-flash-attn",
+        action="store_true",
+        help="the engine of the llama-server comparison without flash attention (outputs vary less with batching)",
     )
     parser.add_argument(
         "--unified-kv",
@@ -410,6 +412,6 @@ if __name__ == "__main__":
             args.llama_bench,
             args.llama_server,
             args.quick,
-            args.flash_attn,
+            not args.no_flash_attn,
             not args.unified_kv,
         )

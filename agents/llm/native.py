@@ -139,7 +139,7 @@ class ContextConfig:
     n_seq: int = 32
     n_batch: int = 512
     n_threads: int = 0  # 0 = every core
-    flash_attn: bool = False  # off: attention sums do not depend on other sequences, so batching is exact
+    flash_attn: bool = True  # off: slower, but batching changes greedy outputs less often (docs/inference.md)
     kv_streams: bool = False
 
     def threads(self) -> int:

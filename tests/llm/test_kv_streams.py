@@ -15,7 +15,7 @@ from tests.llm.test_mixed_batch import PROMPTS, MarginSampler, assert_same_until
 
 pytestmark = [pytest.mark.model, pytest.mark.anyio]
 Wait = Callable[..., Awaitable[Job]]
-STREAMS = ContextConfig(n_ctx=4096, n_seq=8, n_batch=256, kv_streams=True)  # 512 cells a sequence
+STREAMS = ContextConfig(n_ctx=4096, n_seq=8, n_batch=256, kv_streams=True, flash_attn=False)  # 512 cells a sequence
 
 
 def _greedy(model: NativeModel, text: str, n: int = 16, **kw: object) -> Job:
@@ -27,7 +27,7 @@ async def test_batched_streams_give_each_sequence_its_output_alone_in_one_cache(
 ) -> None:
     """Eight sequences batched over their own streams produce what each produces alone in a unified cache,
     up to a near-tie of its top two logits."""
-    alone = Engine(weights, ContextConfig(n_ctx=1024, n_seq=1, n_batch=256))
+    alone = Engine(weights, ContextConfig(n_ctx=1024, n_seq=1, n_batch=256, flash_attn=False))
     streams = Engine(weights, STREAMS)
     try:
         references = [await wait_done(alone.submit(_greedy(weights, p)), 60) for p in PROMPTS]
