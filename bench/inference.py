@@ -277,7 +277,7 @@ async def main(
     bench_path: str | None,
     server_path: str | None = None,
     quick: bool = False,
-    flash_attn: bool = True,
+    flash_attn: bool = ContextConfig.flash_attn,  # the engine's default
     kv_streams: bool = True,
 ) -> None:
     if server_path:  # first, while nothing else of this process holds a model

@@ -196,7 +196,7 @@ async def compare(
     reps: int,
     levels: tuple[int, ...] = LEVELS,
     *,
-    flash_attn: bool = True,
+    flash_attn: bool = ContextConfig.flash_attn,  # the engine's default
     kv_streams: bool = True,
 ) -> list[str]:
     """Run both sides, interleaved, at every level and prompt size; the table's lines (``flash_attn`` and
