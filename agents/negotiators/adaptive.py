@@ -152,14 +152,17 @@ class _Memo:
 
 
 class Adaptive(Strategy):
-    """Concedes on target(t) = lo + (max - lo) * (1 - t^(1/e)), lo = max(reservation, the opponent's best offer
-    to me), pulled down by ``reciprocity`` times the opponent's own concession; offers the outcome of my target
-    band the opponent rates highest (one I have not offered yet when there is one); accepts by AC_combi.
-    Endgame (my last ``endgame_moves`` moves): ``endgame_hold`` of the way from the opponent's best offer up to my
-    target, then that best offer itself (with a known opponent utility: the outcome best for me among those the
-    opponent values at least as much as its own last offer); on my last move it accepts only an offer keeping at
-    least ``1 - slack`` of the gain over my reservation value that the opponent's best offer gave. With a known
-    opponent utility it also accepts, from ``accept_from`` on, any offer at least as good as the Nash point.
+    """Concedes on target(t) = lo + (max - lo) * (1 - max(t^(1/e), ramp)), lo = max(reservation, the opponent's
+    best offer to me), ramp = (1 - k / ``ramp_moves``)^2 with k my answerable offers left (so a 20-step negotiation
+    concedes over its last rounds, not its last two), pulled down by ``reciprocity`` times the opponent's own
+    concession; offers the outcome of my target band the opponent rates highest (one I have not offered yet when
+    there is one); accepts by AC_combi. Moves are counted as offers the opponent can still answer (when it opened,
+    my move in the last round cannot be answered). Endgame (my last ``endgame_moves`` answerable offers):
+    ``endgame_hold`` of the way from the opponent's best offer up to my target, then that best offer itself (with
+    a known opponent utility: the outcome best for me among those the opponent values at least as much as its own
+    last offer); on my last move it accepts only an offer keeping at least ``1 - slack`` of the gain over my
+    reservation value that the opponent's best offer gave. With a known opponent utility it also accepts, from
+    ``accept_from`` on, any offer at least as good as the Nash point.
     With a known opponent utility and ``plan`` on, all of that gives way to a ``BidPlan``: offer the plan's
     outcome for the offers I have left, accept what is worth at least the plan's value; ``caution`` shapes the
     plan's acceptance model (``bid_plan.acceptance_chance``) and ``risk`` its aversion to a refused offer
@@ -181,11 +184,14 @@ class Adaptive(Strategy):
         plan: bool = True,
         caution: float = 3.0,
         risk: float = 0.1,
+        ramp_moves: int = 6,
     ) -> None:
         if exponent <= 0:
             raise ValueError("the concession exponent must be > 0 (0.1 holds out, 1 is linear)")
         if caution <= 0:
             raise ValueError("caution must be > 0 (1: the plan's acceptance model as is, 3: refusals weigh more)")
+        if ramp_moves < 0:
+            raise ValueError("ramp_moves must be >= 0 (0: concede on time alone, 6: over my last 6 offers)")
         if not 0 < risk <= 1:
             raise ValueError("risk must be in (0, 1] (1: the plan maximises expected utility, lower: surer deals)")
         self.exponent = exponent
@@ -200,6 +206,7 @@ class Adaptive(Strategy):
         self.plan = plan
         self.caution = caution
         self.risk = risk
+        self.ramp_moves = ramp_moves
         self._memo: _Memo | None = None
         self._per_negotiation = False
 
@@ -219,6 +226,7 @@ class Adaptive(Strategy):
             plan=self.plan,
             caution=self.caution,
             risk=self.risk,
+            ramp_moves=self.ramp_moves,
         )
         fresh._per_negotiation = True
         return fresh
@@ -244,7 +252,8 @@ class Adaptive(Strategy):
         lo = max(r, float(received.max())) if offered else r
         row = nash_row(mine, theirs, r)
         nash = float(mine[row]) if row is not None else r
-        curve = lo + (top - lo) * (1.0 - req.time ** (1.0 / self.exponent))
+        conceded_share = max(req.time ** (1.0 / self.exponent), self._ramp(req))
+        curve = lo + (top - lo) * (1.0 - conceded_share)
         conceded = float(received.max() - received[0]) if offered else 0.0
         target = max(lo, min(curve, top - self.reciprocity * conceded))
         last_theirs = None
@@ -258,6 +267,23 @@ class Adaptive(Strategy):
 
     def _moves_left(self, req: RespondRequest) -> int:
         return req.max_rounds - req.round
+
+    def _ramp(self, req: RespondRequest) -> float:
+        """The least share of the way to ``lo`` conceded by now, counted in offers: quadratic over my last
+        ``ramp_moves`` answerable offers, so a short negotiation leaves reciprocal opponents time to answer."""
+        if self.ramp_moves <= 0:
+            return 0.0
+        return max(0.0, 1.0 - self._answerable_left(req) / self.ramp_moves) ** 2
+
+    def _answerable_left(self, req: RespondRequest) -> int:
+        """My offers after this one that the opponent can still answer (-1: not even this one). When it opens
+        the rounds, my move in the last round ends the negotiation (time 1), so my last answerable offer is the
+        round before."""
+        left = self._moves_left(req)
+        if left <= 0:
+            return 0 if req.time < 1.0 else -1
+        first = not req.history or req.history[0].sender == req.me
+        return left - (0 if first else 1)
 
     def _their_level(self, view: AdaptiveView, space: OutcomeSpace, r: float) -> Offer | None:
         """The outcome best for me among those the opponent values at least as much as its own last offer."""
@@ -275,7 +301,7 @@ class Adaptive(Strategy):
         if float(view.mine.max()) < r:
             return None
         level = max(view.target, r)
-        left = self._moves_left(req)
+        left = self._answerable_left(req)
         if view.best_seen is not None and left < self.endgame_moves:
             best = float(view.received.max())
             if best >= r and left == 0:

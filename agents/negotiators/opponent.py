@@ -80,11 +80,20 @@ class FrequencyModel:
         return np.asarray(raw / raw.sum())
 
     def value_scores(self, k: int) -> np.ndarray:
-        """Estimated preference for each value of issue ``k`` in [0, 1] (1: its most offered value)."""
+        """Estimated preference for each value of issue ``k`` in [0, 1] (1: its most offered value). On a numeric
+        issue a value not offered scores by its distance from the offered ones (next to one it offers: almost as
+        good to it; at the far end: 0), as preferences over prices, quantities and days are mostly monotone."""
         counts = self.counts[k]
         if counts.max() <= 0:
             return np.ones(len(counts))
-        return np.asarray(((counts + 1.0) / (counts.max() + 1.0)) ** VALUE_EXPONENT)
+        scores = ((counts + 1.0) / (counts.max() + 1.0)) ** VALUE_EXPONENT
+        n = len(counts)
+        if self.issues[k].labels is not None or n < 2:
+            return np.asarray(scores)
+        offered = np.flatnonzero(counts > 0)
+        position = np.arange(n)
+        near = 1.0 - np.abs(position[:, None] - offered[None, :]) / (n - 1)
+        return np.asarray((near * scores[offered][None, :]).max(axis=1))
 
     def scores(self, points: np.ndarray) -> np.ndarray:
         """Estimated opponent utility of outcome rows (columns in issue order), in [0, 1]."""

@@ -8,7 +8,7 @@ import pytest
 
 from agents.negotiators import LinearUtility, Preferences, Strategy, Utility, get_strategy, outcome_space
 from agents.negotiators.adaptive import Adaptive
-from protocol.negotiation import Action, Issue, Offer, OfferRecord, RespondRequest
+from protocol.negotiation import Action, Issue, Offer, OfferRecord, RespondRequest, Response
 
 
 def _request(issues: list[Issue], history: list[OfferRecord], rnd: int, max_rounds: int, time: float) -> RespondRequest:
@@ -61,25 +61,69 @@ def test_registered_by_name() -> None:
         Adaptive(exponent=0)
 
 
+def _alternating(first: str, theirs: list[Offer], mine: Offer) -> list[OfferRecord]:
+    """A history of ``len(theirs)`` rounds, ``first`` opening each: their offers in order, mine always ``mine``."""
+    history = []
+    for rnd, offer in enumerate(theirs, 1):
+        pair = [OfferRecord(sender="them", round=rnd, offer=offer), OfferRecord(sender="me", round=rnd, offer=mine)]
+        history += pair if first == "them" else pair[::-1]
+    return history
+
+
 def test_last_move_refuses_a_hardliners_worse_offer(issues: list[Issue], buyer_prefs: Preferences) -> None:
     u, space, strategy = LinearUtility(buyer_prefs, issues), outcome_space(issues), get_strategy("adaptive")
     good = Offer(values={"price": 100.0, "quantity": 110.0, "day": 3.0})  # 0.6 to the buyer
     poor = Offer(values={"price": 110.0, "quantity": 100.0, "day": 4.0})  # 0.4: above the reservation 0.3
+    ask = Offer(values={"price": 80.0, "quantity": 100.0, "day": 1.0})  # the buyer's best
     assert u(good) > u(poor) > u.reservation
-    history = [OfferRecord(sender="them", round=1, offer=good)]
-    history += [OfferRecord(sender="them", round=r, offer=poor) for r in range(2, 10)]
-    last = strategy.respond(_request(issues, history, rnd=10, max_rounds=10, time=1.0), u, space)
+    theirs = [good, *[poor] * 9]  # rounds 1-10, the last round's offer standing
+
+    def move(first: str, rnd: int) -> Response:
+        history = _alternating(first, theirs[:rnd], ask)
+        if first == "me":  # I open round rnd: their offer of that round is not made yet
+            history = [h for h in history if h.round < rnd or h.sender == "me"][:-1]
+            history.append(OfferRecord(sender="them", round=rnd - 1, offer=theirs[rnd - 2]))
+            history = sorted(history, key=lambda h: (h.round, h.sender != "me"))
+        else:
+            history = history[:-1]  # my move of round rnd is the one being decided
+        turn = 2 * (rnd - 1) + (first == "them")
+        return strategy.respond(_request(issues, history, rnd=rnd, max_rounds=10, time=turn / 19), u, space)
+
+    # they open every round: my move in round 10 ends the negotiation (time 1) and keeps the floor of their best
+    last = move("them", 10)
     assert last.action is not Action.ACCEPT, "the last move keeps the floor of the best offer they made"
-    # opening the last round (they answer last) it sends their own best offer back instead of taking the worse one
-    opening = strategy.respond(_request(issues, history, rnd=10, max_rounds=10, time=0.95), u, space)
+    # so my last offer they can answer is round 9's: their own best offer back, halfway down to it in round 8
+    answerable = move("them", 9)
+    assert answerable.action is Action.COUNTER and answerable.offer == good
+    before = move("them", 8)
+    assert before.action is Action.COUNTER and before.offer is not None and u(before.offer) > u(good)
+    # I open every round: they answer my round-10 offer, so that one is their best back and round 9 goes halfway
+    opening = move("me", 10)
     assert opening.action is Action.COUNTER and opening.offer == good
-    # one move earlier it goes only halfway down to it
-    before = strategy.respond(_request(issues, history, rnd=9, max_rounds=10, time=0.85), u, space)
+    before = move("me", 9)
     assert before.action is Action.COUNTER and before.offer is not None and u(before.offer) > u(good)
     # a hardliner's constant offer is its best: on the last move taking it beats no deal
     steady = [OfferRecord(sender="them", round=r, offer=poor) for r in range(1, 10)]
     taken = strategy.respond(_request(issues, steady, rnd=10, max_rounds=10, time=1.0), u, space)
     assert taken.action is Action.ACCEPT
+
+
+def test_a_short_negotiation_concedes_before_its_last_rounds(issues: list[Issue], buyer_prefs: Preferences) -> None:
+    """Time alone (exponent 0.05) would hold the top until the last two of 20 rounds; the ramp starts six
+    answerable offers before the end, so a reciprocal opponent has rounds left to answer."""
+    u = LinearUtility(buyer_prefs, issues)
+    poor = Offer(values={"price": 120.0, "quantity": 120.0, "day": 5.0})  # 0 to the buyer
+    ask = Offer(values={"price": 80.0, "quantity": 100.0, "day": 1.0})
+    history = _alternating("me", [poor] * 15, ask)
+
+    def target(strategy: Adaptive) -> float:
+        req = _request(issues, history, rnd=16, max_rounds=20, time=30 / 39)
+        return strategy.target(req, u)
+
+    assert target(Adaptive(ramp_moves=0)) == pytest.approx(1.0, abs=0.01)
+    ramped = target(Adaptive())  # 4 answerable offers after this one (rounds 17-20): (1 - 4/6)^2 of the way down
+    assert ramped == pytest.approx(1.0 - 0.7 * (2 / 6) ** 2, abs=0.01)  # from the top 1 to the reservation 0.3
+    assert ramped < target(Adaptive(ramp_moves=0))
 
 
 def test_holds_out_against_a_hardliner_before_the_end(issues: list[Issue], buyer_prefs: Preferences) -> None:

@@ -86,3 +86,21 @@ def test_acceptance_conditions() -> None:
     assert not ac_combi(0.5, 0.8, time=0.95, deadline=0.9, recent_best=0.6, floor=0.4), "they offered better"
     assert not ac_combi(0.5, 0.8, time=0.95, deadline=0.9, recent_best=0.5, floor=0.55), "below my floor"
     assert ac_combi(0.8, 0.8, time=0.1, deadline=0.9, recent_best=0.9, floor=0.95), "AC_next alone suffices"
+
+
+def test_a_steady_offer_ranks_numeric_values_by_distance(issues: list[Issue]) -> None:
+    """A hardliner repeating one offer still tells the model which way it leans on a numeric issue: a value next to
+    the one it offers scores above one at the far end. Categorical values have no distance, so all others tie."""
+    steady = [Offer(values={"price": 120.0, "quantity": 100.0, "day": 3.0})] * 10
+    model = FrequencyModel.from_offers(issues, steady)
+    price = model.value_scores(0)  # 80, 90, 100, 110, 120
+    assert price[-1] == pytest.approx(1.0) and np.all(np.diff(price) > 0)
+    day = model.value_scores(2)  # 1..5, offered 3: single-peaked
+    assert day[2] == pytest.approx(1.0) and day[1] == pytest.approx(day[3]) and day[1] > day[0]
+    colour = Issue.categorical("colour", ["red", "green", "blue"])
+    labelled = FrequencyModel.from_offers([colour], [Offer(values={"colour": 0.0})] * 10).value_scores(0)
+    assert labelled[0] == pytest.approx(1.0) and labelled[1] == pytest.approx(labelled[2]) and labelled[1] < 1.0
+    # the estimated Nash point against such a hardliner is a middle outcome, not one it rates at the floor
+    space = outcome_space(issues)
+    theirs = model.scores(space.points)
+    assert theirs.min() < 0.3 and np.sort(theirs)[len(theirs) // 2] > 0.5
