@@ -208,3 +208,33 @@ def test_without_the_extra_the_core_imports_and_the_bridge_names_it(tmp_path: Pa
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "pip install 'scaleout[negotiation]'" in result.stdout
+
+
+def test_the_adaptive_strategy_agrees_with_reciprocal_negmas_agents_in_20_steps() -> None:
+    """The league's 20-step linear scenarios (seeds 1-3), each side and each opening order: MiCRO concedes only for
+    new offers and naive tit-for-tat only as much as we do, so holding the top until the last two rounds (and
+    offering their best back when it could no longer be answered) failed most of these before."""
+    from negmas.sao import MiCRONegotiator, NaiveTitForTatNegotiator
+
+    from bench.league import linear_scenario
+
+    adaptive = negmas_negotiator_class("adaptive")
+    agreed: dict[str, int] = {"MiCRO": 0, "tit-for-tat": 0}
+    for label, opponent in (("MiCRO", MiCRONegotiator), ("tit-for-tat", NaiveTitForTatNegotiator)):
+        for seed in (1, 2, 3):
+            scenario = linear_scenario(seed, 0)
+            for mine, theirs in (scenario.ufuns, scenario.ufuns[::-1]):
+                for we_open in (True, False):
+                    mechanism = SAOMechanism(outcome_space=scenario.outcome_space, n_steps=20)
+                    pair = [(adaptive(name="ours"), mine), (opponent(name="theirs"), theirs)]
+                    for negotiator, ufun in pair if we_open else pair[::-1]:
+                        mechanism.add(negotiator, ufun=ufun)
+                    agreement = mechanism.run().agreement
+                    if agreement is not None:
+                        assert mine(agreement) >= mine.reserved_value
+                        agreed[label] += 1
+                    if seed == 1 and mine is scenario.ufuns[0] and label == "MiCRO":
+                        # MiCRO's best offer is worth 0.59 to us (reservation 0.39): a deal whoever opens
+                        assert agreement is not None, f"no deal with MiCRO (we open: {we_open})"
+    # measured 8 and 11 of 12 (before: 2 and 5)
+    assert agreed["MiCRO"] >= 7 and agreed["tit-for-tat"] >= 10, agreed
