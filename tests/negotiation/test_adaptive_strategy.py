@@ -79,13 +79,10 @@ def test_last_move_refuses_a_hardliners_worse_offer(issues: list[Issue], buyer_p
     theirs = [good, *[poor] * 9]  # rounds 1-10, the last round's offer standing
 
     def move(first: str, rnd: int) -> Response:
-        history = _alternating(first, theirs[:rnd], ask)
-        if first == "me":  # I open round rnd: their offer of that round is not made yet
-            history = [h for h in history if h.round < rnd or h.sender == "me"][:-1]
-            history.append(OfferRecord(sender="them", round=rnd - 1, offer=theirs[rnd - 2]))
-            history = sorted(history, key=lambda h: (h.round, h.sender != "me"))
-        else:
-            history = history[:-1]  # my move of round rnd is the one being decided
+        if first == "me":  # I open round rnd: rounds 1 to rnd - 1 are complete
+            history = _alternating("me", theirs[: rnd - 1], ask)
+        else:  # they opened round rnd: their offer of it stands, my reply is the move being decided
+            history = _alternating("them", theirs[:rnd], ask)[:-1]
         turn = 2 * (rnd - 1) + (first == "them")
         return strategy.respond(_request(issues, history, rnd=rnd, max_rounds=10, time=turn / 19), u, space)
 
