@@ -123,6 +123,35 @@ def test_a_short_negotiation_concedes_before_its_last_rounds(issues: list[Issue]
     assert ramped < target(Adaptive(ramp_moves=0))
 
 
+def test_with_nothing_of_theirs_acceptable_the_endgame_offers_something_new_near_nash(
+    issues: list[Issue], buyer_prefs: Preferences, seller_prefs: Preferences
+) -> None:
+    """Every offer of theirs is below my reservation: my last answerable offer is the (here known) Nash point, or,
+    once I have offered it, a new outcome worth as much (MiCRO concedes only for new offers); never my best
+    outcome, which they have refused from the start."""
+    mine, theirs, space = LinearUtility(buyer_prefs, issues), LinearUtility(seller_prefs, issues), outcome_space(issues)
+    poor = Offer(values={"price": 120.0, "quantity": 120.0, "day": 5.0})  # 0 to me, below my reservation 0.3
+    ask = Offer(values={"price": 80.0, "quantity": 100.0, "day": 1.0})  # my best
+    informed = Adaptive(plan=False).for_negotiation(opponent=theirs)
+
+    def last_offer(my_offers: list[Offer], strategy: Adaptive) -> Offer:
+        history = _alternating("me", [poor] * 9, ask)  # I open: round 10's offer is the last they can answer
+        for k, offer in enumerate(my_offers):
+            history[-2 - 2 * k] = OfferRecord(sender="me", round=9 - k, offer=offer)
+        move = strategy.respond(_request(issues, history, rnd=10, max_rounds=10, time=18 / 19), mine, space)
+        assert move.action is Action.COUNTER and move.offer is not None
+        return move.offer
+
+    nash = last_offer([], informed)
+    assert 0.3 < mine(nash) < mine(ask) and theirs(nash) > 0.3
+    again = last_offer([nash], informed)
+    assert again not in (nash, ask), "a new outcome, not the one they refused"
+    assert mine(nash) - 1e-9 <= mine(again) <= mine(nash) + informed.band + 1e-9
+    # an opponent that wants what I want: the Nash point is my best outcome, refused all along, so not offered
+    alike = Adaptive(plan=False).for_negotiation(opponent=mine)
+    assert mine(last_offer([], alike)) < mine(ask)
+
+
 def test_holds_out_against_a_hardliner_before_the_end(issues: list[Issue], buyer_prefs: Preferences) -> None:
     u, space, strategy = LinearUtility(buyer_prefs, issues), outcome_space(issues), get_strategy("adaptive")
     poor = Offer(values={"price": 110.0, "quantity": 100.0, "day": 4.0})  # 0.4 to the buyer
