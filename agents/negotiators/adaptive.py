@@ -161,9 +161,10 @@ class Adaptive(Strategy):
     ``endgame_hold`` of the way from the opponent's best offer up to my target, then that best offer itself (with
     a known opponent utility: the outcome best for me among those the opponent values at least as much as its own
     last offer); when no offer of theirs clears my reservation value, the estimated Nash point instead (never my
-    best outcome, and a new outcome worth as much once I have offered it); on my last move it accepts only an offer
-    keeping at least ``1 - slack`` of the gain over my reservation value that the opponent's best offer gave. With
-    a known opponent utility it also accepts, from ``accept_from`` on, any offer at least as good as the Nash point.
+    best outcome, and a new outcome up to ``band`` below it once I have offered it); on my last move it accepts
+    only an offer keeping at least ``1 - slack`` of the gain over my reservation value that the opponent's best
+    offer gave. With a known opponent utility it also accepts, from ``accept_from`` on, any offer at least as good
+    as the Nash point.
     With a known opponent utility and ``plan`` on, all of that gives way to a ``BidPlan``: offer the plan's
     outcome for the offers I have left, accept what is worth at least the plan's value; ``caution`` shapes the
     plan's acceptance model (``bid_plan.acceptance_chance``) and ``risk`` its aversion to a refused offer
@@ -314,13 +315,13 @@ class Adaptive(Strategy):
                 level = best + (level - best) * self.endgame_hold  # part of the way (half by default) first
             else:
                 # nothing of theirs clears my reservation: the estimated Nash point, but not my best outcome (they
-                # have refused it from the start), and a new outcome worth as much when I offered it before
+                # have refused it from the start), and once I have offered it a new outcome worth up to a band less
                 # (reciprocal opponents such as MiCRO concede only for new offers)
                 row = nash_row(view.mine, view.theirs, r)
                 if row is not None and float(view.mine[row]) < float(view.mine.max()) - 1e-12:
                     if not view.offered_rows[row]:
                         return space.offer(row)
-                    level = float(view.mine[row])
+                    level = float(view.mine[row]) - self.band
         above = view.mine >= level - 1e-12
         if not above.any():
             above = view.mine >= float(view.mine.max()) - 1e-12
